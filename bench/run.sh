@@ -1,0 +1,44 @@
+#!/bin/sh
+# bench/run.sh: `make bench`. Runs the loop micro-benchmarks of coreio,
+# python3's asyncio and uvloop in one go and prints a Markdown table with each
+# figure and the ratio of the peer's figure to coreio's (above 1: coreio is
+# faster or smaller). Peers that are missing are reported and skipped.
+set -eu
+b=${1:-.}
+s=${2:-.}
+scale=${BENCH_SCALE:-1}
+py=/usr/bin/python3
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+pin() {
+    # The loop thread on CPU 0; threaded benchmarks put producers on CPU 1.
+    if command -v taskset >/dev/null 2>&1; then taskset -c 0,1 "$@"; else "$@"; fi
+}
+
+echo "# coreio loop benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m))" >&2
+pin "$b/bench/bench_loop" --scale "$scale" >>"$out"
+for impl in asyncio uvloop; do
+    if [ -x "$py" ] && "$py" -c "import $impl" 2>/dev/null; then
+        pin "$py" "$s/bench/loop_py.py" --loop "$impl" --scale "$scale" >>"$out"
+    else
+        echo "skipped $impl: $py cannot import it (Debian: python3, python3-uvloop)" >&2
+    fi
+done
+
+awk -F'\t' '
+    { v[$1 "," $2] = $3; unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
+    function ratio(peer, m) {
+        if (v[peer "," m] == "" || v["coreio," m] == "" || v["coreio," m] + 0 == 0 || v[peer "," m] == "nan") return "-"
+        return sprintf("%.2f", v[peer "," m] / v["coreio," m])
+    }
+    function cell(peer, m) { return v[peer "," m] == "" ? "-" : v[peer "," m] }
+    END {
+        print "| metric | unit | coreio | asyncio | uvloop | asyncio/coreio | uvloop/coreio |"
+        print "|---|---|---|---|---|---|---|"
+        for (i = 0; i < n; i++) {
+            m = order[i]
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, unit[m], cell("coreio", m),
+                cell("asyncio", m), cell("uvloop", m), ratio("asyncio", m), ratio("uvloop", m)
+        }
+    }' "$out"

@@ -1,0 +1,15 @@
+/*
+ * coreio.h: the whole public API. coreio renders asyncio's low-level event loop
+ * API in C; see docs/ and each header in coreio/ for one area.
+ */
+#ifndef COREIO_H
+#define COREIO_H
+
+#include "coreio/common.h"
+#include "coreio/error.h"
+#include "coreio/log.h"
+#include "coreio/loop.h"
+#include "coreio/future.h"
+#include "coreio/policy.h"
+
+#endif /* COREIO_H */

@@ -1,0 +1,53 @@
+/*
+ * coreio/error.h: error codes. Every coreio call that can fail returns 0 or a
+ * negative error: a negated errno value (-EINVAL) or one of coreio's own codes
+ * below, all under -4000.
+ */
+#ifndef COREIO_ERROR_H
+#define COREIO_ERROR_H
+
+#include "coreio/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * coreio's own error codes: X(NAME, value, message). The table generates the
+ * enum, cio_strerror() and cio_err_name(); values are stable.
+ */
+#define CIO_ERRNO_MAP(X)                                                                           \
+    X(CLOSED, -4001, "event loop is closed")                                                       \
+    X(RUNNING, -4002, "this event loop is already running")                                        \
+    X(OTHERLOOP, -4003, "another event loop is running in this thread")                            \
+    X(NOLOOP, -4004, "no running event loop")                                                      \
+    X(STOPPED, -4005, "event loop stopped before the future completed")                            \
+    X(INVALIDSTATE, -4006, "invalid state for this future operation")                              \
+    X(WRONGTHREAD, -4007, "non-thread-safe call from a thread other than the loop's")              \
+    X(NOPOLICYLOOP, -4008, "no current event loop in this thread")                                 \
+    X(BACKEND, -4009, "the I/O backend (libevent) failed")
+
+/** coreio's own error codes (all negative, below -4000). */
+enum cio_errno {
+#define CIO__ERRNO_ENUM(name, value, msg) CIO_E##name = (value),
+    CIO_ERRNO_MAP(CIO__ERRNO_ENUM)
+#undef CIO__ERRNO_ENUM
+};
+
+/**
+ * Describe an error code: coreio's own codes, or a negated errno value (the
+ * system's message). Returns a static string, never NULL. Any thread.
+ */
+CIO_EXTERN const char *cio_strerror(int err);
+
+/**
+ * Name an error code: "CIO_ECLOSED", "ECONNRESET", "0" for success, or
+ * "unknown" when the value is neither. Returns a static string. Any thread.
+ */
+CIO_EXTERN const char *cio_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_ERROR_H */

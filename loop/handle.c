@@ -1,0 +1,168 @@
+/*
+ * loop/handle.c: handles and the ready queue. Every scheduled callback lives in
+ * a slot of the loop's slab; a cio_handle_t names it by index and generation,
+ * so stale handles are detected instead of touching a reused slot. The slab and
+ * the ready ring grow by doubling and are reused, so call_soon allocates
+ * nothing in steady state.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define SLAB_MIN 64
+
+/* Take a free slot, growing the slab if none is left. */
+int cio__slab_alloc(cio__slab_t *s, uint32_t *index)
+{
+    if (s->free_head == UINT32_MAX) {
+        uint32_t old = s->cap, cap = old ? old * 2 : SLAB_MIN;
+        if (cap <= old)
+            return -ENOMEM;
+        cio__slot_t *v = realloc(s->v, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        /* Chain the new slots in index order so low indexes are used first. */
+        for (uint32_t i = old; i < cap; i++) {
+            v[i] = (cio__slot_t){.gen = 1, .next_free = i + 1 < cap ? i + 1 : UINT32_MAX};
+        }
+        s->v = v;
+        s->cap = cap;
+        s->free_head = old;
+    }
+    *index = s->free_head;
+    s->free_head = s->v[*index].next_free;
+    return 0;
+}
+
+/* Return a slot to the free list; its generation moves on so handles go stale. */
+void cio__slab_free(cio__slab_t *s, uint32_t index)
+{
+    cio__slot_t *slot = &s->v[index];
+    slot->state = CIO__SLOT_FREE;
+    slot->gen++;
+    slot->next_free = s->free_head;
+    s->free_head = index;
+}
+
+void cio__slab_destroy(cio__slab_t *s)
+{
+    free(s->v);
+    *s = (cio__slab_t){.free_head = UINT32_MAX};
+}
+
+int cio__ring_push(cio__ring_t *r, uint32_t index)
+{
+    uint32_t cap = r->v ? r->mask + 1 : 0;
+    if (r->len == cap) {
+        uint32_t ncap = cap ? cap * 2 : SLAB_MIN;
+        if (ncap <= cap)
+            return -ENOMEM;
+        uint32_t *v = malloc((size_t)ncap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        /* Unwrap the old ring into the start of the new one. */
+        for (uint32_t i = 0; i < r->len; i++)
+            v[i] = r->v[(r->head + i) & r->mask];
+        free(r->v);
+        r->v = v;
+        r->mask = ncap - 1;
+        r->head = 0;
+    }
+    r->v[(r->head + r->len) & r->mask] = index;
+    r->len++;
+    return 0;
+}
+
+void cio__ring_destroy(cio__ring_t *r)
+{
+    free(r->v);
+    *r = (cio__ring_t){0};
+}
+
+/* Release what a slot holds (a future reference) and free it. */
+void cio__slot_release(cio_loop_t *loop, uint32_t index)
+{
+    cio__slot_t *slot = &loop->slab.v[index];
+    cio_future_t *fut = slot->kind == CIO__SLOT_DONE ? slot->fut : NULL;
+    cio__slab_free(&loop->slab, index);
+    cio_future_unref(fut);
+}
+
+/* The checks every non-thread-safe scheduling call makes. */
+int cio__schedule_check(cio_loop_t *loop, const void *cb)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    if (atomic_load_explicit(&loop->closed, memory_order_relaxed))
+        return CIO_ECLOSED;
+    if (loop->debug && cio__wrong_thread(loop))
+        return CIO_EWRONGTHREAD;
+    return 0;
+}
+
+/* Put a copy of @p proto in a new slot at the end of the ready queue. */
+int cio__schedule(cio_loop_t *loop, const cio__slot_t *proto, cio_handle_t *handle)
+{
+    uint32_t index;
+    int rc = cio__slab_alloc(&loop->slab, &index);
+    if (rc < 0)
+        return rc;
+    rc = cio__ring_push(&loop->ready, index);
+    if (rc < 0) {
+        cio__slab_free(&loop->slab, index);
+        return rc;
+    }
+    cio__slot_t *slot = &loop->slab.v[index];
+    uint32_t gen = slot->gen;
+    *slot = *proto;
+    slot->gen = gen;
+    slot->state = CIO__SLOT_READY;
+    slot->in_heap = 0;
+    if (handle)
+        *handle = (cio_handle_t){.loop = loop, .slot = index, .gen = gen, .when = NAN};
+    return 0;
+}
+
+int cio_loop_call_soon(cio_loop_t *loop, cio_callback_t cb, void *arg, cio_handle_t *handle)
+{
+    int rc = cio__schedule_check(loop, (const void *)cb);
+    if (rc < 0)
+        return rc;
+    cio__slot_t proto = {.fn.cb = cb, .arg = arg, .kind = CIO__SLOT_PLAIN};
+    return cio__schedule(loop, &proto, handle);
+}
+
+/* The live slot a handle names, or NULL if the handle is stale or zero. */
+static cio__slot_t *handle_slot(cio_handle_t h)
+{
+    if (!h.loop || h.slot >= h.loop->slab.cap)
+        return NULL;
+    cio__slot_t *slot = &h.loop->slab.v[h.slot];
+    if (slot->gen != h.gen || slot->state == CIO__SLOT_FREE)
+        return NULL;
+    return slot;
+}
+
+void cio_handle_cancel(cio_handle_t h)
+{
+    cio__slot_t *slot = handle_slot(h);
+    if (!slot || slot->state == CIO__SLOT_CANCELLED)
+        return;
+    /* A cancelled timer stays in the heap until it surfaces or is compacted. */
+    if (slot->in_heap)
+        h.loop->timers_cancelled++;
+    slot->state = CIO__SLOT_CANCELLED;
+}
+
+bool cio_handle_cancelled(cio_handle_t h)
+{
+    cio__slot_t *slot = handle_slot(h);
+    return slot && slot->state == CIO__SLOT_CANCELLED;
+}
+
+double cio_handle_when(cio_handle_t h)
+{
+    return h.loop ? h.when : NAN;
+}

@@ -1,0 +1,220 @@
+/*
+ * loop/mailbox.c: call_soon_threadsafe, the only way into a loop from another
+ * thread. Producers push onto a lock-free multi-producer single-consumer queue
+ * (Vyukov's: one atomic exchange per push); the loop drains all of it after
+ * every poll. The eventfd is written only when the loop has said it is about to
+ * sleep, and only by the one producer that clears that flag, so a busy loop
+ * receives messages without a single system call.
+ *
+ * Nodes are carved from blocks of MBOX_BLOCK that each producer thread keeps
+ * for itself; a block is freed when its last node has been consumed, so a
+ * message costs one malloc in MBOX_BLOCK and no cross-thread free per message.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+
+#define MBOX_BLOCK 64
+
+/* A block of nodes. @refs counts nodes not yet consumed, plus one while the
+ * producer thread still carves from it. */
+typedef struct cio__mbox_block {
+    _Atomic uint32_t refs;
+    cio__mbox_node_t nodes[MBOX_BLOCK];
+} mbox_block_t;
+
+/* The calling thread's block and how many of its nodes it has used; kept out
+ * of the block so the consumer's reference drops do not share its line. */
+static __thread mbox_block_t *thread_block;
+static __thread uint32_t thread_block_used;
+static pthread_key_t block_key;
+static pthread_once_t block_key_once = PTHREAD_ONCE_INIT;
+
+static void block_unref(mbox_block_t *b, uint32_t n)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, n, memory_order_acq_rel) == n)
+        free(b);
+}
+
+/* A producer thread exits: give up its block and the nodes it never used. */
+static void block_release_at_exit(void *arg)
+{
+    block_unref(arg, MBOX_BLOCK - thread_block_used + 1);
+}
+
+static void block_key_create(void)
+{
+    pthread_key_create(&block_key, block_release_at_exit);
+}
+
+static cio__mbox_node_t *node_alloc(void)
+{
+    mbox_block_t *b = thread_block;
+    if (!b || thread_block_used == MBOX_BLOCK) {
+        mbox_block_t *nb = malloc(sizeof(*nb));
+        if (!nb)
+            return NULL;
+        atomic_init(&nb->refs, MBOX_BLOCK + 1);
+        pthread_once(&block_key_once, block_key_create);
+        pthread_setspecific(block_key, nb);
+        if (b)
+            block_unref(b, 1);
+        thread_block = b = nb;
+        thread_block_used = 0;
+    }
+    cio__mbox_node_t *n = &b->nodes[thread_block_used++];
+    n->block = b;
+    return n;
+}
+
+/* A node has been consumed (it is no longer the queue's dummy). */
+static void node_free(cio__mailbox_t *mb, cio__mbox_node_t *n)
+{
+    if (n != &mb->stub)
+        block_unref(n->block, 1);
+}
+
+/* The eventfd fired: consume its counter. The messages are drained after poll. */
+static void on_wakeup(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t n;
+    while (read(fd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
+}
+
+int cio__mailbox_init(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    atomic_init(&mb->stub.next, NULL);
+    atomic_init(&mb->head, &mb->stub);
+    mb->tail = &mb->stub;
+    atomic_init(&mb->sleeping, 0);
+    atomic_init(&mb->closed, 0);
+    atomic_init(&mb->wakeups, 0);
+    mb->received = 0;
+    mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (mb->efd < 0)
+        return -errno;
+    mb->ev = event_new(loop->base, mb->efd, EV_READ | EV_PERSIST, on_wakeup, loop);
+    if (!mb->ev || event_add(mb->ev, NULL) < 0) {
+        cio__mailbox_destroy(loop);
+        return CIO_EBACKEND;
+    }
+    return 0;
+}
+
+/*
+ * Refuse new messages and leave the event loop backend. The eventfd and the
+ * queue stay until cio__mailbox_destroy(), so a producer racing with close
+ * never writes to a descriptor number that may have been reused.
+ */
+void cio__mailbox_close(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    atomic_store(&mb->closed, 1);
+    if (mb->ev) {
+        event_free(mb->ev);
+        mb->ev = NULL;
+    }
+}
+
+/* Free the eventfd and every message never drained (freeing the loop). */
+void cio__mailbox_destroy(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    cio__mailbox_close(loop);
+    if (mb->efd >= 0) {
+        close(mb->efd);
+        mb->efd = -1;
+    }
+    cio__mbox_node_t *n = mb->tail;
+    while (n) {
+        cio__mbox_node_t *next = atomic_load_explicit(&n->next, memory_order_acquire);
+        node_free(mb, n);
+        n = next;
+    }
+    mb->tail = &mb->stub;
+    atomic_store(&mb->stub.next, NULL);
+    atomic_store(&mb->head, &mb->stub);
+}
+
+int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    cio__mailbox_t *mb = &loop->mailbox;
+    if (atomic_load_explicit(&mb->closed, memory_order_acquire))
+        return CIO_ECLOSED;
+    cio__mbox_node_t *n = node_alloc();
+    if (!n)
+        return -ENOMEM;
+    n->cb = cb;
+    n->arg = arg;
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    /* The exchange is sequentially consistent: it orders against the loading
+     * of @sleeping below, pairing with the loop's store-then-check. */
+    cio__mbox_node_t *prev = atomic_exchange_explicit(&mb->head, n, memory_order_seq_cst);
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+    if (atomic_load_explicit(&mb->sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&mb->sleeping, 0, memory_order_seq_cst)) {
+        uint64_t one = 1;
+        atomic_fetch_add_explicit(&mb->wakeups, 1, memory_order_relaxed);
+        while (write(mb->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
+    return 0;
+}
+
+/* Whether a message was pushed that the loop has not drained yet. */
+bool cio__mailbox_pending(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    return atomic_load_explicit(&mb->head, memory_order_seq_cst) != mb->tail;
+}
+
+/*
+ * Announce that the loop is about to block in poll. Returns false (and stays
+ * awake) when a message arrived meanwhile, in which case poll must not block.
+ */
+bool cio__mailbox_sleep(cio_loop_t *loop)
+{
+    atomic_store_explicit(&loop->mailbox.sleeping, 1, memory_order_seq_cst);
+    if (cio__mailbox_pending(loop)) {
+        atomic_store_explicit(&loop->mailbox.sleeping, 0, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void cio__mailbox_awake(cio_loop_t *loop)
+{
+    atomic_store_explicit(&loop->mailbox.sleeping, 0, memory_order_relaxed);
+}
+
+/*
+ * Move every message that is fully linked into the ready queue. A producer
+ * caught between its exchange and its link is picked up on the next
+ * iteration, which cio__mailbox_pending() keeps from blocking.
+ */
+void cio__mailbox_drain(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    for (;;) {
+        cio__mbox_node_t *tail = mb->tail;
+        cio__mbox_node_t *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+        if (!next)
+            return;
+        cio__slot_t proto = {.fn.cb = next->cb, .arg = next->arg, .kind = CIO__SLOT_PLAIN};
+        if (cio__schedule(loop, &proto, NULL) < 0)
+            return; /* out of memory: the message waits for the next drain */
+        /* @next becomes the new dummy; the old one is freed. */
+        mb->tail = next;
+        mb->received++;
+        node_free(mb, tail);
+    }
+}
