@@ -2,6 +2,7 @@
  * loop/error.c: cio_strerror() and cio_err_name(), generated from the
  * CIO_ERRNO_MAP table for coreio's own codes and from glibc for errno values.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -17,7 +18,7 @@ const char *cio_strerror(int err)
     case 0:
         return "success";
     }
-    const char *desc = err < 0 ? strerrordesc_np(-err) : NULL;
+    const char *desc = err < 0 && err != INT_MIN ? strerrordesc_np(-err) : NULL;
     return desc ? desc : "unknown error";
 }
 
@@ -32,6 +33,6 @@ const char *cio_err_name(int err)
     case 0:
         return "0";
     }
-    const char *name = err < 0 ? strerrorname_np(-err) : NULL;
+    const char *name = err < 0 && err != INT_MIN ? strerrorname_np(-err) : NULL;
     return name ? name : "unknown";
 }

@@ -150,6 +150,7 @@ void cio__mailbox_drain(cio_loop_t *loop);
 
 /* loop/loop.c */
 double cio__now(void);
+double cio__poll_timeout(cio_loop_t *loop);
 bool cio__wrong_thread(const cio_loop_t *loop);
 
 /* loop/policy.c: the per-thread running loop. */

@@ -152,14 +152,22 @@ static void run_slot(cio_loop_t *loop, const cio__slot_t *slot, const cio_handle
     }
 }
 
-static void run_once(cio_loop_t *loop)
+/*
+ * Step 1 of an iteration: 0 when callbacks are ready, messages wait or the loop
+ * is stopping; else the time to the earliest timer, capped at 24 hours; else
+ * -1, no limit.
+ */
+double cio__poll_timeout(cio_loop_t *loop)
 {
     double timeout = cio__timer_timeout(loop);
     if (loop->ready.len > 0 || loop->stopping || cio__mailbox_pending(loop))
-        timeout = 0;
-    else if (timeout > CIO__MAX_SELECT_TIMEOUT)
-        timeout = CIO__MAX_SELECT_TIMEOUT;
-    poll_io(loop, timeout);
+        return 0;
+    return timeout > CIO__MAX_SELECT_TIMEOUT ? CIO__MAX_SELECT_TIMEOUT : timeout;
+}
+
+static void run_once(cio_loop_t *loop)
+{
+    poll_io(loop, cio__poll_timeout(loop));
     cio__mailbox_drain(loop);
     cio__timer_expire(loop, cio__now());
 
