@@ -75,18 +75,23 @@ typedef struct cio__mbox_node {
 /*
  * Vyukov's multi-producer single-consumer queue: producers exchange @head, the
  * loop consumes from @tail. @sleeping is set by the loop before it blocks in
- * poll; a producer that clears it writes the eventfd.
+ * poll; a producer that clears it writes the eventfd. The producers' line, the
+ * read-mostly line and the consumer's line are kept apart so that a busy loop
+ * and its producers do not steal each other's cache lines.
  */
 typedef struct cio__mailbox {
-    _Atomic(cio__mbox_node_t *) head;
-    cio__mbox_node_t *tail;
-    cio__mbox_node_t stub;
-    _Atomic int sleeping;
+    /* Written by every producer. */
+    _Alignas(64) _Atomic(cio__mbox_node_t *) head;
+    /* Read by producers, written rarely. */
+    _Alignas(64) _Atomic int sleeping;
     _Atomic int closed;
-    _Atomic uint64_t wakeups; /* eventfd writes */
-    uint64_t received;        /* messages drained (loop thread) */
     int efd;
+    _Atomic uint64_t wakeups; /* eventfd writes */
     struct event *ev;
+    /* The loop's own. */
+    _Alignas(64) cio__mbox_node_t *tail;
+    cio__mbox_node_t stub;
+    uint64_t received; /* messages drained */
 } cio__mailbox_t;
 
 /* ---- the loop -------------------------------------------------------------- */

@@ -29,9 +29,12 @@ typedef struct cio__mbox_block {
 } mbox_block_t;
 
 /* The calling thread's block and how many of its nodes it has used; kept out
- * of the block so the consumer's reference drops do not share its line. */
-static __thread mbox_block_t *thread_block;
-static __thread uint32_t thread_block_used;
+ * of the block so the consumer's reference drops do not share its line. The
+ * initial-exec model makes each access one instruction, not a libc call. */
+static __thread struct {
+    mbox_block_t *block;
+    uint32_t used;
+} producer __attribute__((tls_model("initial-exec")));
 static pthread_key_t block_key;
 static pthread_once_t block_key_once = PTHREAD_ONCE_INIT;
 
@@ -44,7 +47,7 @@ static void block_unref(mbox_block_t *b, uint32_t n)
 /* A producer thread exits: give up its block and the nodes it never used. */
 static void block_release_at_exit(void *arg)
 {
-    block_unref(arg, MBOX_BLOCK - thread_block_used + 1);
+    block_unref(arg, MBOX_BLOCK - producer.used + 1);
 }
 
 static void block_key_create(void)
@@ -54,8 +57,8 @@ static void block_key_create(void)
 
 static cio__mbox_node_t *node_alloc(void)
 {
-    mbox_block_t *b = thread_block;
-    if (!b || thread_block_used == MBOX_BLOCK) {
+    mbox_block_t *b = producer.block;
+    if (!b || producer.used == MBOX_BLOCK) {
         mbox_block_t *nb = malloc(sizeof(*nb));
         if (!nb)
             return NULL;
@@ -64,10 +67,10 @@ static cio__mbox_node_t *node_alloc(void)
         pthread_setspecific(block_key, nb);
         if (b)
             block_unref(b, 1);
-        thread_block = b = nb;
-        thread_block_used = 0;
+        producer.block = b = nb;
+        producer.used = 0;
     }
-    cio__mbox_node_t *n = &b->nodes[thread_block_used++];
+    cio__mbox_node_t *n = &b->nodes[producer.used++];
     n->block = b;
     return n;
 }
@@ -199,22 +202,39 @@ void cio__mailbox_awake(cio_loop_t *loop)
 /*
  * Move every message that is fully linked into the ready queue. A producer
  * caught between its exchange and its link is picked up on the next
- * iteration, which cio__mailbox_pending() keeps from blocking.
+ * iteration, which cio__mailbox_pending() keeps from blocking. Consumed nodes
+ * are returned to their blocks in runs: one atomic operation per run of a
+ * producer's consecutive nodes instead of one per message.
  */
 void cio__mailbox_drain(cio_loop_t *loop)
 {
     cio__mailbox_t *mb = &loop->mailbox;
+    mbox_block_t *run_block = NULL;
+    uint32_t run_len = 0;
     for (;;) {
         cio__mbox_node_t *tail = mb->tail;
         cio__mbox_node_t *next = atomic_load_explicit(&tail->next, memory_order_acquire);
         if (!next)
-            return;
+            break;
+        /* A producer's nodes are contiguous in its block and mostly queued in
+         * order: fetching the lines ahead hides the cross-core misses. */
+        __builtin_prefetch((const char *)next + 128);
         cio__slot_t proto = {.fn.cb = next->cb, .arg = next->arg, .kind = CIO__SLOT_PLAIN};
         if (cio__schedule(loop, &proto, NULL) < 0)
-            return; /* out of memory: the message waits for the next drain */
-        /* @next becomes the new dummy; the old one is freed. */
+            break; /* out of memory: the message waits for the next drain */
+        /* @next becomes the new dummy; the old one is consumed. */
         mb->tail = next;
         mb->received++;
-        node_free(mb, tail);
+        if (tail == &mb->stub)
+            continue;
+        if (tail->block != run_block) {
+            if (run_block)
+                block_unref(run_block, run_len);
+            run_block = tail->block;
+            run_len = 0;
+        }
+        run_len++;
     }
+    if (run_block)
+        block_unref(run_block, run_len);
 }
