@@ -11,5 +11,7 @@
 #include "coreio/loop.h"
 #include "coreio/future.h"
 #include "coreio/policy.h"
+#include "coreio/task.h"
+#include "coreio/agen.h"
 
 #endif /* COREIO_H */

@@ -9,37 +9,25 @@
 
 #include "internal.h"
 
-enum future_state { PENDING, RESULT, ERROR, CANCELLED };
-
-typedef struct done_entry {
-    cio_done_cb cb;
-    void *arg;
-} done_entry_t;
-
-struct cio_future_s {
-    cio_loop_t *loop;
-    unsigned refs;
-    enum future_state state;
-    int err;
-    void *result;
-    char *message;
-    done_entry_t *callbacks;
-    size_t ncallbacks;
-    size_t cap;
-    done_entry_t inline_cb[2]; /* most futures have one or two callbacks */
-};
+/* Set up a future embedded in a bigger object (a task, a gather). */
+void cio__future_init(cio_future_t *fut, cio_loop_t *loop, const cio__future_ops_t *ops)
+{
+    memset(fut, 0, sizeof(*fut));
+    fut->ops = ops;
+    fut->loop = loop;
+    fut->refs = 1;
+    fut->callbacks = fut->inline_cb;
+    fut->cap = sizeof(fut->inline_cb) / sizeof(fut->inline_cb[0]);
+}
 
 cio_future_t *cio_loop_create_future(cio_loop_t *loop)
 {
     if (!loop || atomic_load_explicit(&loop->closed, memory_order_relaxed))
         return NULL;
-    cio_future_t *fut = calloc(1, sizeof(*fut));
+    cio_future_t *fut = malloc(sizeof(*fut));
     if (!fut)
         return NULL;
-    fut->loop = loop;
-    fut->refs = 1;
-    fut->callbacks = fut->inline_cb;
-    fut->cap = sizeof(fut->inline_cb) / sizeof(fut->inline_cb[0]);
+    cio__future_init(fut, loop, NULL);
     return fut;
 }
 
@@ -56,7 +44,10 @@ void cio_future_unref(cio_future_t *fut)
     if (fut->callbacks != fut->inline_cb)
         free(fut->callbacks);
     free(fut->message);
-    free(fut);
+    if (fut->ops && fut->ops->destroy)
+        fut->ops->destroy(fut);
+    else
+        free(fut);
 }
 
 cio_loop_t *cio_future_get_loop(const cio_future_t *fut)
@@ -78,7 +69,7 @@ static int schedule_done(cio_future_t *fut, cio_done_cb cb, void *arg)
 }
 
 /* Mark the future done and hand its callbacks to the loop. */
-static int complete(cio_future_t *fut, enum future_state state)
+static int complete(cio_future_t *fut, enum cio__future_state state)
 {
     int rc = 0;
     fut->state = state;
@@ -91,58 +82,100 @@ static int complete(cio_future_t *fut, enum future_state state)
     return rc;
 }
 
+/* The completions, without the checks that keep users off tasks' futures. */
+int cio__future_set_result(cio_future_t *fut, void *result)
+{
+    if (fut->state != CIO__FUT_PENDING)
+        return CIO_EINVALIDSTATE;
+    fut->result = result;
+    return complete(fut, CIO__FUT_RESULT);
+}
+
+int cio__future_set_error(cio_future_t *fut, int err, const char *message)
+{
+    if (fut->state != CIO__FUT_PENDING)
+        return CIO_EINVALIDSTATE;
+    fut->err = err;
+    fut->message = message ? strdup(message) : NULL;
+    return complete(fut, CIO__FUT_ERROR);
+}
+
+bool cio__future_set_cancelled(cio_future_t *fut, const char *message)
+{
+    if (fut->state != CIO__FUT_PENDING)
+        return false;
+    fut->err = -ECANCELED;
+    fut->message = message ? strdup(message) : NULL;
+    complete(fut, CIO__FUT_CANCELLED);
+    return true;
+}
+
+/* Give @p dst the outcome of the done future @p src. */
+int cio__future_copy_outcome(cio_future_t *dst, const cio_future_t *src)
+{
+    switch (src->state) {
+    case CIO__FUT_RESULT:
+        return cio__future_set_result(dst, src->result);
+    case CIO__FUT_ERROR:
+        return cio__future_set_error(dst, src->err, src->message);
+    case CIO__FUT_CANCELLED:
+        cio__future_set_cancelled(dst, src->message);
+        return 0;
+    case CIO__FUT_PENDING:
+        break;
+    }
+    return CIO_EINVALIDSTATE;
+}
+
 int cio_future_set_result(cio_future_t *fut, void *result)
 {
     if (!fut)
         return -EINVAL;
-    if (fut->state != PENDING)
-        return CIO_EINVALIDSTATE;
-    fut->result = result;
-    return complete(fut, RESULT);
+    /* asyncio: "Task does not support set_result() operation". */
+    if (fut->ops && fut->ops->readonly)
+        return -EPERM;
+    return cio__future_set_result(fut, result);
 }
 
 int cio_future_set_error(cio_future_t *fut, int err, const char *message)
 {
     if (!fut || err >= 0 || err == -ECANCELED)
         return -EINVAL;
-    if (fut->state != PENDING)
-        return CIO_EINVALIDSTATE;
-    fut->err = err;
-    fut->message = message ? strdup(message) : NULL;
-    return complete(fut, ERROR);
+    if (fut->ops && fut->ops->readonly)
+        return -EPERM;
+    return cio__future_set_error(fut, err, message);
 }
 
 bool cio_future_cancel(cio_future_t *fut, const char *message)
 {
-    if (!fut || fut->state != PENDING)
+    if (!fut)
         return false;
-    fut->err = -ECANCELED;
-    fut->message = message ? strdup(message) : NULL;
-    complete(fut, CANCELLED);
-    return true;
+    if (fut->ops && fut->ops->cancel)
+        return fut->ops->cancel(fut, message);
+    return cio__future_set_cancelled(fut, message);
 }
 
 bool cio_future_done(const cio_future_t *fut)
 {
-    return fut->state != PENDING;
+    return fut->state != CIO__FUT_PENDING;
 }
 
 bool cio_future_cancelled(const cio_future_t *fut)
 {
-    return fut->state == CANCELLED;
+    return fut->state == CIO__FUT_CANCELLED;
 }
 
 int cio_future_result(const cio_future_t *fut, void **result)
 {
     switch (fut->state) {
-    case PENDING:
+    case CIO__FUT_PENDING:
         return CIO_EINVALIDSTATE;
-    case RESULT:
+    case CIO__FUT_RESULT:
         if (result)
             *result = fut->result;
         return 0;
-    case ERROR:
-    case CANCELLED:
+    case CIO__FUT_ERROR:
+    case CIO__FUT_CANCELLED:
         break;
     }
     return fut->err;
@@ -150,7 +183,7 @@ int cio_future_result(const cio_future_t *fut, void **result)
 
 int cio_future_error(const cio_future_t *fut)
 {
-    return fut->state == PENDING ? CIO_EINVALIDSTATE : fut->err;
+    return fut->state == CIO__FUT_PENDING ? CIO_EINVALIDSTATE : fut->err;
 }
 
 const char *cio_future_error_message(const cio_future_t *fut)
@@ -162,13 +195,13 @@ int cio_future_add_done_callback(cio_future_t *fut, cio_done_cb cb, void *arg)
 {
     if (!fut || !cb)
         return -EINVAL;
-    if (fut->state != PENDING)
+    if (fut->state != CIO__FUT_PENDING)
         return schedule_done(fut, cb, arg);
     if (fut->ncallbacks == fut->cap) {
         size_t cap = fut->cap * 2;
-        done_entry_t *v = fut->callbacks == fut->inline_cb
-                              ? malloc(cap * sizeof(*v))
-                              : realloc(fut->callbacks, cap * sizeof(*v));
+        cio__done_entry_t *v = fut->callbacks == fut->inline_cb
+                                   ? malloc(cap * sizeof(*v))
+                                   : realloc(fut->callbacks, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
         if (fut->callbacks == fut->inline_cb)
@@ -176,7 +209,7 @@ int cio_future_add_done_callback(cio_future_t *fut, cio_done_cb cb, void *arg)
         fut->callbacks = v;
         fut->cap = cap;
     }
-    fut->callbacks[fut->ncallbacks++] = (done_entry_t){cb, arg};
+    fut->callbacks[fut->ncallbacks++] = (cio__done_entry_t){cb, arg};
     return 0;
 }
 

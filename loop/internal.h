@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "context.h"
 #include "coreio.h"
 #include "heap.h"
+#include "queue.h"
 
 #define cio_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -94,6 +96,67 @@ typedef struct cio__mailbox {
     uint64_t received; /* messages drained */
 } cio__mailbox_t;
 
+/* ---- futures ---------------------------------------------------------------- */
+
+enum cio__future_state { CIO__FUT_PENDING, CIO__FUT_RESULT, CIO__FUT_ERROR, CIO__FUT_CANCELLED };
+
+typedef struct cio__done_entry {
+    cio_done_cb cb;
+    void *arg;
+} cio__done_entry_t;
+
+/* What a future embedded in a bigger object (task, gather) does differently. */
+typedef struct cio__future_ops {
+    bool (*cancel)(cio_future_t *fut, const char *message); /* replaces the plain cancel */
+    void (*destroy)(cio_future_t *fut);                     /* frees the containing object */
+    bool readonly; /* set_result/set_error are for the owner only (-EPERM) */
+} cio__future_ops_t;
+
+struct cio_future_s {
+    const cio__future_ops_t *ops; /* NULL for plain futures */
+    cio_loop_t *loop;
+    unsigned refs;
+    enum cio__future_state state;
+    int err;
+    void *result;
+    char *message;
+    cio__done_entry_t *callbacks;
+    size_t ncallbacks;
+    size_t cap;
+    cio__done_entry_t inline_cb[2]; /* most futures have one or two callbacks */
+};
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+typedef struct cio__stack {
+    void *lo; /* lowest usable address; the guard page lies below */
+    size_t size;
+} cio__stack_t;
+
+enum cio__task_state {
+    CIO__TASK_CREATED,   /* first step scheduled, function not started */
+    CIO__TASK_SUSPENDED, /* started, switched out (awaiting or scheduled) */
+    CIO__TASK_RUNNING,   /* on the CPU now */
+    CIO__TASK_FINISHED,  /* function returned; outcome in rc/result */
+};
+
+struct cio_task_s {
+    struct cio_future_s fut; /* first: a task is a future */
+    cio_task_fn fn;
+    void *arg;
+    enum cio__task_state state;
+    int rc;       /* the function's return value */
+    void *result; /* the function's result */
+    cio__fiber_t fiber;
+    cio__stack_t stack;
+    cio_future_t *waiter; /* the future being awaited, with a reference */
+    bool must_cancel;     /* cancel at the next resumption */
+    bool unwinding;       /* its loop is closing: awaits fail at once */
+    char *cancel_message;
+    char *name;
+    cio__queue_t link; /* in loop->tasks while not finished */
+};
+
 /* ---- the loop -------------------------------------------------------------- */
 
 struct cio_loop_s {
@@ -116,6 +179,16 @@ struct cio_loop_s {
 
     uint64_t iterations;
     uint64_t callbacks;
+
+    /* Tasks (loop/task.c). */
+    cio__fiber_t fiber; /* the loop thread's own stack while a task runs */
+    cio_task_t *current_task;
+    cio__queue_t tasks; /* every task not finished */
+    cio_task_factory_t task_factory;
+    void *task_factory_data;
+    cio__stack_t *stack_pool; /* released default-size stacks */
+    size_t stack_pool_len;
+    cio__queue_t asyncgens; /* async generators started and not closed */
 
     cio_exception_handler_t exc_handler;
     void *exc_arg;
@@ -162,6 +235,26 @@ bool cio__wrong_thread(const cio_loop_t *loop);
 cio_loop_t *cio__get_running(void);
 void cio__set_running(cio_loop_t *loop);
 void cio__policy_forget(cio_loop_t *loop);
+
+/* loop/future.c */
+void cio__future_init(cio_future_t *fut, cio_loop_t *loop, const cio__future_ops_t *ops);
+int cio__future_set_result(cio_future_t *fut, void *result);
+int cio__future_set_error(cio_future_t *fut, int err, const char *message);
+bool cio__future_set_cancelled(cio_future_t *fut, const char *message);
+int cio__future_copy_outcome(cio_future_t *dst, const cio_future_t *src);
+
+/* loop/stack.c */
+size_t cio__stack_size(size_t requested);
+int cio__stack_get(cio_loop_t *loop, size_t size, cio__stack_t *st);
+void cio__stack_put(cio_loop_t *loop, cio__stack_t *st);
+void cio__stack_pool_destroy(cio_loop_t *loop);
+
+/* loop/task.c */
+void cio__tasks_destroy_pending(cio_loop_t *loop);
+
+/* loop/agen.c */
+int cio__agen_body(void *arg, void **result);
+void cio__agens_detach(cio_loop_t *loop);
 
 /* loop/log.c */
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

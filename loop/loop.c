@@ -48,6 +48,8 @@ cio_loop_t *cio_loop_new(void)
     memset(loop, 0, sizeof(*loop));
     loop->slab.free_head = UINT32_MAX;
     loop->mailbox.efd = -1;
+    cio__queue_init(&loop->tasks);
+    cio__queue_init(&loop->asyncgens);
     loop->debug = debug_from_env();
     loop->slow_callback_duration = CIO__SLOW_CALLBACK_DEFAULT;
     struct timespec res;
@@ -92,6 +94,8 @@ int cio_loop_close(cio_loop_t *loop)
     while (loop->ready.len > 0)
         cio__slot_release(loop, cio__ring_pop(&loop->ready));
     cio__timer_discard_all(loop);
+    cio__tasks_destroy_pending(loop);
+    cio__agens_detach(loop);
     cio__mailbox_close(loop);
     event_free(loop->poll_timer);
     loop->poll_timer = NULL;
@@ -111,6 +115,7 @@ int cio_loop_free(cio_loop_t *loop)
     cio__mailbox_destroy(loop);
     cio__ring_destroy(&loop->ready);
     cio__slab_destroy(&loop->slab);
+    cio__stack_pool_destroy(loop);
     free(loop);
     return 0;
 }

@@ -25,7 +25,11 @@ extern "C" {
     X(INVALIDSTATE, -4006, "invalid state for this future operation")                              \
     X(WRONGTHREAD, -4007, "non-thread-safe call from a thread other than the loop's")              \
     X(NOPOLICYLOOP, -4008, "no current event loop in this thread")                                 \
-    X(BACKEND, -4009, "the I/O backend (libevent) failed")
+    X(BACKEND, -4009, "the I/O backend (libevent) failed")                                         \
+    X(NOTASK, -4010, "not inside a task")                                                          \
+    X(STOPASYNCITERATION, -4011, "async generator is exhausted")                                   \
+    X(GENERATOREXIT, -4012, "async generator is being closed")                                     \
+    X(AGENRUNNING, -4013, "async generator is already running")
 
 /** coreio's own error codes (all negative, below -4000). */
 enum cio_errno {
