@@ -1,8 +1,8 @@
 #!/bin/sh
-# bench/run.sh: `make bench`. Runs the loop micro-benchmarks of coreio,
-# python3's asyncio and uvloop in one go and prints a Markdown table with each
-# figure and the ratio of the peer's figure to coreio's (above 1: coreio is
-# faster or smaller). Peers that are missing are reported and skipped.
+# bench/run.sh: `make bench`. Runs coreio's micro-benchmarks and the same
+# workloads on python3's asyncio and uvloop in one go, and prints one Markdown
+# table per group with each figure and the ratio of the peer's figure to
+# coreio's (above 1: coreio is faster or smaller). Missing peers are skipped.
 set -eu
 b=${1:-.}
 s=${2:-.}
@@ -16,17 +16,8 @@ pin() {
     if command -v taskset >/dev/null 2>&1; then taskset -c 0,1 "$@"; else "$@"; fi
 }
 
-echo "# coreio loop benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m))" >&2
-pin "$b/bench/bench_loop" --scale "$scale" >>"$out"
-for impl in asyncio uvloop; do
-    if [ -x "$py" ] && "$py" -c "import $impl" 2>/dev/null; then
-        pin "$py" "$s/bench/loop_py.py" --loop "$impl" --scale "$scale" >>"$out"
-    else
-        echo "skipped $impl: $py cannot import it (Debian: python3, python3-uvloop)" >&2
-    fi
-done
-
-awk -F'\t' '
+table() { # $1: file of "impl<TAB>metric<TAB>value<TAB>unit" lines
+    awk -F'\t' '
     { v[$1 "," $2] = $3; unit[$2] = $4; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
     function ratio(peer, m) {
         if (v[peer "," m] == "" || v["coreio," m] == "" || v["coreio," m] + 0 == 0 || v[peer "," m] == "nan") return "-"
@@ -41,4 +32,25 @@ awk -F'\t' '
             printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, unit[m], cell("coreio", m),
                 cell("asyncio", m), cell("uvloop", m), ratio("asyncio", m), ratio("uvloop", m)
         }
-    }' "$out"
+    }' "$1"
+}
+
+group() { # $1: title, $2: coreio program, $3: python script
+    : >"$out"
+    pin "$b/bench/$2" --scale "$scale" >>"$out"
+    for impl in asyncio uvloop; do
+        if [ -x "$py" ] && "$py" -c "import $impl" 2>/dev/null; then
+            pin "$py" "$s/bench/$3" --loop "$impl" --scale "$scale" >>"$out"
+        else
+            echo "skipped $impl: $py cannot import it (Debian: python3, python3-uvloop)" >&2
+        fi
+    done
+    echo
+    echo "### $1"
+    echo
+    table "$out"
+}
+
+echo "## coreio micro-benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m))"
+group "Loop scheduling" bench_loop loop_py.py
+group "Tasks" bench_task task_py.py

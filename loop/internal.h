@@ -153,8 +153,9 @@ struct cio_task_s {
     bool must_cancel;     /* cancel at the next resumption */
     bool unwinding;       /* its loop is closing: awaits fail at once */
     char *cancel_message;
-    char *name;
-    cio__queue_t link; /* in loop->tasks while not finished */
+    char *name;           /* NULL until asked for, when it is the default */
+    unsigned long number; /* N of the default name "Task-N" */
+    cio__queue_t link;    /* in loop->tasks while not finished */
 };
 
 /* ---- the loop -------------------------------------------------------------- */

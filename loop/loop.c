@@ -176,7 +176,8 @@ static void run_once(cio_loop_t *loop)
 {
     poll_io(loop, cio__poll_timeout(loop));
     cio__mailbox_drain(loop);
-    cio__timer_expire(loop, cio__now());
+    if (loop->timers.len > 0)
+        cio__timer_expire(loop, cio__now());
 
     /* Only what is ready now runs; callbacks scheduled meanwhile wait. */
     uint32_t ntodo = loop->ready.len;

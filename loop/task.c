@@ -107,13 +107,6 @@ static int schedule_step(cio_task_t *t)
     return cio__schedule(t->fut.loop, &proto, NULL);
 }
 
-static char *task_default_name(void)
-{
-    char buf[32];
-    snprintf(buf, sizeof(buf), "Task-%lu", atomic_fetch_add(&task_counter, 1) + 1);
-    return strdup(buf);
-}
-
 cio_task_t *cio_task_new(cio_loop_t *loop, cio_task_fn fn, void *arg, const cio_task_opts_t *opts)
 {
     if (cio__schedule_check(loop, (const void *)fn) < 0)
@@ -129,8 +122,9 @@ cio_task_t *cio_task_new(cio_loop_t *loop, cio_task_fn fn, void *arg, const cio_
     t->arg = arg;
     t->state = CIO__TASK_CREATED;
     cio__queue_init(&t->link);
-    t->name = opts && opts->name ? strdup(opts->name) : task_default_name();
-    if (!t->name)
+    /* A default name is only numbered now, and written out when asked for. */
+    t->number = atomic_fetch_add_explicit(&task_counter, 1, memory_order_relaxed) + 1;
+    if (opts && opts->name && !(t->name = strdup(opts->name)))
         goto err_task;
     if (cio__stack_get(loop, size, &t->stack) < 0)
         goto err_name;
@@ -227,7 +221,14 @@ static void task_destroy(cio_future_t *fut)
 
 const char *cio_task_get_name(const cio_task_t *task)
 {
-    return task->name;
+    if (!task->name) {
+        /* The name is a cache the const view may fill in. */
+        cio_task_t *t = (cio_task_t *)task;
+        char buf[32];
+        snprintf(buf, sizeof(buf), "Task-%lu", t->number);
+        t->name = strdup(buf);
+    }
+    return task->name ? task->name : "Task";
 }
 
 int cio_task_set_name(cio_task_t *task, const char *name)
