@@ -157,6 +157,11 @@ int cio_agen_yield(cio_agen_t *gen, void *value)
         cio_future_unref(gen->next);
         gen->next = NULL;
     }
+    /* Nobody holds the generator any more: close it here (the finalizer). */
+    if (gen->user_refs == 0) {
+        gen->exiting = true;
+        return CIO_EGENERATOREXIT;
+    }
     cio_future_t *demand = cio_loop_create_future(gen->loop);
     if (!demand)
         return -ENOMEM;

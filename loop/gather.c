@@ -2,6 +2,7 @@
  * loop/gather.c: asyncio.gather. A gathering future collects its children's
  * outcomes in their order; cancelling it cancels the children.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -58,11 +59,11 @@ static const cio__future_ops_t gather_ops = {
 static int child_done(cio_future_t *child, void *arg)
 {
     gather_t *g = arg;
+    /* A future passed twice is registered twice: each call takes one slot. */
     size_t i = 0;
     while (i < g->n && g->children[i] != child)
         i++;
-    if (i == g->n)
-        return 0; /* registered twice for one future: counted at its first call */
+    assert(i < g->n);
     g->outcomes[i].error = cio_future_result(child, &g->outcomes[i].result);
     g->children[i] = NULL;
     cio_future_unref(child);

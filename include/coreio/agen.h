@@ -36,8 +36,10 @@ CIO_EXTERN cio_agen_t *cio_agen_new(cio_loop_t *loop, cio_agen_fn fn, void *arg,
                                     const cio_task_opts_t *opts);
 
 /**
- * Drop a reference. Dropping the last one of a generator suspended in a yield
- * closes it first (asyncio's finalizer hook); it is freed once closed.
+ * Drop a reference. Dropping the last one of a generator whose body is alive
+ * closes it (asyncio's finalizer hook): at once if it is suspended in a yield,
+ * else at its next yield, after settling the pending anext. It is freed once
+ * its body has ended.
  */
 CIO_EXTERN void cio_agen_unref(cio_agen_t *gen);
 

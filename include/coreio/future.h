@@ -37,14 +37,18 @@ CIO_EXTERN cio_loop_t *cio_future_get_loop(const cio_future_t *fut);
 
 /**
  * Mark the future done with @p result and schedule its done callbacks.
- * CIO_EINVALIDSTATE if it is already done (or cancelled).
+ * CIO_EINVALIDSTATE if it is already done (or cancelled); -EPERM on the
+ * future of a task or another combinator, which settles itself. If the loop
+ * is closed, the future is settled all the same but its callbacks can never
+ * run: the call returns CIO_ECLOSED.
  */
 CIO_EXTERN int cio_future_set_result(cio_future_t *fut, void *result);
 
 /**
  * Mark the future done with error @p err (negative; -EINVAL otherwise, and for
- * -ECANCELED, which is what cio_future_cancel() is for) and an optional
- * message, copied. CIO_EINVALIDSTATE if it is already done.
+ * -ECANCELED, which is what cio_future_cancel() is for; the argument is
+ * checked first) and an optional message, copied. Otherwise returns as
+ * cio_future_set_result().
  */
 CIO_EXTERN int cio_future_set_error(cio_future_t *fut, int err, const char *message);
 

@@ -44,7 +44,10 @@ CIO_EXTERN cio_loop_t *cio_loop_new(void);
 /**
  * Close @p loop if it is not closed yet, then free it. Fails with
  * CIO_ERUNNING, freeing nothing, while the loop runs. Handles and futures of
- * the loop must not be used afterwards. NULL is accepted and ignored.
+ * the loop must not be used afterwards. If the loop is the calling thread's
+ * current loop (coreio/policy.h) it stops being so; a thread that made it its
+ * current loop must cio_set_event_loop(NULL) before another thread frees it.
+ * NULL is accepted and ignored.
  */
 CIO_EXTERN int cio_loop_free(cio_loop_t *loop);
 

@@ -123,12 +123,13 @@ typedef struct cio_gather_opts {
 /**
  * Wait for all of @p futs (asyncio.gather). The returned future's result is a
  * cio_outcome_t array of @p n entries in the order of @p futs, owned by the
- * future. Without return_exceptions, the first child to fail (or be
- * cancelled) fails the gather at once with its error; the others go on.
- * Cancelling the gather cancels every child not done, and the gather ends
- * cancelled once they are all done. Holds a reference to each child until it
- * is done. Returns NULL for bad arguments (-EINVAL: NULL entries, futures of
- * another loop) or no memory.
+ * future. Without return_exceptions, the first child to fail or be cancelled
+ * settles the gather at once (with its error, or cancelled); the others go
+ * on. Cancelling the gather cancels every child not done: without
+ * return_exceptions the first child's cancellation then cancels the gather at
+ * once, with it the gather ends cancelled once every child is done. Holds a
+ * reference to each child until it is done. Returns NULL for bad arguments
+ * (NULL entries, futures of another loop) or no memory.
  */
 CIO_EXTERN cio_future_t *cio_gather(cio_loop_t *loop, cio_future_t *const *futs, size_t n,
                                     const cio_gather_opts_t *opts);
