@@ -13,5 +13,9 @@
 #include "coreio/policy.h"
 #include "coreio/task.h"
 #include "coreio/agen.h"
+#include "coreio/net.h"
+#include "coreio/transport.h"
+#include "coreio/server.h"
+#include "coreio/connection.h"
 
 #endif /* COREIO_H */

@@ -44,6 +44,8 @@ void cio_future_unref(cio_future_t *fut)
     if (fut->callbacks != fut->inline_cb)
         free(fut->callbacks);
     free(fut->message);
+    if (fut->result_free && fut->state == CIO__FUT_RESULT)
+        fut->result_free(fut->result);
     if (fut->ops && fut->ops->destroy)
         fut->ops->destroy(fut);
     else
@@ -89,6 +91,24 @@ int cio__future_set_result(cio_future_t *fut, void *result)
         return CIO_EINVALIDSTATE;
     fut->result = result;
     return complete(fut, CIO__FUT_RESULT);
+}
+
+/* A result the future owns and frees with @p result_free when it goes. */
+int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_free)(void *))
+{
+    int rc = cio__future_set_result(fut, result);
+    if (rc == CIO_EINVALIDSTATE)
+        result_free(result);
+    else
+        fut->result_free = result_free;
+    return rc;
+}
+
+/* Take an owned result away from a done future: the caller frees it now. */
+void *cio__future_take_result(cio_future_t *fut)
+{
+    fut->result_free = NULL;
+    return fut->result;
 }
 
 int cio__future_set_error(cio_future_t *fut, int err, const char *message)

@@ -81,13 +81,17 @@ void cio__ring_destroy(cio__ring_t *r)
     *r = (cio__ring_t){0};
 }
 
-/* Release what a slot holds (a future reference) and free it. */
+/* Release what a slot holds (a future reference, an owned argument) and free it. */
 void cio__slot_release(cio_loop_t *loop, uint32_t index)
 {
     cio__slot_t *slot = &loop->slab.v[index];
     cio_future_t *fut = slot->kind == CIO__SLOT_DONE ? slot->fut : NULL;
+    cio_callback_t release = slot->kind == CIO__SLOT_OWNED ? slot->release : NULL;
+    void *arg = slot->arg;
     cio__slab_free(&loop->slab, index);
     cio_future_unref(fut);
+    if (release)
+        release(arg);
 }
 
 /* The checks every non-thread-safe scheduling call makes. */
@@ -143,6 +147,13 @@ static cio__slot_t *handle_slot(cio_handle_t h)
     if (slot->gen != h.gen || slot->state == CIO__SLOT_FREE)
         return NULL;
     return slot;
+}
+
+/* Whether the handle's callback is still waiting to run. */
+bool cio__handle_pending(cio_handle_t h)
+{
+    cio__slot_t *slot = handle_slot(h);
+    return slot && slot->state != CIO__SLOT_CANCELLED;
 }
 
 void cio_handle_cancel(cio_handle_t h)

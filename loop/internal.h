@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "context.h"
 #include "coreio.h"
@@ -32,6 +33,7 @@ enum cio__slot_state {
 enum cio__slot_kind {
     CIO__SLOT_PLAIN = 0, /* fn.cb(arg) */
     CIO__SLOT_DONE,      /* fn.done(fut, arg), holding a reference to fut */
+    CIO__SLOT_OWNED,     /* fn.cb(arg); release(arg) if discarded instead of run */
 };
 
 /* One scheduled callback. The generation changes whenever the slot is freed. */
@@ -44,7 +46,10 @@ typedef struct cio__slot {
         void *arg;
         uint32_t next_free; /* free-list link while FREE */
     };
-    cio_future_t *fut;
+    union {
+        cio_future_t *fut;      /* CIO__SLOT_DONE */
+        cio_callback_t release; /* CIO__SLOT_OWNED */
+    };
     uint32_t gen;
     uint8_t state;
     uint8_t kind;
@@ -70,6 +75,7 @@ typedef struct cio__ring {
 typedef struct cio__mbox_node {
     _Atomic(struct cio__mbox_node *) next;
     cio_callback_t cb;
+    cio_callback_t release; /* run instead of cb if the loop closes first */
     void *arg;
     struct cio__mbox_block *block; /* the block the node was carved from */
 } cio__mbox_node_t;
@@ -119,6 +125,7 @@ struct cio_future_s {
     enum cio__future_state state;
     int err;
     void *result;
+    void (*result_free)(void *result); /* the future owns its result when set */
     char *message;
     cio__done_entry_t *callbacks;
     size_t ncallbacks;
@@ -153,9 +160,36 @@ struct cio_task_s {
     bool must_cancel;     /* cancel at the next resumption */
     bool unwinding;       /* its loop is closing: awaits fail at once */
     char *cancel_message;
+    char *error_message;  /* carried by the future if the function fails */
     char *name;           /* NULL until asked for, when it is the default */
     unsigned long number; /* N of the default name "Task-N" */
     cio__queue_t link;    /* in loop->tasks while not finished */
+};
+
+/* ---- transports --------------------------------------------------------------- */
+
+enum cio__transport_kind { CIO__STREAM, CIO__DGRAM };
+
+struct cio_transport_s {
+    cio_loop_t *loop;
+    cio_protocol_t *protocol;
+    struct cio_server_s *server; /* the server that accepted it, or NULL */
+    int fd;
+    uint8_t kind;
+    bool closing;         /* close() or a fatal error: no more reading */
+    bool lost;            /* connection_lost is scheduled */
+    bool paused;          /* pause_reading() */
+    bool made;            /* connection_made has run: reading may start */
+    bool eof;             /* write_eof() was called */
+    bool protocol_paused; /* pause_writing() was called, resume_writing not yet */
+    bool is_unix;
+    int lost_err;
+    size_t high, low; /* write buffer water marks */
+    /* The write buffer: bytes [whead, whead + wlen) of wbuf. */
+    uint8_t *wbuf;
+    size_t whead, wlen, wcap;
+    cio_future_t *waiter; /* completed once connection_made ran (connections) */
+    cio__queue_t link;    /* in loop->transports */
 };
 
 /* ---- the loop -------------------------------------------------------------- */
@@ -191,6 +225,13 @@ struct cio_loop_s {
     size_t stack_pool_len;
     cio__queue_t asyncgens; /* async generators started and not closed */
 
+    /* Descriptors watched (loop/io.c), indexed by fd. */
+    struct cio__io **io_by_fd;
+    size_t io_cap;
+    uint8_t *read_buf;       /* the one buffer every stream transport reads into */
+    cio__queue_t transports; /* every transport not freed yet */
+    cio__queue_t servers;    /* every server not freed yet */
+
     cio_exception_handler_t exc_handler;
     void *exc_arg;
 };
@@ -210,6 +251,7 @@ static inline uint32_t cio__ring_pop(cio__ring_t *r)
 }
 int cio__schedule(cio_loop_t *loop, const cio__slot_t *proto, cio_handle_t *handle);
 int cio__schedule_check(cio_loop_t *loop, const void *cb);
+bool cio__handle_pending(cio_handle_t h);
 void cio__slot_release(cio_loop_t *loop, uint32_t index);
 
 /* loop/timer.c: the timer heap. */
@@ -226,6 +268,9 @@ bool cio__mailbox_pending(cio_loop_t *loop);
 bool cio__mailbox_sleep(cio_loop_t *loop);
 void cio__mailbox_awake(cio_loop_t *loop);
 void cio__mailbox_drain(cio_loop_t *loop);
+void cio__mailbox_discard(cio_loop_t *loop);
+int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
+                                    void *arg);
 
 /* loop/loop.c */
 double cio__now(void);
@@ -243,6 +288,15 @@ int cio__future_set_result(cio_future_t *fut, void *result);
 int cio__future_set_error(cio_future_t *fut, int err, const char *message);
 bool cio__future_set_cancelled(cio_future_t *fut, const char *message);
 int cio__future_copy_outcome(cio_future_t *dst, const cio_future_t *src);
+int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_free)(void *));
+
+void *cio__future_take_result(cio_future_t *fut);
+
+/* loop/resolver.c */
+void cio__resolver_forget_loop(cio_loop_t *loop);
+struct addrinfo;
+int cio__resolve(cio_loop_t *loop, const char *host, const char *port, const struct addrinfo *hints,
+                 struct addrinfo **res);
 
 /* loop/stack.c */
 size_t cio__stack_size(size_t requested);
@@ -252,10 +306,34 @@ void cio__stack_pool_destroy(cio_loop_t *loop);
 
 /* loop/task.c */
 void cio__tasks_destroy_pending(cio_loop_t *loop);
+void cio__task_set_error_message(const char *message);
 
 /* loop/agen.c */
 int cio__agen_body(void *arg, void **result);
 void cio__agens_detach(cio_loop_t *loop);
+
+/* loop/io.c */
+enum { CIO__IO_READ = 0, CIO__IO_WRITE = 1 };
+typedef struct cio__io cio__io_t;
+int cio__io_start(cio_loop_t *loop, int fd, void *owner, int dir, cio_callback_t cb, void *arg);
+bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir);
+bool cio__io_owned(cio_loop_t *loop, int fd);
+void cio__io_destroy_all(cio_loop_t *loop);
+
+/* loop/transport.c */
+cio_transport_t *cio__stream_new(cio_loop_t *loop, int fd, cio_protocol_t *protocol,
+                                 struct cio_server_s *server, cio_future_t *waiter);
+void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
+void cio__transports_destroy_all(cio_loop_t *loop);
+
+/* loop/connection.c: inside a task, waiting on descriptors. */
+int cio__await_fd(cio_loop_t *loop, int fd, int dir);
+int cio__connect_fd(cio_loop_t *loop, int fd, const struct sockaddr *addr, socklen_t len);
+
+/* loop/server.c: a server counts the connections it accepted. */
+void cio__server_attach(struct cio_server_s *server, cio_transport_t *t);
+void cio__server_detach(struct cio_server_s *server, cio_transport_t *t);
+void cio__servers_destroy_all(cio_loop_t *loop);
 
 /* loop/log.c */
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

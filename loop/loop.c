@@ -50,6 +50,8 @@ cio_loop_t *cio_loop_new(void)
     loop->mailbox.efd = -1;
     cio__queue_init(&loop->tasks);
     cio__queue_init(&loop->asyncgens);
+    cio__queue_init(&loop->transports);
+    cio__queue_init(&loop->servers);
     loop->debug = debug_from_env();
     loop->slow_callback_duration = CIO__SLOW_CALLBACK_DEFAULT;
     struct timespec res;
@@ -90,13 +92,21 @@ int cio_loop_close(cio_loop_t *loop)
     if (atomic_load(&loop->closed))
         return 0;
     atomic_store(&loop->closed, 1);
+    /* No thread may post to the loop after this: then nothing posted leaks. */
+    cio__resolver_forget_loop(loop);
+    cio__mailbox_close(loop);
+    cio__mailbox_discard(loop);
     /* Discard pending callbacks, releasing what they hold. */
     while (loop->ready.len > 0)
         cio__slot_release(loop, cio__ring_pop(&loop->ready));
     cio__timer_discard_all(loop);
     cio__tasks_destroy_pending(loop);
     cio__agens_detach(loop);
-    cio__mailbox_close(loop);
+    cio__transports_destroy_all(loop);
+    cio__servers_destroy_all(loop);
+    cio__io_destroy_all(loop);
+    free(loop->read_buf);
+    loop->read_buf = NULL;
     event_free(loop->poll_timer);
     loop->poll_timer = NULL;
     event_base_free(loop->base);
@@ -124,7 +134,8 @@ int cio_loop_free(cio_loop_t *loop)
 static void poll_io(cio_loop_t *loop, double timeout)
 {
     if (timeout == 0 || !cio__mailbox_sleep(loop)) {
-        event_base_loop(loop->base, EVLOOP_NONBLOCK);
+        /* NONBLOCK alone would keep polling while a descriptor stays ready. */
+        event_base_loop(loop->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         return;
     }
     if (timeout > 0) {

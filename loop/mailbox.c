@@ -148,6 +148,17 @@ void cio__mailbox_destroy(cio_loop_t *loop)
 
 int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg)
 {
+    return cio__call_soon_threadsafe_owned(loop, cb, NULL, arg);
+}
+
+/*
+ * call_soon_threadsafe whose @p arg is owned by the message: if the loop
+ * closes before running @p cb, @p release(@p arg) runs instead, on the loop's
+ * thread, so nothing sent to a loop leaks.
+ */
+int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
+                                    void *arg)
+{
     if (!loop || !cb)
         return -EINVAL;
     cio__mailbox_t *mb = &loop->mailbox;
@@ -157,6 +168,7 @@ int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg
     if (!n)
         return -ENOMEM;
     n->cb = cb;
+    n->release = release;
     n->arg = arg;
     atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
     /* The exchange is sequentially consistent: it orders against the loading
@@ -220,6 +232,10 @@ void cio__mailbox_drain(cio_loop_t *loop)
          * order: fetching the lines ahead hides the cross-core misses. */
         __builtin_prefetch((const char *)next + 128);
         cio__slot_t proto = {.fn.cb = next->cb, .arg = next->arg, .kind = CIO__SLOT_PLAIN};
+        if (next->release) {
+            proto.kind = CIO__SLOT_OWNED;
+            proto.release = next->release;
+        }
         if (cio__schedule(loop, &proto, NULL) < 0)
             break; /* out of memory: the message waits for the next drain */
         /* @next becomes the new dummy; the old one is consumed. */
@@ -237,4 +253,21 @@ void cio__mailbox_drain(cio_loop_t *loop)
     }
     if (run_block)
         block_unref(run_block, run_len);
+}
+
+/* Closing: release what undrained messages own; they will never run. */
+void cio__mailbox_discard(cio_loop_t *loop)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    for (;;) {
+        cio__mbox_node_t *tail = mb->tail;
+        cio__mbox_node_t *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+        if (!next)
+            return;
+        if (next->release)
+            next->release(next->arg);
+        next->release = NULL;
+        mb->tail = next;
+        node_free(mb, tail);
+    }
 }

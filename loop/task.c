@@ -49,7 +49,7 @@ static void task_finish(cio_task_t *t, bool cancelled)
     else if (t->rc == 0)
         cio__future_set_result(&t->fut, t->result);
     else if (t->rc < 0)
-        cio__future_set_error(&t->fut, t->rc, NULL);
+        cio__future_set_error(&t->fut, t->rc, t->error_message);
     else
         cio__future_set_error(&t->fut, -EINVAL, "task function returned a positive value");
     t->must_cancel = false;
@@ -214,6 +214,7 @@ bool cio_task_cancel(cio_task_t *task, const char *message)
 static void task_destroy(cio_future_t *fut)
 {
     cio_task_t *t = task_of(fut);
+    free(t->error_message);
     free(t->name);
     free(t->cancel_message);
     free(t);
@@ -241,6 +242,17 @@ int cio_task_set_name(cio_task_t *task, const char *name)
     free(task->name);
     task->name = copy;
     return 0;
+}
+
+/* The message the running task's error will carry (internal callers only). */
+void cio__task_set_error_message(const char *message)
+{
+    cio_task_t *t = cio_current_task();
+    if (!t)
+        return;
+    char *copy = message ? strdup(message) : NULL;
+    free(t->error_message);
+    t->error_message = copy;
 }
 
 cio_task_t *cio_current_task(void)

@@ -32,6 +32,16 @@ typedef struct cio_future_s cio_future_t;
  */
 typedef int (*cio_callback_t)(void *arg);
 
+/**
+ * An option whose asyncio default is "on": a zeroed options struct must mean
+ * the default, so the default is its own value.
+ */
+typedef enum cio_tristate {
+    CIO_DEFAULT = 0,
+    CIO_ON,
+    CIO_OFF,
+} cio_tristate_t;
+
 #ifdef __cplusplus
 }
 #endif

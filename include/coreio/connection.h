@@ -1,0 +1,62 @@
+/*
+ * coreio/connection.h: opening stream connections (asyncio:
+ * loop.create_connection, create_unix_connection, connect_accepted_socket).
+ * Each returns a future whose result is the connected transport, once its
+ * protocol's connection_made has run.
+ *
+ * Loop thread only.
+ */
+#ifndef COREIO_CONNECTION_H
+#define COREIO_CONNECTION_H
+
+#include "coreio/common.h"
+#include "coreio/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Options of cio_loop_create_connection(); NULL or all-zero: asyncio's defaults. */
+typedef struct cio_connection_opts {
+    int family;             /* AF_UNSPEC (0): whatever the host resolves to */
+    int proto;              /* getaddrinfo protocol, 0 for any */
+    int flags;              /* getaddrinfo AI_* flags */
+    const char *local_host; /* local_addr: bind to this host and/or port first */
+    const char *local_port;
+    double happy_eyeballs_delay; /* > 0: race addresses this many seconds apart (RFC 8305) */
+    int interleave;              /* addresses of the first family before alternating; 0: 1 */
+    bool use_sock;               /* use the connected socket @c sock instead */
+    int sock;
+} cio_connection_opts_t;
+
+/**
+ * Connect to @p host and @p port (asyncio: create_connection) and attach a
+ * protocol from @p factory(@p factory_arg). Each resolved address is tried in
+ * turn; with a happy-eyeballs delay the attempts are started that far apart
+ * and race, and the first to connect wins. If all fail, the error is the
+ * last attempt's and the message names every address that failed. The
+ * future's result is the transport. NULL for bad arguments.
+ */
+CIO_EXTERN cio_future_t *
+cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_t factory, void *factory_arg,
+                           const char *host, const char *port, const cio_connection_opts_t *opts);
+
+/** As cio_loop_create_connection(), to the Unix socket @p path. */
+CIO_EXTERN cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop,
+                                                         cio_protocol_factory_t factory,
+                                                         void *factory_arg, const char *path);
+
+/**
+ * Wrap @p fd, a connected stream socket accepted elsewhere, in a transport
+ * (asyncio: connect_accepted_socket); it is made non-blocking and owned by the
+ * transport from then on.
+ */
+CIO_EXTERN cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop,
+                                                          cio_protocol_factory_t factory,
+                                                          void *factory_arg, int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_CONNECTION_H */

@@ -1,0 +1,104 @@
+/*
+ * coreio/server.h: listening servers (asyncio: loop.create_server,
+ * loop.create_unix_server and the Server object).
+ *
+ * Loop thread only.
+ */
+#ifndef COREIO_SERVER_H
+#define COREIO_SERVER_H
+
+#include "coreio/common.h"
+#include "coreio/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A server: one or more listening sockets and the connections they accept. */
+typedef struct cio_server_s cio_server_t;
+
+/** Options of the create_server calls; NULL or all-zero means asyncio's defaults. */
+typedef struct cio_server_opts {
+    int family;               /* AF_UNSPEC (0): every family the host has */
+    int flags;                /* getaddrinfo AI_* flags; AI_PASSIVE is implied */
+    const char *const *hosts; /* several hosts (nhosts), instead of the host argument */
+    size_t nhosts;
+    int backlog;                  /* 0: 100 */
+    cio_tristate_t reuse_address; /* SO_REUSEADDR, default on */
+    bool reuse_port;              /* SO_REUSEPORT */
+    cio_tristate_t start_serving; /* default on: accept at once */
+    bool use_sock;                /* serve the listening socket @c sock instead */
+    int sock;
+} cio_server_opts_t;
+
+/**
+ * Listen on @p host and @p port (asyncio: create_server); each connection gets
+ * a protocol from @p factory(@p factory_arg). @p host NULL listens on every
+ * interface (an IPv6 socket is made IPV6_V6ONLY so IPv4 gets its own), and
+ * each host resolved to several addresses gets a socket per address. Names are
+ * resolved without blocking the loop. The future's result is the server (the
+ * caller frees it with cio_server_free()); its error is the failed bind's or
+ * the resolution's. NULL for bad arguments.
+ */
+CIO_EXTERN cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                                void *factory_arg, const char *host,
+                                                const char *port, const cio_server_opts_t *opts);
+
+/**
+ * As cio_loop_create_server(), on the Unix socket @p path (asyncio:
+ * create_unix_server); a stale socket file at @p path is removed first. Only
+ * backlog, start_serving and use_sock/sock of @p opts apply.
+ */
+CIO_EXTERN cio_future_t *cio_loop_create_unix_server(cio_loop_t *loop,
+                                                     cio_protocol_factory_t factory,
+                                                     void *factory_arg, const char *path,
+                                                     const cio_server_opts_t *opts);
+
+/**
+ * Stop listening and close the listening sockets; connections already
+ * accepted go on (asyncio 3.11). Idempotent.
+ */
+CIO_EXTERN void cio_server_close(cio_server_t *s);
+
+/** The loop the server runs on. */
+CIO_EXTERN cio_loop_t *cio_server_get_loop(const cio_server_t *s);
+
+/**
+ * Start accepting if not yet (asyncio: start_serving). The future (one
+ * reference for the caller) is done at once: NULL result, or CIO_ECLOSED.
+ */
+CIO_EXTERN cio_future_t *cio_server_start_serving(cio_server_t *s);
+
+/**
+ * Start accepting and return a future that stays pending until the server is
+ * closed, then ends cancelled (asyncio: serve_forever); cancelling it closes
+ * the server. -EBUSY error if another serve_forever is pending.
+ */
+CIO_EXTERN cio_future_t *cio_server_serve_forever(cio_server_t *s);
+
+/** Whether the server accepts connections. */
+CIO_EXTERN bool cio_server_is_serving(const cio_server_t *s);
+
+/**
+ * A future done once the server is closed and every connection it accepted
+ * has been lost (asyncio: wait_closed).
+ */
+CIO_EXTERN cio_future_t *cio_server_wait_closed(cio_server_t *s);
+
+/** Copy up to @p max listening descriptors into @p fds; returns how many there are. */
+CIO_EXTERN size_t cio_server_sockets(const cio_server_t *s, int *fds, size_t max);
+
+/** Connections accepted and not lost yet. */
+CIO_EXTERN size_t cio_server_active_connections(const cio_server_t *s);
+
+/**
+ * Close the server if needed and release it; the memory goes once its last
+ * connection is lost. NULL is ignored.
+ */
+CIO_EXTERN void cio_server_free(cio_server_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_SERVER_H */

@@ -1,0 +1,446 @@
+/*
+ * loop/connection.c: opening stream connections. create_connection runs as an
+ * internal task: resolve, then connect to each address in turn, or, with a
+ * happy-eyeballs delay, race them as RFC 8305 and asyncio's staggered_race do:
+ * a new attempt starts when the delay passes or the previous attempt fails,
+ * and the first to connect wins while the rest are cancelled.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct conn_args {
+    cio_loop_t *loop;
+    cio_protocol_factory_t factory;
+    void *factory_arg;
+    cio_connection_opts_t opts;
+    char *host, *port, *local_host, *local_port, *path;
+} conn_args_t;
+
+static void conn_args_free(conn_args_t *a)
+{
+    free(a->host);
+    free(a->port);
+    free(a->local_host);
+    free(a->local_port);
+    free(a->path);
+    free(a);
+}
+
+static int set_done(void *arg)
+{
+    cio_future_t *fut = arg;
+    if (!cio_future_done(fut))
+        cio_future_set_result(fut, NULL);
+    return 0;
+}
+
+/* Inside a task: wait until @p fd is ready for @p dir (CIO__IO_READ/WRITE). */
+int cio__await_fd(cio_loop_t *loop, int fd, int dir)
+{
+    cio_future_t *fut = cio_loop_create_future(loop);
+    if (!fut)
+        return -ENOMEM;
+    int rc = cio__io_start(loop, fd, fut, dir, set_done, fut);
+    if (rc == 0)
+        rc = cio_await(fut, NULL);
+    cio__io_stop(loop, fd, fut, dir);
+    cio_future_unref(fut);
+    return rc;
+}
+
+/* Inside a task: a non-blocking connect of @p fd to @p addr, to its end. */
+int cio__connect_fd(cio_loop_t *loop, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EAGAIN)
+        return -errno;
+    int rc = cio__await_fd(loop, fd, CIO__IO_WRITE);
+    if (rc < 0)
+        return rc;
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return -errno;
+    return -err;
+}
+
+/* Bind @p fd to the first local address of its family; -EADDRNOTAVAIL if none. */
+static int bind_local(int fd, int family, const struct addrinfo *local)
+{
+    int err = -EADDRNOTAVAIL;
+    for (const struct addrinfo *ai = local; ai; ai = ai->ai_next) {
+        if (ai->ai_family != family)
+            continue;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            return 0;
+        err = -errno;
+    }
+    return err;
+}
+
+/* One attempt: a socket for @p ai, bound and connected. Returns the fd or an error. */
+static int try_connect(cio_loop_t *loop, const struct addrinfo *ai, const struct addrinfo *local)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int rc = local ? bind_local(fd, ai->ai_family, local) : 0;
+    if (rc == 0)
+        rc = cio__connect_fd(loop, fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Collects the failures into asyncio's "Multiple exceptions" message. */
+typedef struct failures {
+    char text[1024];
+    size_t len;
+    int count;
+    int last;
+} failures_t;
+
+static void note_failure(failures_t *f, const struct addrinfo *ai, int err)
+{
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv, sizeof(serv),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    if (f->len < sizeof(f->text))
+        f->len += (size_t)snprintf(f->text + f->len, sizeof(f->text) - f->len,
+                                   "%s[%s] connect to ('%s', %s) failed", f->count ? "; " : "",
+                                   cio_err_name(err), host, serv);
+    f->count++;
+    f->last = err;
+}
+
+/* ---- racing (happy eyeballs) ------------------------------------------------ */
+
+typedef struct race {
+    cio_loop_t *loop;
+    const struct addrinfo *local;
+    int winner; /* the connected fd, or -1 */
+    size_t finished;
+    failures_t *failures;
+    cio_future_t *wake; /* settled whenever an attempt ends */
+} race_t;
+
+typedef struct attempt {
+    race_t *race;
+    const struct addrinfo *ai;
+} attempt_t;
+
+static int attempt_task(void *arg, void **result)
+{
+    attempt_t *at = arg;
+    race_t *r = at->race;
+    int fd = try_connect(r->loop, at->ai, r->local);
+    if (fd >= 0 && r->winner < 0)
+        r->winner = fd;
+    else if (fd >= 0)
+        close(fd); /* lost the race */
+    else if (fd != -ECANCELED)
+        note_failure(r->failures, at->ai, fd);
+    r->finished++;
+    if (r->wake && !cio_future_done(r->wake))
+        cio_future_set_result(r->wake, NULL);
+    return 0;
+}
+
+/* Start attempts @p delay apart until one connects or all have failed. */
+static int race_connect(cio_loop_t *loop, const struct addrinfo **addrs, size_t n,
+                        const struct addrinfo *local, double delay, failures_t *fails)
+{
+    race_t r = {.loop = loop, .local = local, .winner = -1, .failures = fails};
+    attempt_t *at = calloc(n, sizeof(*at));
+    cio_future_t **futs = calloc(n, sizeof(*futs));
+    size_t started = 0;
+    int rc = at && futs ? 0 : -ENOMEM;
+    /* Each pass starts the next attempt: the delay passed or one failed. */
+    while (rc == 0 && r.winner < 0 && r.finished < n) {
+        if (started < n) {
+            at[started] = (attempt_t){&r, addrs[started]};
+            cio_task_t *t = cio_task_new(loop, attempt_task, &at[started], NULL);
+            if (!t) {
+                rc = -ENOMEM;
+                break;
+            }
+            futs[started++] = cio_task_future(t);
+        }
+        r.wake = cio_loop_create_future(loop);
+        cio_future_t *w = !r.wake       ? NULL
+                          : started < n ? cio_wait_for(r.wake, delay)
+                                        : cio_future_ref(r.wake);
+        rc = w ? cio_await(w, NULL) : -ENOMEM;
+        cio_future_unref(w);
+        cio_future_unref(r.wake);
+        r.wake = NULL;
+        if (rc == -ETIMEDOUT)
+            rc = 0;
+    }
+    /* Stop the others and wait for them, so every losing socket is closed. */
+    for (size_t i = 0; i < started; i++)
+        cio_future_cancel(futs[i], NULL);
+    cio_future_t *all =
+        started ? cio_gather(loop, futs, started, &(cio_gather_opts_t){true}) : NULL;
+    while (all && !cio_future_done(all))
+        cio_await(all, NULL); /* a cancellation of ours must not leave them running */
+    cio_future_unref(all);
+    for (size_t i = 0; i < started; i++)
+        cio_future_unref(futs[i]);
+    free(futs);
+    free(at);
+    if (rc < 0) {
+        if (r.winner >= 0)
+            close(r.winner);
+        return rc;
+    }
+    return r.winner >= 0 ? r.winner : (fails->count ? fails->last : -ECONNREFUSED);
+}
+
+/* RFC 8305's interleaving: @p first of the first family, then alternate. */
+static size_t order_addresses(struct addrinfo *res, const struct addrinfo **out, int first)
+{
+    size_t n = 0, na = 0, nb = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        n++;
+    const struct addrinfo **a = calloc(n ? n : 1, sizeof(*a));
+    const struct addrinfo **b = calloc(n ? n : 1, sizeof(*b));
+    if (!a || !b) {
+        free(a);
+        free(b);
+        n = 0;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+            out[n++] = ai;
+        return n;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == res->ai_family)
+            a[na++] = ai;
+        else
+            b[nb++] = ai;
+    }
+    size_t k = 0, ia = 0, ib = 0;
+    for (int i = 0; i < first - 1 && ia < na; i++)
+        out[k++] = a[ia++];
+    while (ia < na || ib < nb) {
+        if (ia < na)
+            out[k++] = a[ia++];
+        if (ib < nb)
+            out[k++] = b[ib++];
+    }
+    free(a);
+    free(b);
+    return k;
+}
+
+/* Connect to one of @p res: in turn, or raced. Returns the fd or an error. */
+static int connect_any(cio_loop_t *loop, struct addrinfo *res, const struct addrinfo *local,
+                       const cio_connection_opts_t *o)
+{
+    failures_t fails = {.last = -ECONNREFUSED};
+    int fd = -ENOENT;
+    if (o->happy_eyeballs_delay > 0) {
+        size_t n = 0;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+            n++;
+        const struct addrinfo **addrs = calloc(n ? n : 1, sizeof(*addrs));
+        if (!addrs)
+            return -ENOMEM;
+        n = order_addresses(res, addrs, o->interleave > 0 ? o->interleave : 1);
+        fd = race_connect(loop, addrs, n, local, o->happy_eyeballs_delay, &fails);
+        free(addrs);
+    } else {
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            fd = try_connect(loop, ai, local);
+            if (fd >= 0 || fd == -ECANCELED)
+                break;
+            note_failure(&fails, ai, fd);
+        }
+    }
+    if (fd < 0 && fails.count > 1) {
+        char message[sizeof(fails.text) + 32];
+        snprintf(message, sizeof(message), "Multiple exceptions: %s", fails.text);
+        cio__task_set_error_message(message);
+    } else if (fd < 0 && fails.count == 1) {
+        cio__task_set_error_message(fails.text);
+    }
+    return fd;
+}
+
+/* Attach a protocol to the connected @p fd and wait for connection_made. */
+static int attach(conn_args_t *a, int fd, void **result)
+{
+    cio_protocol_t *p = a->factory(a->factory_arg);
+    if (!p || !p->ops) {
+        close(fd);
+        return -ENOMEM;
+    }
+    cio_future_t *waiter = cio_loop_create_future(a->loop);
+    cio_transport_t *t = waiter ? cio__stream_new(a->loop, fd, p, NULL, waiter) : NULL;
+    if (!t) {
+        cio_future_unref(waiter);
+        close(fd);
+        return -ENOMEM;
+    }
+    int rc = cio_await(waiter, result);
+    cio_future_unref(waiter);
+    if (rc < 0)
+        cio_transport_abort(t);
+    return rc;
+}
+
+static int create_connection_task(void *arg, void **result)
+{
+    conn_args_t *a = arg;
+    struct addrinfo hints = {.ai_family = a->opts.family,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_protocol = a->opts.proto,
+                             .ai_flags = a->opts.flags};
+    struct addrinfo *res = NULL, *local = NULL;
+    int rc = 0;
+    if (a->opts.use_sock) {
+        rc = a->opts.sock;
+    } else {
+        rc = cio__resolve(a->loop, a->host, a->port, &hints, &res);
+        if (rc == 0 && (a->local_host || a->local_port)) {
+            hints.ai_flags |= AI_PASSIVE;
+            rc = cio__resolve(a->loop, a->local_host, a->local_port, &hints, &local);
+        }
+        if (rc == 0)
+            rc = connect_any(a->loop, res, local, &a->opts);
+    }
+    if (rc >= 0)
+        rc = attach(a, rc, result);
+    if (res)
+        freeaddrinfo(res);
+    if (local)
+        freeaddrinfo(local);
+    conn_args_free(a);
+    return rc;
+}
+
+static conn_args_t *conn_args_new(cio_loop_t *loop, cio_protocol_factory_t factory, void *arg)
+{
+    if (!loop || !factory || atomic_load(&loop->closed))
+        return NULL;
+    conn_args_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->loop = loop;
+    a->factory = factory;
+    a->factory_arg = arg;
+    return a;
+}
+
+static cio_future_t *start(conn_args_t *a, cio_task_fn fn)
+{
+    cio_task_t *t = cio_task_new(a->loop, fn, a, NULL);
+    if (!t) {
+        conn_args_free(a);
+        return NULL;
+    }
+    return cio_task_future(t);
+}
+
+static bool dup_opt(char **dst, const char *src)
+{
+    return !src || (*dst = strdup(src));
+}
+
+cio_future_t *cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                         void *factory_arg, const char *host, const char *port,
+                                         const cio_connection_opts_t *opts)
+{
+    if (opts && !(opts->happy_eyeballs_delay >= 0))
+        return NULL; /* negative or NaN */
+    if (!(opts && opts->use_sock) && !host && !port)
+        return NULL;
+    conn_args_t *a = conn_args_new(loop, factory, factory_arg);
+    if (!a)
+        return NULL;
+    if (opts)
+        a->opts = *opts;
+    if (!dup_opt(&a->host, host) || !dup_opt(&a->port, port) ||
+        !dup_opt(&a->local_host, a->opts.local_host) ||
+        !dup_opt(&a->local_port, a->opts.local_port)) {
+        conn_args_free(a);
+        return NULL;
+    }
+    a->opts.local_host = a->opts.local_port = NULL;
+    return start(a, create_connection_task);
+}
+
+static int unix_connection_task(void *arg, void **result)
+{
+    conn_args_t *a = arg;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int rc;
+    if (strlen(a->path) >= sizeof(sun.sun_path)) {
+        rc = -ENAMETOOLONG;
+    } else {
+        strcpy(sun.sun_path, a->path);
+        rc = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (rc < 0) {
+            rc = -errno;
+        } else {
+            int fd = rc;
+            rc = cio__connect_fd(a->loop, fd, (struct sockaddr *)&sun, sizeof(sun));
+            if (rc < 0)
+                close(fd);
+            else
+                rc = attach(a, fd, result);
+        }
+    }
+    conn_args_free(a);
+    return rc;
+}
+
+cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                              void *factory_arg, const char *path)
+{
+    if (!path)
+        return NULL;
+    conn_args_t *a = conn_args_new(loop, factory, factory_arg);
+    if (!a)
+        return NULL;
+    if (!(a->path = strdup(path))) {
+        conn_args_free(a);
+        return NULL;
+    }
+    return start(a, unix_connection_task);
+}
+
+static int accepted_task(void *arg, void **result)
+{
+    conn_args_t *a = arg;
+    int rc = attach(a, a->opts.sock, result);
+    conn_args_free(a);
+    return rc;
+}
+
+cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                               void *factory_arg, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return NULL;
+    conn_args_t *a = conn_args_new(loop, factory, factory_arg);
+    if (!a)
+        return NULL;
+    a->opts.sock = fd;
+    return start(a, accepted_task);
+}

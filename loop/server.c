@@ -1,0 +1,546 @@
+/*
+ * loop/server.c: listening servers (asyncio's Server and _start_serving).
+ * Each listening socket is watched for readability; one wake-up accepts up to
+ * backlog connections. When the process runs out of descriptors or memory the
+ * socket stops accepting for a second instead of spinning, and says why.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BACKLOG_DEFAULT    100
+#define ACCEPT_RETRY_DELAY 1.0 /* seconds, asyncio's constants.ACCEPT_RETRY_DELAY */
+
+typedef struct listener {
+    struct cio_server_s *server;
+    int fd;
+    bool watching;
+    cio_handle_t retry; /* the timer resuming accepts after EMFILE and the like */
+} listener_t;
+
+struct cio_server_s {
+    cio_loop_t *loop;
+    cio_protocol_factory_t factory;
+    void *factory_arg;
+    listener_t *ls;
+    size_t nls;
+    int backlog;
+    bool serving;
+    bool closed;
+    bool freed;             /* cio_server_free() was called */
+    size_t active;          /* connections not lost yet */
+    cio_future_t *forever;  /* serve_forever's future */
+    cio_future_t **waiters; /* wait_closed futures */
+    size_t nwaiters;
+    cio__queue_t link; /* in loop->servers */
+};
+
+static void server_release(cio_server_t *s)
+{
+    cio__queue_remove(&s->link);
+    free(s->ls);
+    free(s->waiters);
+    free(s);
+}
+
+/* Free the memory once nobody can reach the server any more. */
+static void maybe_release(cio_server_t *s)
+{
+    if (s->freed && s->active == 0)
+        server_release(s);
+}
+
+/* Closed and no connection left: wake every wait_closed. */
+static void wake_waiters(cio_server_t *s)
+{
+    if (!s->closed || s->active > 0)
+        return;
+    for (size_t i = 0; i < s->nwaiters; i++) {
+        if (!cio_future_done(s->waiters[i]))
+            cio_future_set_result(s->waiters[i], NULL);
+        cio_future_unref(s->waiters[i]);
+    }
+    s->nwaiters = 0;
+}
+
+void cio__server_attach(cio_server_t *s, cio_transport_t *t)
+{
+    s->active++;
+}
+
+void cio__server_detach(cio_server_t *s, cio_transport_t *t)
+{
+    s->active--;
+    wake_waiters(s);
+    maybe_release(s);
+}
+
+/* ---- accepting ------------------------------------------------------------------ */
+
+static int resume_accepting(void *arg);
+
+static void stop_watching(listener_t *l)
+{
+    if (l->watching)
+        cio__io_stop(l->server->loop, l->fd, l, CIO__IO_READ);
+    l->watching = false;
+}
+
+/* Out of descriptors or memory: report it and pause this socket for a while. */
+static void accept_backoff(listener_t *l, int err)
+{
+    cio_exception_context_t ctx;
+    cio_exception_context_init(&ctx, "socket.accept() out of system resource");
+    ctx.error = err;
+    ctx.socket = l->fd;
+    cio_loop_call_exception_handler(l->server->loop, &ctx);
+    stop_watching(l);
+    cio_loop_call_later(l->server->loop, ACCEPT_RETRY_DELAY, resume_accepting, l, &l->retry);
+}
+
+static void accept_one(cio_server_t *s, int fd)
+{
+    cio_protocol_t *p = s->factory(s->factory_arg);
+    if (!p || !p->ops) {
+        close(fd);
+        cio_exception_context_t ctx;
+        cio_exception_context_init(&ctx, "protocol factory failed for an accepted connection");
+        ctx.error = -ENOMEM;
+        cio_loop_call_exception_handler(s->loop, &ctx);
+        return;
+    }
+    if (!cio__stream_new(s->loop, fd, p, s, NULL))
+        close(fd);
+}
+
+static int on_acceptable(void *arg)
+{
+    listener_t *l = arg;
+    cio_server_t *s = l->server;
+    for (int i = 0; i < s->backlog && s->serving; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            accept_one(s, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            accept_backoff(l, -errno);
+        else if (errno != EAGAIN)
+            cio__log(CIO_LOG_ERROR, "accept() on socket %d failed: %s", l->fd,
+                     cio_strerror(-errno));
+        break;
+    }
+    return 0;
+}
+
+static int watch(listener_t *l)
+{
+    int rc = cio__io_start(l->server->loop, l->fd, l, CIO__IO_READ, on_acceptable, l);
+    l->watching = rc == 0;
+    return rc;
+}
+
+static int resume_accepting(void *arg)
+{
+    listener_t *l = arg;
+    l->retry = (cio_handle_t){0};
+    if (l->server->serving && !l->watching)
+        watch(l);
+    return 0;
+}
+
+static int start_serving(cio_server_t *s)
+{
+    if (s->closed)
+        return CIO_ECLOSED;
+    if (s->serving)
+        return 0;
+    for (size_t i = 0; i < s->nls; i++) {
+        if (listen(s->ls[i].fd, s->backlog) < 0)
+            return -errno;
+    }
+    s->serving = true;
+    for (size_t i = 0; i < s->nls; i++) {
+        int rc = watch(&s->ls[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the Server object ------------------------------------------------------------- */
+
+static int forever_done(cio_future_t *fut, void *arg)
+{
+    cio_server_close(arg); /* serve_forever was cancelled: close, as asyncio */
+    return 0;
+}
+
+void cio_server_close(cio_server_t *s)
+{
+    if (!s || s->closed)
+        return;
+    s->closed = true;
+    s->serving = false;
+    for (size_t i = 0; i < s->nls; i++) {
+        stop_watching(&s->ls[i]);
+        cio_handle_cancel(s->ls[i].retry);
+        close(s->ls[i].fd);
+    }
+    if (s->forever) {
+        cio_future_t *f = s->forever;
+        s->forever = NULL;
+        cio_future_remove_done_callback(f, forever_done, s);
+        cio_future_cancel(f, NULL);
+        cio_future_unref(f);
+    }
+    wake_waiters(s);
+}
+
+cio_loop_t *cio_server_get_loop(const cio_server_t *s)
+{
+    return s->loop;
+}
+
+/* A future already settled with @p rc (0: a NULL result). */
+static cio_future_t *settled(cio_loop_t *loop, int rc)
+{
+    cio_future_t *fut = cio_loop_create_future(loop);
+    if (fut && rc == 0)
+        cio_future_set_result(fut, NULL);
+    else if (fut)
+        cio_future_set_error(fut, rc, NULL);
+    return fut;
+}
+
+cio_future_t *cio_server_start_serving(cio_server_t *s)
+{
+    return settled(s->loop, start_serving(s));
+}
+
+cio_future_t *cio_server_serve_forever(cio_server_t *s)
+{
+    if (s->forever)
+        return settled(s->loop, -EBUSY);
+    int rc = start_serving(s);
+    if (rc < 0)
+        return settled(s->loop, rc);
+    cio_future_t *fut = cio_loop_create_future(s->loop);
+    if (!fut)
+        return NULL;
+    if (cio_future_add_done_callback(fut, forever_done, s) < 0) {
+        cio_future_unref(fut);
+        return NULL;
+    }
+    s->forever = cio_future_ref(fut);
+    return fut;
+}
+
+bool cio_server_is_serving(const cio_server_t *s)
+{
+    return s->serving;
+}
+
+cio_future_t *cio_server_wait_closed(cio_server_t *s)
+{
+    if (s->closed && s->active == 0)
+        return settled(s->loop, 0);
+    cio_future_t **v = realloc(s->waiters, (s->nwaiters + 1) * sizeof(*v));
+    if (!v)
+        return NULL;
+    s->waiters = v;
+    cio_future_t *fut = cio_loop_create_future(s->loop);
+    if (!fut)
+        return NULL;
+    s->waiters[s->nwaiters++] = cio_future_ref(fut);
+    return fut;
+}
+
+size_t cio_server_sockets(const cio_server_t *s, int *fds, size_t max)
+{
+    for (size_t i = 0; i < s->nls && i < max; i++)
+        fds[i] = s->ls[i].fd;
+    return s->closed ? 0 : s->nls;
+}
+
+size_t cio_server_active_connections(const cio_server_t *s)
+{
+    return s->active;
+}
+
+void cio_server_free(cio_server_t *s)
+{
+    if (!s)
+        return;
+    cio_server_close(s);
+    for (size_t i = 0; i < s->nwaiters; i++) {
+        cio_future_cancel(s->waiters[i], NULL);
+        cio_future_unref(s->waiters[i]);
+    }
+    s->nwaiters = 0;
+    s->freed = true;
+    maybe_release(s);
+}
+
+/* The loop is closing: close and free whatever servers are left. */
+void cio__servers_destroy_all(cio_loop_t *loop)
+{
+    while (!cio__queue_empty(&loop->servers)) {
+        cio_server_t *s = cio_container_of(loop->servers.next, cio_server_t, link);
+        cio_server_close(s);
+        for (size_t i = 0; i < s->nwaiters; i++)
+            cio_future_unref(s->waiters[i]);
+        server_release(s);
+    }
+}
+
+/* ---- creating ------------------------------------------------------------------------ */
+
+/* A server around the bound sockets @p fds (ownership passes to it). */
+static cio_server_t *server_new(cio_loop_t *loop, cio_protocol_factory_t factory, void *arg,
+                                const int *fds, size_t n, int backlog)
+{
+    cio_server_t *s = calloc(1, sizeof(*s));
+    listener_t *ls = calloc(n ? n : 1, sizeof(*ls));
+    if (!s || !ls) {
+        free(s);
+        free(ls);
+        return NULL;
+    }
+    s->loop = loop;
+    s->factory = factory;
+    s->factory_arg = arg;
+    s->backlog = backlog > 0 ? backlog : BACKLOG_DEFAULT;
+    s->ls = ls;
+    s->nls = n;
+    for (size_t i = 0; i < n; i++)
+        ls[i] = (listener_t){.server = s, .fd = fds[i]};
+    cio__queue_insert_tail(&loop->servers, &s->link);
+    return s;
+}
+
+/* Bind one socket for @p ai, with asyncio's options. Returns the fd or -errno. */
+static int bind_one(const struct addrinfo *ai, const cio_server_opts_t *o)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (o->reuse_address != CIO_OFF)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (o->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto err;
+    /* asyncio: IPv6 sockets do not also take IPv4, which has its own. */
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        goto err;
+    return fd;
+err:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+typedef struct create_args {
+    cio_loop_t *loop;
+    cio_protocol_factory_t factory;
+    void *factory_arg;
+    cio_server_opts_t opts;
+    char **hosts; /* NULL entries mean every interface */
+    size_t nhosts;
+    char *port;
+    char *unix_path;
+} create_args_t;
+
+static void create_args_free(create_args_t *a)
+{
+    for (size_t i = 0; i < a->nhosts; i++)
+        free(a->hosts[i]);
+    free(a->hosts);
+    free(a->port);
+    free(a->unix_path);
+    free(a);
+}
+
+/* Finish: the server, listening if asked; consumes @p fds. */
+static int make_server(create_args_t *a, int *fds, size_t n, void **result)
+{
+    cio_server_t *s = server_new(a->loop, a->factory, a->factory_arg, fds, n, a->opts.backlog);
+    if (!s) {
+        for (size_t i = 0; i < n; i++)
+            close(fds[i]);
+        return -ENOMEM;
+    }
+    if (a->opts.start_serving != CIO_OFF) {
+        int rc = start_serving(s);
+        if (rc < 0) {
+            s->freed = true;
+            cio_server_close(s);
+            maybe_release(s);
+            return rc;
+        }
+    }
+    *result = s;
+    return 0;
+}
+
+/* The task behind cio_loop_create_server(). */
+static int create_server_task(void *arg, void **result)
+{
+    create_args_t *a = arg;
+    int *fds = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (size_t h = 0; h < a->nhosts && rc == 0; h++) {
+        struct addrinfo hints = {.ai_family = a->opts.family,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = a->opts.flags | AI_PASSIVE};
+        struct addrinfo *res = NULL;
+        rc = cio__resolve(a->loop, a->hosts[h], a->port, &hints, &res);
+        for (struct addrinfo *ai = res; ai && rc == 0; ai = ai->ai_next) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 4;
+                int *v = realloc(fds, cap * sizeof(*v));
+                if (!v) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                fds = v;
+            }
+            int fd = bind_one(ai, &a->opts);
+            if (fd < 0)
+                rc = fd;
+            else
+                fds[n++] = fd;
+        }
+        if (res)
+            freeaddrinfo(res);
+    }
+    if (rc == 0)
+        rc = make_server(a, fds, n, result);
+    else
+        for (size_t i = 0; i < n; i++)
+            close(fds[i]);
+    free(fds);
+    create_args_free(a);
+    return rc;
+}
+
+static cio_future_t *run_create(create_args_t *a, cio_task_fn fn)
+{
+    cio_task_t *t = cio_task_new(a->loop, fn, a, NULL);
+    if (!t) {
+        create_args_free(a);
+        return NULL;
+    }
+    return cio_task_future(t);
+}
+
+static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                      void *factory_arg, const cio_server_opts_t *opts)
+{
+    if (!loop || !factory || atomic_load(&loop->closed))
+        return NULL;
+    create_args_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->loop = loop;
+    a->factory = factory;
+    a->factory_arg = factory_arg;
+    if (opts)
+        a->opts = *opts;
+    a->opts.hosts = NULL;
+    return a;
+}
+
+/* An existing listening socket: no resolution, no binding. */
+static int existing_sock_task(void *arg, void **result)
+{
+    create_args_t *a = arg;
+    int fd = a->opts.sock;
+    int rc = make_server(a, &fd, 1, result);
+    create_args_free(a);
+    return rc;
+}
+
+cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                     void *factory_arg, const char *host, const char *port,
+                                     const cio_server_opts_t *opts)
+{
+    create_args_t *a = create_args_new(loop, factory, factory_arg, opts);
+    if (!a)
+        return NULL;
+    if (a->opts.use_sock)
+        return run_create(a, existing_sock_task);
+    size_t n = opts && opts->hosts ? opts->nhosts : 1;
+    a->hosts = calloc(n, sizeof(*a->hosts));
+    a->nhosts = n;
+    bool ok = a->hosts && (!port || (a->port = strdup(port)));
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *h = opts && opts->hosts ? opts->hosts[i] : host;
+        ok = !h || (a->hosts[i] = strdup(h));
+    }
+    if (!ok) {
+        create_args_free(a);
+        return NULL;
+    }
+    return run_create(a, create_server_task);
+}
+
+/* The task behind cio_loop_create_unix_server(). */
+static int create_unix_server_task(void *arg, void **result)
+{
+    create_args_t *a = arg;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int rc = 0;
+    if (strlen(a->unix_path) >= sizeof(sun.sun_path)) {
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    strcpy(sun.sun_path, a->unix_path);
+    /* asyncio removes a stale socket file, and nothing else. */
+    struct stat st;
+    if (a->unix_path[0] && stat(a->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(a->unix_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        rc = -errno;
+        close(fd);
+        goto out;
+    }
+    rc = make_server(a, &fd, 1, result);
+out:
+    create_args_free(a);
+    return rc;
+}
+
+cio_future_t *cio_loop_create_unix_server(cio_loop_t *loop, cio_protocol_factory_t factory,
+                                          void *factory_arg, const char *path,
+                                          const cio_server_opts_t *opts)
+{
+    create_args_t *a = create_args_new(loop, factory, factory_arg, opts);
+    if (!a)
+        return NULL;
+    if (a->opts.use_sock)
+        return run_create(a, existing_sock_task);
+    if (!path || !(a->unix_path = strdup(path))) {
+        create_args_free(a);
+        return NULL;
+    }
+    return run_create(a, create_unix_server_task);
+}

@@ -1,0 +1,526 @@
+/*
+ * loop/transport.c: stream transports (asyncio's _SelectorSocketTransport)
+ * over connected TCP and Unix sockets. Reading starts once connection_made has
+ * run and goes through the loop's one read buffer (or the protocol's own, for
+ * a BufferedProtocol). write() sends at once what the socket takes and
+ * buffers the rest; the write watch is armed only while bytes wait. The
+ * protocol hears connection_lost exactly once, last, after which the transport
+ * is freed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define READ_BUF_SIZE      (256 * 1024) /* asyncio's max_size for one recv */
+#define HIGH_WATER_DEFAULT (64 * 1024)
+
+static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
+{
+    return t->protocol->ops;
+}
+
+/* ---- closing --------------------------------------------------------------- */
+
+/* Close the socket and free the transport, without a word to the protocol. */
+static void transport_free(cio_transport_t *t)
+{
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
+    close(t->fd);
+    if (t->server)
+        cio__server_detach(t->server, t);
+    cio__queue_remove(&t->link);
+    cio_future_unref(t->waiter);
+    free(t->wbuf);
+    free(t);
+}
+
+/* The last callback: tell the protocol, then close and free. */
+static int call_connection_lost(void *arg)
+{
+    cio_transport_t *t = arg;
+    if (ops_of(t)->connection_lost)
+        ops_of(t)->connection_lost(t->protocol, t->lost_err);
+    transport_free(t);
+    return 0;
+}
+
+/*
+ * The loop is closing with transports still open: close their sockets (in
+ * debug mode saying so, as asyncio's ResourceWarning does); their protocols
+ * are not called any more.
+ */
+void cio__transports_destroy_all(cio_loop_t *loop)
+{
+    while (!cio__queue_empty(&loop->transports)) {
+        cio_transport_t *t = cio_container_of(loop->transports.next, cio_transport_t, link);
+        if (loop->debug)
+            cio__log(CIO_LOG_WARNING, "unclosed transport %p (socket %d)", (void *)t, t->fd);
+        transport_free(t);
+    }
+}
+
+/* Schedule connection_lost(@p err) once. */
+static void schedule_lost(cio_transport_t *t, int err)
+{
+    if (t->lost)
+        return;
+    t->lost = true;
+    t->lost_err = err;
+    if (cio_loop_call_soon(t->loop, call_connection_lost, t, NULL) < 0)
+        call_connection_lost(t); /* out of memory: finish now rather than leak */
+}
+
+static void force_close(cio_transport_t *t, int err)
+{
+    if (t->lost)
+        return;
+    free(t->wbuf);
+    t->wbuf = NULL;
+    t->whead = t->wlen = t->wcap = 0;
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
+    if (!t->closing) {
+        t->closing = true;
+        cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
+    }
+    schedule_lost(t, err);
+}
+
+/*
+ * asyncio's _fatal_error: socket errors (the peer reset, say) close the
+ * transport quietly; a failing protocol callback or anything unexpected is
+ * also reported to the exception handler.
+ */
+void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed)
+{
+    if (protocol_failed || (err != -ECONNRESET && err != -EPIPE && err != -ETIMEDOUT &&
+                            err != -ECONNABORTED && err != -ENOTCONN)) {
+        cio_exception_context_t ctx;
+        cio_exception_context_init(&ctx, message);
+        ctx.error = err;
+        ctx.transport = t;
+        ctx.protocol = t->protocol;
+        ctx.socket = t->fd;
+        cio_loop_call_exception_handler(t->loop, &ctx);
+    }
+    force_close(t, err);
+}
+
+void cio_transport_close(cio_transport_t *t)
+{
+    if (t->closing)
+        return;
+    t->closing = true;
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
+    if (t->wlen == 0)
+        schedule_lost(t, 0);
+}
+
+void cio_transport_abort(cio_transport_t *t)
+{
+    force_close(t, 0);
+}
+
+bool cio_transport_is_closing(const cio_transport_t *t)
+{
+    return t->closing;
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+static void handle_eof(cio_transport_t *t)
+{
+    int keep_open = 0;
+    if (ops_of(t)->eof_received) {
+        keep_open = ops_of(t)->eof_received(t->protocol);
+        if (keep_open < 0) {
+            cio__transport_fatal(t, keep_open, "protocol.eof_received() failed", true);
+            return;
+        }
+    }
+    if (keep_open > 0 && !t->closing) {
+        /* Half-open: nothing more to read, the write side stays. */
+        cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
+    } else {
+        cio_transport_close(t);
+    }
+}
+
+static int read_plain(cio_transport_t *t)
+{
+    if (!t->loop->read_buf && !(t->loop->read_buf = malloc(READ_BUF_SIZE)))
+        return -ENOMEM;
+    ssize_t n = recv(t->fd, t->loop->read_buf, READ_BUF_SIZE, 0);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (n == 0) {
+        handle_eof(t);
+        return 0;
+    }
+    if (ops_of(t)->data_received) {
+        int rc = ops_of(t)->data_received(t->protocol, t->loop->read_buf, (size_t)n);
+        if (rc < 0)
+            cio__transport_fatal(t, rc, "protocol.data_received() call failed", true);
+    }
+    return 0;
+}
+
+/* BufferedProtocol: read straight into the protocol's buffer. */
+static int read_buffered(cio_transport_t *t)
+{
+    size_t len = 0;
+    void *buf = ops_of(t)->get_buffer(t->protocol, READ_BUF_SIZE, &len);
+    if (!buf || len == 0) {
+        cio__transport_fatal(t, -ENOBUFS, "get_buffer() returned an empty buffer", true);
+        return 0;
+    }
+    ssize_t n = recv(t->fd, buf, len, 0);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (n == 0) {
+        handle_eof(t);
+        return 0;
+    }
+    if (ops_of(t)->buffer_updated) {
+        int rc = ops_of(t)->buffer_updated(t->protocol, (size_t)n);
+        if (rc < 0)
+            cio__transport_fatal(t, rc, "protocol.buffer_updated() call failed", true);
+    }
+    return 0;
+}
+
+static int on_readable(void *arg)
+{
+    cio_transport_t *t = arg;
+    if (t->closing || t->paused)
+        return 0;
+    int rc = ops_of(t)->get_buffer ? read_buffered(t) : read_plain(t);
+    if (rc < 0)
+        cio__transport_fatal(t, rc, "Fatal read error on socket transport", false);
+    return 0;
+}
+
+static int start_reading(cio_transport_t *t)
+{
+    if (t->closing || t->paused || !t->made)
+        return 0;
+    return cio__io_start(t->loop, t->fd, t, CIO__IO_READ, on_readable, t);
+}
+
+bool cio_transport_is_reading(const cio_transport_t *t)
+{
+    return !t->paused && !t->closing;
+}
+
+void cio_transport_pause_reading(cio_transport_t *t)
+{
+    if (!cio_transport_is_reading(t))
+        return;
+    t->paused = true;
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
+}
+
+void cio_transport_resume_reading(cio_transport_t *t)
+{
+    if (t->closing || !t->paused)
+        return;
+    t->paused = false;
+    if (start_reading(t) < 0)
+        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+static void maybe_pause_protocol(cio_transport_t *t)
+{
+    if (t->wlen <= t->high || t->protocol_paused)
+        return;
+    t->protocol_paused = true;
+    if (ops_of(t)->pause_writing) {
+        int rc = ops_of(t)->pause_writing(t->protocol);
+        if (rc < 0)
+            cio__transport_fatal(t, rc, "protocol.pause_writing() failed", true);
+    }
+}
+
+static void maybe_resume_protocol(cio_transport_t *t)
+{
+    if (!t->protocol_paused || t->wlen > t->low)
+        return;
+    t->protocol_paused = false;
+    if (ops_of(t)->resume_writing) {
+        int rc = ops_of(t)->resume_writing(t->protocol);
+        if (rc < 0)
+            cio__transport_fatal(t, rc, "protocol.resume_writing() failed", true);
+    }
+}
+
+/* Append to the write buffer, moving what waits to the front first. */
+static int buffer_append(cio_transport_t *t, const void *data, size_t len)
+{
+    if (t->whead > 0 && t->whead + t->wlen + len > t->wcap) {
+        memmove(t->wbuf, t->wbuf + t->whead, t->wlen);
+        t->whead = 0;
+    }
+    if (t->wlen + len > t->wcap) {
+        size_t cap = t->wcap ? t->wcap : 4096;
+        while (cap < t->wlen + len)
+            cap *= 2;
+        uint8_t *v = realloc(t->wbuf, cap);
+        if (!v)
+            return -ENOMEM;
+        t->wbuf = v;
+        t->wcap = cap;
+    }
+    memcpy(t->wbuf + t->whead + t->wlen, data, len);
+    t->wlen += len;
+    return 0;
+}
+
+static void write_done(cio_transport_t *t)
+{
+    cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
+    /* An idle connection keeps no write buffer. */
+    free(t->wbuf);
+    t->wbuf = NULL;
+    t->whead = t->wcap = 0;
+    maybe_resume_protocol(t);
+    if (t->closing)
+        schedule_lost(t, 0);
+    else if (t->eof)
+        shutdown(t->fd, SHUT_WR);
+}
+
+static int on_writable(void *arg)
+{
+    cio_transport_t *t = arg;
+    if (t->lost || t->wlen == 0)
+        return 0;
+    ssize_t n = send(t->fd, t->wbuf + t->whead, t->wlen, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
+        return 0;
+    }
+    t->whead += (size_t)n;
+    t->wlen -= (size_t)n;
+    if (t->wlen == 0)
+        write_done(t);
+    else
+        maybe_resume_protocol(t);
+    return 0;
+}
+
+static int check_writable(const cio_transport_t *t)
+{
+    if (t->kind != CIO__STREAM)
+        return -EINVAL;
+    if (t->eof || t->closing)
+        return -EPIPE;
+    return 0;
+}
+
+int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int iovcnt)
+{
+    int rc = check_writable(t);
+    if (rc < 0)
+        return rc;
+    if (iovcnt < 0 || (iovcnt > 0 && !iov))
+        return -EINVAL;
+    size_t total = 0, sent = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    if (t->wlen == 0) {
+        /* Nothing waits: try the socket first, as asyncio does. */
+        struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+                             .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
+        ssize_t n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
+            return 0;
+        }
+        sent = n > 0 ? (size_t)n : 0;
+        if (sent == total)
+            return 0;
+    }
+    /* Buffer what the socket did not take. */
+    size_t skip = sent;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        if (buffer_append(t, (const uint8_t *)iov[i].iov_base + skip, len - skip) < 0)
+            return -ENOMEM;
+        skip = 0;
+    }
+    if (cio__io_start(t->loop, t->fd, t, CIO__IO_WRITE, on_writable, t) < 0) {
+        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+        return 0;
+    }
+    maybe_pause_protocol(t);
+    return 0;
+}
+
+int cio_transport_write(cio_transport_t *t, const void *data, size_t len)
+{
+    if (!data && len)
+        return -EINVAL;
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return cio_transport_writelines(t, &iov, 1);
+}
+
+bool cio_transport_can_write_eof(const cio_transport_t *t)
+{
+    return t->kind == CIO__STREAM;
+}
+
+int cio_transport_write_eof(cio_transport_t *t)
+{
+    if (t->kind != CIO__STREAM)
+        return -ENOTSUP;
+    if (t->closing)
+        return -EPIPE;
+    if (t->eof)
+        return 0;
+    t->eof = true;
+    if (t->wlen == 0)
+        shutdown(t->fd, SHUT_WR);
+    return 0;
+}
+
+size_t cio_transport_get_write_buffer_size(const cio_transport_t *t)
+{
+    return t->wlen;
+}
+
+void cio_transport_get_write_buffer_limits(const cio_transport_t *t, size_t *low, size_t *high)
+{
+    if (low)
+        *low = t->low;
+    if (high)
+        *high = t->high;
+}
+
+int cio_transport_set_write_buffer_limits(cio_transport_t *t, ssize_t high, ssize_t low)
+{
+    if (high < 0)
+        high = low < 0 ? HIGH_WATER_DEFAULT : 4 * low;
+    if (low < 0)
+        low = high / 4;
+    if (!(high >= low && low >= 0))
+        return -EINVAL;
+    t->high = (size_t)high;
+    t->low = (size_t)low;
+    maybe_pause_protocol(t);
+    return 0;
+}
+
+/* ---- the rest of the transport API ------------------------------------------------ */
+
+cio_loop_t *cio_transport_get_loop(const cio_transport_t *t)
+{
+    return t->loop;
+}
+
+void cio_transport_set_protocol(cio_transport_t *t, cio_protocol_t *p)
+{
+    if (p)
+        t->protocol = p;
+}
+
+cio_protocol_t *cio_transport_get_protocol(const cio_transport_t *t)
+{
+    return t->protocol;
+}
+
+int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra_info_t *info)
+{
+    if (!name || !info)
+        return -EINVAL;
+    memset(info, 0, sizeof(*info));
+    info->fd = -1;
+    info->addrlen = sizeof(info->addr);
+    if (strcmp(name, "socket") == 0) {
+        info->fd = t->fd;
+        info->addrlen = 0;
+        return 0;
+    }
+    int rc;
+    if (strcmp(name, "peername") == 0)
+        rc = getpeername(t->fd, (struct sockaddr *)&info->addr, &info->addrlen);
+    else if (strcmp(name, "sockname") == 0)
+        rc = getsockname(t->fd, (struct sockaddr *)&info->addr, &info->addrlen);
+    else
+        return -ENOENT;
+    return rc < 0 ? -ENOENT : 0;
+}
+
+/* ---- creation -------------------------------------------------------------------- */
+
+static int call_connection_made(void *arg)
+{
+    cio_transport_t *t = arg;
+    if (t->lost)
+        return 0;
+    t->made = true;
+    if (ops_of(t)->connection_made) {
+        int rc = ops_of(t)->connection_made(t->protocol, t);
+        if (rc < 0) {
+            cio__transport_fatal(t, rc, "protocol.connection_made() failed", true);
+            return 0;
+        }
+    }
+    /* asyncio: the reader is added and the waiter woken right after. */
+    if (start_reading(t) < 0)
+        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+    if (t->waiter && !cio_future_done(t->waiter))
+        cio_future_set_result(t->waiter, t);
+    return 0;
+}
+
+/*
+ * Wrap the connected, non-blocking socket @p fd. connection_made is scheduled;
+ * @p waiter (optional) gets the transport as its result once it has run.
+ */
+cio_transport_t *cio__stream_new(cio_loop_t *loop, int fd, cio_protocol_t *protocol,
+                                 struct cio_server_s *server, cio_future_t *waiter)
+{
+    cio_transport_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->loop = loop;
+    t->protocol = protocol;
+    t->fd = fd;
+    t->kind = CIO__STREAM;
+    t->high = HIGH_WATER_DEFAULT;
+    t->low = HIGH_WATER_DEFAULT / 4;
+    t->waiter = waiter ? cio_future_ref(waiter) : NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (cio_loop_call_soon(loop, call_connection_made, t, NULL) < 0) {
+        cio_future_unref(t->waiter);
+        free(t);
+        return NULL;
+    }
+    t->server = server;
+    if (server)
+        cio__server_attach(server, t);
+    cio__queue_insert_tail(&loop->transports, &t->link);
+    return t;
+}
