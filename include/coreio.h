@@ -17,5 +17,6 @@
 #include "coreio/transport.h"
 #include "coreio/server.h"
 #include "coreio/connection.h"
+#include "coreio/datagram.h"
 
 #endif /* COREIO_H */

@@ -288,7 +288,8 @@ static int attach(conn_args_t *a, int fd, void **result)
         return -ENOMEM;
     }
     cio_future_t *waiter = cio_loop_create_future(a->loop);
-    cio_transport_t *t = waiter ? cio__stream_new(a->loop, fd, p, NULL, waiter) : NULL;
+    cio_transport_t *t =
+        waiter ? cio__transport_new(a->loop, fd, CIO__STREAM, p, NULL, waiter) : NULL;
     if (!t) {
         cio_future_unref(waiter);
         close(fd);

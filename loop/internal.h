@@ -184,7 +184,10 @@ struct cio_transport_s {
     bool protocol_paused; /* pause_writing() was called, resume_writing not yet */
     bool is_unix;
     int lost_err;
-    size_t high, low; /* write buffer water marks */
+    size_t high, low;                /* write buffer water marks */
+    size_t dgram_bytes;              /* datagram payload bytes waiting in wbuf */
+    struct sockaddr_storage *remote; /* a connected datagram endpoint's peer */
+    socklen_t remote_len;
     /* The write buffer: bytes [whead, whead + wlen) of wbuf. */
     uint8_t *wbuf;
     size_t whead, wlen, wcap;
@@ -320,9 +323,23 @@ bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir);
 bool cio__io_owned(cio_loop_t *loop, int fd);
 void cio__io_destroy_all(cio_loop_t *loop);
 
-/* loop/transport.c */
-cio_transport_t *cio__stream_new(cio_loop_t *loop, int fd, cio_protocol_t *protocol,
-                                 struct cio_server_s *server, cio_future_t *waiter);
+/* loop/transport.c: what every transport kind shares. */
+#define CIO__READ_BUF_SIZE (256 * 1024) /* asyncio's max_size for one recv */
+cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_protocol_t *protocol,
+                                    struct cio_server_s *server, cio_future_t *waiter);
+void cio__transport_schedule_lost(cio_transport_t *t, int err);
+void cio__transport_force_close(cio_transport_t *t, int err);
+void cio__transport_maybe_pause(cio_transport_t *t);
+void cio__transport_maybe_resume(cio_transport_t *t);
+int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t len);
+int cio__transport_watch_writes(cio_transport_t *t);
+void cio__transport_flushed(cio_transport_t *t);
+
+/* loop/stream.c and loop/datagram.c: each kind's reads and writes. */
+int cio__stream_on_readable(void *arg);
+int cio__stream_on_writable(void *arg);
+int cio__dgram_on_readable(void *arg);
+int cio__dgram_on_writable(void *arg);
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
 void cio__transports_destroy_all(cio_loop_t *loop);
 

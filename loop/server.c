@@ -117,7 +117,7 @@ static void accept_one(cio_server_t *s, int fd)
         cio_loop_call_exception_handler(s->loop, &ctx);
         return;
     }
-    if (!cio__stream_new(s->loop, fd, p, s, NULL))
+    if (!cio__transport_new(s->loop, fd, CIO__STREAM, p, s, NULL))
         close(fd);
 }
 

@@ -1,11 +1,10 @@
 /*
- * loop/transport.c: stream transports (asyncio's _SelectorSocketTransport)
- * over connected TCP and Unix sockets. Reading starts once connection_made has
- * run and goes through the loop's one read buffer (or the protocol's own, for
- * a BufferedProtocol). write() sends at once what the socket takes and
- * buffers the rest; the write watch is armed only while bytes wait. The
- * protocol hears connection_lost exactly once, last, after which the transport
- * is freed.
+ * loop/transport.c: what every transport shares, whatever it carries: its
+ * life (connection_made first, reading only after it, connection_lost exactly
+ * once and last, then the transport is freed), closing and aborting, the
+ * fatal-error path, pausing reads, the write buffer and its water marks.
+ * Streams (loop/stream.c) and datagrams (loop/datagram.c) add their reads and
+ * writes.
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,7 +17,6 @@
 
 #include "internal.h"
 
-#define READ_BUF_SIZE      (256 * 1024) /* asyncio's max_size for one recv */
 #define HIGH_WATER_DEFAULT (64 * 1024)
 
 static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
@@ -38,6 +36,7 @@ static void transport_free(cio_transport_t *t)
         cio__server_detach(t->server, t);
     cio__queue_remove(&t->link);
     cio_future_unref(t->waiter);
+    free(t->remote);
     free(t->wbuf);
     free(t);
 }
@@ -68,7 +67,7 @@ void cio__transports_destroy_all(cio_loop_t *loop)
 }
 
 /* Schedule connection_lost(@p err) once. */
-static void schedule_lost(cio_transport_t *t, int err)
+void cio__transport_schedule_lost(cio_transport_t *t, int err)
 {
     if (t->lost)
         return;
@@ -78,7 +77,7 @@ static void schedule_lost(cio_transport_t *t, int err)
         call_connection_lost(t); /* out of memory: finish now rather than leak */
 }
 
-static void force_close(cio_transport_t *t, int err)
+void cio__transport_force_close(cio_transport_t *t, int err)
 {
     if (t->lost)
         return;
@@ -90,7 +89,7 @@ static void force_close(cio_transport_t *t, int err)
         t->closing = true;
         cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     }
-    schedule_lost(t, err);
+    cio__transport_schedule_lost(t, err);
 }
 
 /*
@@ -110,7 +109,7 @@ void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool
         ctx.socket = t->fd;
         cio_loop_call_exception_handler(t->loop, &ctx);
     }
-    force_close(t, err);
+    cio__transport_force_close(t, err);
 }
 
 void cio_transport_close(cio_transport_t *t)
@@ -120,12 +119,12 @@ void cio_transport_close(cio_transport_t *t)
     t->closing = true;
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     if (t->wlen == 0)
-        schedule_lost(t, 0);
+        cio__transport_schedule_lost(t, 0);
 }
 
 void cio_transport_abort(cio_transport_t *t)
 {
-    force_close(t, 0);
+    cio__transport_force_close(t, 0);
 }
 
 bool cio_transport_is_closing(const cio_transport_t *t)
@@ -133,85 +132,24 @@ bool cio_transport_is_closing(const cio_transport_t *t)
     return t->closing;
 }
 
-/* ---- reading ----------------------------------------------------------------- */
-
-static void handle_eof(cio_transport_t *t)
-{
-    int keep_open = 0;
-    if (ops_of(t)->eof_received) {
-        keep_open = ops_of(t)->eof_received(t->protocol);
-        if (keep_open < 0) {
-            cio__transport_fatal(t, keep_open, "protocol.eof_received() failed", true);
-            return;
-        }
-    }
-    if (keep_open > 0 && !t->closing) {
-        /* Half-open: nothing more to read, the write side stays. */
-        cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
-    } else {
-        cio_transport_close(t);
-    }
-}
-
-static int read_plain(cio_transport_t *t)
-{
-    if (!t->loop->read_buf && !(t->loop->read_buf = malloc(READ_BUF_SIZE)))
-        return -ENOMEM;
-    ssize_t n = recv(t->fd, t->loop->read_buf, READ_BUF_SIZE, 0);
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    if (n == 0) {
-        handle_eof(t);
-        return 0;
-    }
-    if (ops_of(t)->data_received) {
-        int rc = ops_of(t)->data_received(t->protocol, t->loop->read_buf, (size_t)n);
-        if (rc < 0)
-            cio__transport_fatal(t, rc, "protocol.data_received() call failed", true);
-    }
-    return 0;
-}
-
-/* BufferedProtocol: read straight into the protocol's buffer. */
-static int read_buffered(cio_transport_t *t)
-{
-    size_t len = 0;
-    void *buf = ops_of(t)->get_buffer(t->protocol, READ_BUF_SIZE, &len);
-    if (!buf || len == 0) {
-        cio__transport_fatal(t, -ENOBUFS, "get_buffer() returned an empty buffer", true);
-        return 0;
-    }
-    ssize_t n = recv(t->fd, buf, len, 0);
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    if (n == 0) {
-        handle_eof(t);
-        return 0;
-    }
-    if (ops_of(t)->buffer_updated) {
-        int rc = ops_of(t)->buffer_updated(t->protocol, (size_t)n);
-        if (rc < 0)
-            cio__transport_fatal(t, rc, "protocol.buffer_updated() call failed", true);
-    }
-    return 0;
-}
-
-static int on_readable(void *arg)
-{
-    cio_transport_t *t = arg;
-    if (t->closing || t->paused)
-        return 0;
-    int rc = ops_of(t)->get_buffer ? read_buffered(t) : read_plain(t);
-    if (rc < 0)
-        cio__transport_fatal(t, rc, "Fatal read error on socket transport", false);
-    return 0;
-}
+/* ---- reading: started after connection_made, paused and resumed ---------------- */
 
 static int start_reading(cio_transport_t *t)
 {
     if (t->closing || t->paused || !t->made)
         return 0;
-    return cio__io_start(t->loop, t->fd, t, CIO__IO_READ, on_readable, t);
+    cio_callback_t cb = t->kind == CIO__DGRAM ? cio__dgram_on_readable : cio__stream_on_readable;
+    return cio__io_start(t->loop, t->fd, t, CIO__IO_READ, cb, t);
+}
+
+/* Arm the write watch while bytes wait. */
+int cio__transport_watch_writes(cio_transport_t *t)
+{
+    cio_callback_t cb = t->kind == CIO__DGRAM ? cio__dgram_on_writable : cio__stream_on_writable;
+    int rc = cio__io_start(t->loop, t->fd, t, CIO__IO_WRITE, cb, t);
+    if (rc < 0)
+        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+    return rc;
 }
 
 bool cio_transport_is_reading(const cio_transport_t *t)
@@ -236,9 +174,9 @@ void cio_transport_resume_reading(cio_transport_t *t)
         cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
 }
 
-/* ---- writing ----------------------------------------------------------------- */
+/* ---- the write buffer and its water marks ------------------------------------- */
 
-static void maybe_pause_protocol(cio_transport_t *t)
+void cio__transport_maybe_pause(cio_transport_t *t)
 {
     if (t->wlen <= t->high || t->protocol_paused)
         return;
@@ -250,7 +188,7 @@ static void maybe_pause_protocol(cio_transport_t *t)
     }
 }
 
-static void maybe_resume_protocol(cio_transport_t *t)
+void cio__transport_maybe_resume(cio_transport_t *t)
 {
     if (!t->protocol_paused || t->wlen > t->low)
         return;
@@ -263,7 +201,7 @@ static void maybe_resume_protocol(cio_transport_t *t)
 }
 
 /* Append to the write buffer, moving what waits to the front first. */
-static int buffer_append(cio_transport_t *t, const void *data, size_t len)
+int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t len)
 {
     if (t->whead > 0 && t->whead + t->wlen + len > t->wcap) {
         memmove(t->wbuf, t->wbuf + t->whead, t->wlen);
@@ -284,124 +222,23 @@ static int buffer_append(cio_transport_t *t, const void *data, size_t len)
     return 0;
 }
 
-static void write_done(cio_transport_t *t)
+void cio__transport_flushed(cio_transport_t *t)
 {
     cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
     /* An idle connection keeps no write buffer. */
     free(t->wbuf);
     t->wbuf = NULL;
     t->whead = t->wcap = 0;
-    maybe_resume_protocol(t);
+    cio__transport_maybe_resume(t);
     if (t->closing)
-        schedule_lost(t, 0);
-    else if (t->eof)
+        cio__transport_schedule_lost(t, 0);
+    else if (t->eof && t->kind == CIO__STREAM)
         shutdown(t->fd, SHUT_WR);
-}
-
-static int on_writable(void *arg)
-{
-    cio_transport_t *t = arg;
-    if (t->lost || t->wlen == 0)
-        return 0;
-    ssize_t n = send(t->fd, t->wbuf + t->whead, t->wlen, MSG_NOSIGNAL);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
-        return 0;
-    }
-    t->whead += (size_t)n;
-    t->wlen -= (size_t)n;
-    if (t->wlen == 0)
-        write_done(t);
-    else
-        maybe_resume_protocol(t);
-    return 0;
-}
-
-static int check_writable(const cio_transport_t *t)
-{
-    if (t->kind != CIO__STREAM)
-        return -EINVAL;
-    if (t->eof || t->closing)
-        return -EPIPE;
-    return 0;
-}
-
-int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int iovcnt)
-{
-    int rc = check_writable(t);
-    if (rc < 0)
-        return rc;
-    if (iovcnt < 0 || (iovcnt > 0 && !iov))
-        return -EINVAL;
-    size_t total = 0, sent = 0;
-    for (int i = 0; i < iovcnt; i++)
-        total += iov[i].iov_len;
-    if (total == 0)
-        return 0;
-    if (t->wlen == 0) {
-        /* Nothing waits: try the socket first, as asyncio does. */
-        struct msghdr msg = {.msg_iov = (struct iovec *)iov,
-                             .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
-        ssize_t n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
-            return 0;
-        }
-        sent = n > 0 ? (size_t)n : 0;
-        if (sent == total)
-            return 0;
-    }
-    /* Buffer what the socket did not take. */
-    size_t skip = sent;
-    for (int i = 0; i < iovcnt; i++) {
-        size_t len = iov[i].iov_len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        if (buffer_append(t, (const uint8_t *)iov[i].iov_base + skip, len - skip) < 0)
-            return -ENOMEM;
-        skip = 0;
-    }
-    if (cio__io_start(t->loop, t->fd, t, CIO__IO_WRITE, on_writable, t) < 0) {
-        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
-        return 0;
-    }
-    maybe_pause_protocol(t);
-    return 0;
-}
-
-int cio_transport_write(cio_transport_t *t, const void *data, size_t len)
-{
-    if (!data && len)
-        return -EINVAL;
-    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-    return cio_transport_writelines(t, &iov, 1);
-}
-
-bool cio_transport_can_write_eof(const cio_transport_t *t)
-{
-    return t->kind == CIO__STREAM;
-}
-
-int cio_transport_write_eof(cio_transport_t *t)
-{
-    if (t->kind != CIO__STREAM)
-        return -ENOTSUP;
-    if (t->closing)
-        return -EPIPE;
-    if (t->eof)
-        return 0;
-    t->eof = true;
-    if (t->wlen == 0)
-        shutdown(t->fd, SHUT_WR);
-    return 0;
 }
 
 size_t cio_transport_get_write_buffer_size(const cio_transport_t *t)
 {
-    return t->wlen;
+    return t->kind == CIO__DGRAM ? t->dgram_bytes : t->wlen;
 }
 
 void cio_transport_get_write_buffer_limits(const cio_transport_t *t, size_t *low, size_t *high)
@@ -422,7 +259,7 @@ int cio_transport_set_write_buffer_limits(cio_transport_t *t, ssize_t high, ssiz
         return -EINVAL;
     t->high = (size_t)high;
     t->low = (size_t)low;
-    maybe_pause_protocol(t);
+    cio__transport_maybe_pause(t);
     return 0;
 }
 
@@ -490,11 +327,12 @@ static int call_connection_made(void *arg)
 }
 
 /*
- * Wrap the connected, non-blocking socket @p fd. connection_made is scheduled;
- * @p waiter (optional) gets the transport as its result once it has run.
+ * Wrap the non-blocking socket @p fd in a transport of @p kind.
+ * connection_made is scheduled; @p waiter (optional) gets the transport as its
+ * result once it has run.
  */
-cio_transport_t *cio__stream_new(cio_loop_t *loop, int fd, cio_protocol_t *protocol,
-                                 struct cio_server_s *server, cio_future_t *waiter)
+cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_protocol_t *protocol,
+                                    struct cio_server_s *server, cio_future_t *waiter)
 {
     cio_transport_t *t = calloc(1, sizeof(*t));
     if (!t)
@@ -502,13 +340,13 @@ cio_transport_t *cio__stream_new(cio_loop_t *loop, int fd, cio_protocol_t *proto
     t->loop = loop;
     t->protocol = protocol;
     t->fd = fd;
-    t->kind = CIO__STREAM;
+    t->kind = (uint8_t)kind;
     t->high = HIGH_WATER_DEFAULT;
     t->low = HIGH_WATER_DEFAULT / 4;
     t->waiter = waiter ? cio_future_ref(waiter) : NULL;
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+    if (kind == CIO__STREAM && getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
         (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

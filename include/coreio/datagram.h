@@ -1,0 +1,53 @@
+/*
+ * coreio/datagram.h: datagram endpoints (asyncio:
+ * loop.create_datagram_endpoint) over UDP or Unix datagram sockets. The
+ * transport sends with cio_transport_sendto(); the protocol receives
+ * datagram_received and error_received.
+ *
+ * Loop thread only.
+ */
+#ifndef COREIO_DATAGRAM_H
+#define COREIO_DATAGRAM_H
+
+#include "coreio/common.h"
+#include "coreio/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Options of cio_loop_create_datagram_endpoint(); all-zero is asyncio's defaults. */
+typedef struct cio_datagram_opts {
+    const char *local_host; /* local_addr: bind here (host and/or port) */
+    const char *local_port;
+    const char *remote_host; /* remote_addr: connect here; sendto() may omit the address */
+    const char *remote_port;
+    const char *local_path;  /* AF_UNIX: bind to this path */
+    const char *remote_path; /* AF_UNIX: connect to this path */
+    int family;              /* AF_UNSPEC (0): from the addresses; AF_UNIX for paths */
+    int proto;
+    int flags;            /* getaddrinfo AI_* flags */
+    bool reuse_port;      /* SO_REUSEPORT */
+    bool allow_broadcast; /* SO_BROADCAST */
+    bool use_sock;        /* use the datagram socket @c sock instead */
+    int sock;
+} cio_datagram_opts_t;
+
+/**
+ * Create a datagram endpoint (asyncio: create_datagram_endpoint) with a
+ * protocol from @p factory(@p factory_arg). With a remote address the socket
+ * is connected: sendto() without an address goes there, and ICMP errors (a
+ * closed port, say) reach error_received. The future's result is the
+ * transport. NULL for bad arguments (no address at all, paths with a
+ * non-Unix family).
+ */
+CIO_EXTERN cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop,
+                                                           cio_protocol_factory_t factory,
+                                                           void *factory_arg,
+                                                           const cio_datagram_opts_t *opts);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_DATAGRAM_H */
