@@ -18,5 +18,6 @@
 #include "coreio/server.h"
 #include "coreio/connection.h"
 #include "coreio/datagram.h"
+#include "coreio/sock.h"
 
 #endif /* COREIO_H */

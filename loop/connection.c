@@ -43,16 +43,20 @@ static int set_done(void *arg)
     return 0;
 }
 
-/* Inside a task: wait until @p fd is ready for @p dir (CIO__IO_READ/WRITE). */
-int cio__await_fd(cio_loop_t *loop, int fd, int dir)
+/*
+ * Inside a task: wait until @p fd, watched on behalf of @p owner (NULL for a
+ * fresh socket of the caller's), is ready for @p dir (CIO__IO_READ/WRITE).
+ */
+int cio__await_fd(cio_loop_t *loop, int fd, void *owner, int dir)
 {
     cio_future_t *fut = cio_loop_create_future(loop);
     if (!fut)
         return -ENOMEM;
-    int rc = cio__io_start(loop, fd, fut, dir, set_done, fut);
+    void *who = owner ? owner : fut;
+    int rc = cio__io_start(loop, fd, who, dir, set_done, fut);
     if (rc == 0)
         rc = cio_await(fut, NULL);
-    cio__io_stop(loop, fd, fut, dir);
+    cio__io_stop(loop, fd, who, dir);
     cio_future_unref(fut);
     return rc;
 }
@@ -64,7 +68,7 @@ int cio__connect_fd(cio_loop_t *loop, int fd, const struct sockaddr *addr, sockl
         return 0;
     if (errno != EINPROGRESS && errno != EAGAIN)
         return -errno;
-    int rc = cio__await_fd(loop, fd, CIO__IO_WRITE);
+    int rc = cio__await_fd(loop, fd, NULL, CIO__IO_WRITE);
     if (rc < 0)
         return rc;
     int err = 0;

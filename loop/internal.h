@@ -188,6 +188,10 @@ struct cio_transport_s {
     size_t dgram_bytes;              /* datagram payload bytes waiting in wbuf */
     struct sockaddr_storage *remote; /* a connected datagram endpoint's peer */
     socklen_t remote_len;
+    unsigned pins;         /* sendfile in progress: free only once unpinned */
+    bool freed;            /* connection_lost has run while pinned */
+    bool sendfile_active;  /* writes are refused meanwhile */
+    cio_future_t *drained; /* settled when the write buffer empties */
     /* The write buffer: bytes [whead, whead + wlen) of wbuf. */
     uint8_t *wbuf;
     size_t whead, wlen, wcap;
@@ -334,6 +338,8 @@ void cio__transport_maybe_resume(cio_transport_t *t);
 int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t len);
 int cio__transport_watch_writes(cio_transport_t *t);
 void cio__transport_flushed(cio_transport_t *t);
+void cio__transport_pin(cio_transport_t *t);
+void cio__transport_unpin(cio_transport_t *t);
 
 /* loop/stream.c and loop/datagram.c: each kind's reads and writes. */
 int cio__stream_on_readable(void *arg);
@@ -344,7 +350,7 @@ void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool
 void cio__transports_destroy_all(cio_loop_t *loop);
 
 /* loop/connection.c: inside a task, waiting on descriptors. */
-int cio__await_fd(cio_loop_t *loop, int fd, int dir);
+int cio__await_fd(cio_loop_t *loop, int fd, void *owner, int dir);
 int cio__connect_fd(cio_loop_t *loop, int fd, const struct sockaddr *addr, socklen_t len);
 
 /* loop/server.c: a server counts the connections it accepted. */

@@ -115,6 +115,8 @@ static int check_writable(const cio_transport_t *t)
 {
     if (t->kind != CIO__STREAM)
         return -EINVAL;
+    if (t->sendfile_active)
+        return -EBUSY; /* asyncio: "unable to write; sendfile is in progress" */
     if (t->eof || t->closing)
         return -EPIPE;
     return 0;

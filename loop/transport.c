@@ -29,6 +29,9 @@ static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
 /* Close the socket and free the transport, without a word to the protocol. */
 static void transport_free(cio_transport_t *t)
 {
+    if (t->freed)
+        return;
+    t->freed = true;
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
     close(t->fd);
@@ -36,9 +39,27 @@ static void transport_free(cio_transport_t *t)
         cio__server_detach(t->server, t);
     cio__queue_remove(&t->link);
     cio_future_unref(t->waiter);
+    if (t->drained) {
+        cio_future_cancel(t->drained, NULL);
+        cio_future_unref(t->drained);
+    }
     free(t->remote);
     free(t->wbuf);
-    free(t);
+    t->wbuf = NULL;
+    if (t->pins == 0)
+        free(t);
+}
+
+/* Keep the transport's memory while a sendfile task still refers to it. */
+void cio__transport_pin(cio_transport_t *t)
+{
+    t->pins++;
+}
+
+void cio__transport_unpin(cio_transport_t *t)
+{
+    if (--t->pins == 0 && t->freed)
+        free(t);
 }
 
 /* The last callback: tell the protocol, then close and free. */
@@ -224,6 +245,11 @@ int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t le
 
 void cio__transport_flushed(cio_transport_t *t)
 {
+    if (t->drained) {
+        cio_future_set_result(t->drained, NULL);
+        cio_future_unref(t->drained);
+        t->drained = NULL;
+    }
     cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
     /* An idle connection keeps no write buffer. */
     free(t->wbuf);

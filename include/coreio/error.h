@@ -29,7 +29,8 @@ extern "C" {
     X(NOTASK, -4010, "not inside a task")                                                          \
     X(STOPASYNCITERATION, -4011, "async generator is exhausted")                                   \
     X(GENERATOREXIT, -4012, "async generator is being closed")                                     \
-    X(AGENRUNNING, -4013, "async generator is already running")
+    X(AGENRUNNING, -4013, "async generator is already running")                                    \
+    X(NOSENDFILE, -4014, "sendfile not available")
 
 /** coreio's own error codes (all negative, below -4000). */
 enum cio_errno {

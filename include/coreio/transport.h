@@ -158,6 +158,19 @@ CIO_EXTERN int cio_transport_set_write_buffer_limits(cio_transport_t *t, ssize_t
 CIO_EXTERN int cio_transport_sendto(cio_transport_t *t, const void *data, size_t len,
                                     const struct sockaddr *addr, socklen_t addrlen);
 
+/**
+ * Send @p count bytes (0: to the end) of @p file from @p offset over the
+ * transport (asyncio: loop.sendfile): once its write buffer has drained, with
+ * sendfile(2); if the kernel refuses the file, by reading and writing blocks
+ * when @p fallback is set, else failing with CIO_ENOSENDFILE ("sendfile not
+ * available"). Datagram transports are not supported (-ENOTSUP). Meanwhile
+ * write() fails with -EBUSY and reading pauses. The result is the byte count,
+ * as (void *)(uintptr_t); the file's offset is left after the last byte sent,
+ * even on error. NULL for bad arguments or a closing transport.
+ */
+CIO_EXTERN cio_future_t *cio_loop_sendfile(cio_loop_t *loop, cio_transport_t *t, int file,
+                                           off_t offset, size_t count, bool fallback);
+
 #ifdef __cplusplus
 }
 #endif
