@@ -25,8 +25,9 @@ typedef struct conn_args {
     char *host, *port, *local_host, *local_port, *path;
 } conn_args_t;
 
-static void conn_args_free(conn_args_t *a)
+static void conn_args_free(void *arg)
 {
+    conn_args_t *a = arg;
     free(a->host);
     free(a->port);
     free(a->local_host);
@@ -316,7 +317,9 @@ static int create_connection_task(void *arg, void **result)
     struct addrinfo *res = NULL, *local = NULL;
     int rc = 0;
     if (a->opts.use_sock) {
-        rc = a->opts.sock;
+        rc = cio__set_nonblocking(a->opts.sock);
+        if (rc == 0)
+            rc = a->opts.sock;
     } else {
         rc = cio__resolve(a->loop, a->host, a->port, &hints, &res);
         if (rc == 0 && (a->local_host || a->local_port)) {
@@ -351,12 +354,7 @@ static conn_args_t *conn_args_new(cio_loop_t *loop, cio_protocol_factory_t facto
 
 static cio_future_t *start(conn_args_t *a, cio_task_fn fn)
 {
-    cio_task_t *t = cio_task_new(a->loop, fn, a, NULL);
-    if (!t) {
-        conn_args_free(a);
-        return NULL;
-    }
-    return cio_task_future(t);
+    return cio__spawn(a->loop, fn, a, conn_args_free);
 }
 
 static bool dup_opt(char **dst, const char *src)
@@ -438,10 +436,7 @@ static int accepted_task(void *arg, void **result)
 cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop, cio_protocol_factory_t factory,
                                                void *factory_arg, int fd)
 {
-    if (fd < 0)
-        return NULL;
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    if (fd < 0 || cio__set_nonblocking(fd) < 0)
         return NULL;
     conn_args_t *a = conn_args_new(loop, factory, factory_arg);
     if (!a)

@@ -144,8 +144,9 @@ typedef struct dgram_args {
     char *strings[6]; /* the copied address strings of opts */
 } dgram_args_t;
 
-static void dgram_args_free(dgram_args_t *a)
+static void dgram_args_free(void *arg)
 {
+    dgram_args_t *a = arg;
     for (int i = 0; i < 6; i++)
         free(a->strings[i]);
     free(a);
@@ -252,7 +253,9 @@ static int datagram_task(void *arg, void **result)
     socklen_t rlen = 0;
     int fd;
     if (o->use_sock) {
-        fd = o->sock;
+        fd = cio__set_nonblocking(o->sock);
+        if (fd == 0)
+            fd = o->sock;
     } else if (o->family == AF_UNIX) {
         fd = open_unix(o, &rsa, &rlen);
     } else {
@@ -321,10 +324,5 @@ cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop, cio_protocol_f
         }
         *fields[i] = a->strings[i];
     }
-    cio_task_t *t = cio_task_new(loop, datagram_task, a, NULL);
-    if (!t) {
-        dgram_args_free(a);
-        return NULL;
-    }
-    return cio_task_future(t);
+    return cio__spawn(loop, datagram_task, a, dgram_args_free);
 }

@@ -314,6 +314,7 @@ void cio__stack_pool_destroy(cio_loop_t *loop);
 /* loop/task.c */
 void cio__tasks_destroy_pending(cio_loop_t *loop);
 void cio__task_set_error_message(const char *message);
+cio_future_t *cio__spawn(cio_loop_t *loop, cio_task_fn fn, void *arg, void (*free_arg)(void *));
 
 /* loop/agen.c */
 int cio__agen_body(void *arg, void **result);
@@ -325,6 +326,7 @@ typedef struct cio__io cio__io_t;
 int cio__io_start(cio_loop_t *loop, int fd, void *owner, int dir, cio_callback_t cb, void *arg);
 bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir);
 bool cio__io_owned(cio_loop_t *loop, int fd);
+int cio__set_nonblocking(int fd);
 void cio__io_destroy_all(cio_loop_t *loop);
 
 /* loop/transport.c: what every transport kind shares. */

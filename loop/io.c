@@ -7,6 +7,7 @@
  * ready, and removing a watch cancels a handle still queued.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 
 #include <event2/event.h>
@@ -127,6 +128,15 @@ bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir)
     io->pending[dir] = (cio_handle_t){0};
     io_maybe_free(io);
     return true;
+}
+
+/* Make a socket handed over by the user non-blocking, as asyncio does. */
+int cio__set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
 }
 
 /* Whether @p fd belongs to a transport or server (add_reader refuses it). */

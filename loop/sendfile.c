@@ -158,14 +158,11 @@ static int sendfile_task(void *arg, void **result)
 
 static cio_future_t *start(sf_args_t *a)
 {
-    cio_task_t *task = cio_task_new(a->loop, sendfile_task, a, NULL);
-    if (!task) {
-        free(a);
-        return NULL;
-    }
-    if (a->transport)
-        cio__transport_pin(a->transport);
-    return cio_task_future(task);
+    cio_transport_t *t = a->transport;
+    cio_future_t *fut = cio__spawn(a->loop, sendfile_task, a, free);
+    if (fut && t)
+        cio__transport_pin(t);
+    return fut;
 }
 
 static sf_args_t *args_new(cio_loop_t *loop, int file, off_t offset, size_t count, bool fallback)

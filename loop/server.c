@@ -363,8 +363,9 @@ typedef struct create_args {
     char *unix_path;
 } create_args_t;
 
-static void create_args_free(create_args_t *a)
+static void create_args_free(void *arg)
 {
+    create_args_t *a = arg;
     for (size_t i = 0; i < a->nhosts; i++)
         free(a->hosts[i]);
     free(a->hosts);
@@ -439,12 +440,7 @@ static int create_server_task(void *arg, void **result)
 
 static cio_future_t *run_create(create_args_t *a, cio_task_fn fn)
 {
-    cio_task_t *t = cio_task_new(a->loop, fn, a, NULL);
-    if (!t) {
-        create_args_free(a);
-        return NULL;
-    }
-    return cio_task_future(t);
+    return cio__spawn(a->loop, fn, a, create_args_free);
 }
 
 static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t factory,
@@ -469,7 +465,9 @@ static int existing_sock_task(void *arg, void **result)
 {
     create_args_t *a = arg;
     int fd = a->opts.sock;
-    int rc = make_server(a, &fd, 1, result);
+    int rc = cio__set_nonblocking(fd);
+    if (rc == 0)
+        rc = make_server(a, &fd, 1, result);
     create_args_free(a);
     return rc;
 }

@@ -148,6 +148,21 @@ err_task:
     return NULL;
 }
 
+/*
+ * Run an internal coroutine method (create_server, create_connection, ...)
+ * as a task: returns its future, or NULL after @p free_arg(@p arg) when the
+ * task cannot be made. Internal tasks bypass the user's task factory.
+ */
+cio_future_t *cio__spawn(cio_loop_t *loop, cio_task_fn fn, void *arg, void (*free_arg)(void *))
+{
+    cio_task_t *t = cio_task_new(loop, fn, arg, NULL);
+    if (!t) {
+        free_arg(arg);
+        return NULL;
+    }
+    return &t->fut;
+}
+
 cio_task_t *cio_loop_create_task(cio_loop_t *loop, cio_task_fn fn, void *arg,
                                  const cio_task_opts_t *opts)
 {

@@ -340,6 +340,9 @@ static int call_connection_made(void *arg)
     if (ops_of(t)->connection_made) {
         int rc = ops_of(t)->connection_made(t->protocol, t);
         if (rc < 0) {
+            /* The connection's future fails with the error; the transport goes. */
+            if (t->waiter && !cio_future_done(t->waiter))
+                cio_future_set_error(t->waiter, rc, "protocol.connection_made() failed");
             cio__transport_fatal(t, rc, "protocol.connection_made() failed", true);
             return 0;
         }
