@@ -2,7 +2,9 @@
 # bench/run.sh: `make bench`. Runs coreio's micro-benchmarks and the same
 # workloads on python3's asyncio and uvloop in one go, and prints one Markdown
 # table per group with each figure and the ratio of the peer's figure to
-# coreio's (above 1: coreio is faster or smaller). Missing peers are skipped.
+# coreio's (above 1: coreio is faster or smaller); then the heap cost of an
+# idle connection and the TCP echo comparison of bench/echo_run.sh (raw
+# epoll, asyncio, uvloop, coreio). Missing peers are skipped.
 set -eu
 b=${1:-.}
 s=${2:-.}
@@ -54,3 +56,14 @@ group() { # $1: title, $2: coreio program, $3: python script
 echo "## coreio micro-benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m))"
 group "Loop scheduling" bench_loop loop_py.py
 group "Tasks" bench_task task_py.py
+
+echo
+echo "### Idle connections"
+echo
+echo "| metric | unit | coreio |"
+echo "|---|---|---|"
+"$b/bench/idle_memory" 10000 | awk -F'\t' '{ printf "| %s (10,000 connections) | %s | %s |\n", $2, $4, $3 }'
+
+echo
+top_srcdir="$s" sh "$s/bench/echo_run.sh" coreio="$b/bench/echo_coreio {PORT}"
+

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""TCP echo server on asyncio or uvloop, for the echo benchmark (bench/echo_run.sh).
+
+    /usr/bin/python3 bench/echo_py.py --loop asyncio|uvloop PORT
+
+Listens on 127.0.0.1:PORT and echoes every byte back, the way the asyncio
+documentation's echo server does: a Protocol whose data_received() calls
+transport.write(data).  Prints "listening" once the server accepts
+connections and exits with status 0 on SIGTERM or SIGINT.
+
+Like bench/echo_epoll.c it stops reading a connection while that
+connection's unsent data is above the transport's high-water mark
+(pause_writing/resume_writing), and it sets TCP_NODELAY on every connection
+(asyncio does by default; this makes it explicit for uvloop too).
+"""
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+
+
+# Open connections' transports, closed on shutdown.
+transports = set()
+
+
+class EchoProtocol(asyncio.Protocol):
+    __slots__ = ("transport",)
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transports.add(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def connection_lost(self, exc):
+        transports.discard(self.transport)
+
+    def pause_writing(self):
+        self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.transport.resume_reading()
+
+
+async def serve(port):
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    server = await loop.create_server(EchoProtocol, "127.0.0.1", port,
+                                      reuse_address=True, backlog=128)
+    print("listening", flush=True)
+    await stop
+    server.close()
+    for transport in list(transports):
+        transport.abort()
+    # Let the loop run the connection_lost() callbacks before it closes.
+    await asyncio.sleep(0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    ap.add_argument("port", type=int)
+    args = ap.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+        factory = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
