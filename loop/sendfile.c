@@ -132,16 +132,16 @@ static int sendfile_task(void *arg, void **result)
     if (rc == 0 && t && t->kind != CIO__STREAM) {
         cio__task_set_error_message("sendfile is not supported for datagram transports");
         rc = -ENOTSUP;
-    }
-    if (rc == 0)
+    } else if (rc == 0) {
         rc = send_native(a, total, &sent);
-    /* The kernel refused this file or socket: asyncio's SendfileNotAvailable. */
-    if ((rc == -EINVAL || rc == -ENOSYS || rc == -EOPNOTSUPP) && sent == 0) {
-        if (a->fallback) {
-            rc = send_fallback(a, total, &sent);
-        } else {
-            cio__task_set_error_message("sendfile not available");
-            rc = CIO_ENOSENDFILE;
+        /* The kernel refused this file or socket: asyncio's SendfileNotAvailable. */
+        if ((rc == -EINVAL || rc == -ENOSYS || rc == -EOPNOTSUPP) && sent == 0) {
+            if (a->fallback) {
+                rc = send_fallback(a, total, &sent);
+            } else {
+                cio__task_set_error_message("sendfile not available");
+                rc = CIO_ENOSENDFILE;
+            }
         }
     }
     lseek(a->file, a->offset + (off_t)sent, SEEK_SET);
