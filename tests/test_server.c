@@ -428,6 +428,24 @@ START_TEST(test_reuse_port_sets_so_reuseport)
 }
 END_TEST
 
+/*
+ * The listen backlog of the socket on @p port as the kernel reports it
+ * (ss shows it as Send-Q of a listening socket), or -1 without ss.
+ */
+static int listen_backlog(int port)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "ss -ltnH 'sport = :%d' 2>/dev/null", port);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char state[32];
+    int recvq = -1, sendq = -1;
+    int n = fscanf(f, "%31s %d %d", state, &recvq, &sendq);
+    pclose(f);
+    return n == 3 ? sendq : -1;
+}
+
 static int backlog_fn(void *arg, void **result)
 {
     cio_loop_t *loop = cio_get_running_loop();
@@ -437,16 +455,27 @@ static int backlog_fn(void *arg, void **result)
         await_ok(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", &opts));
     ck_assert(cio_server_is_serving(s));
     char port[16];
-    int c = raw_connect(AF_INET, server_port(s, port, sizeof(port)));
+    int p = server_port(s, port, sizeof(port));
+    int c = raw_connect(AF_INET, p);
     ck_assert_int_ge(c, 0);
     check_echo(c, "backlog");
     close(c);
     WAIT_UNTIL(srv.lost == 1);
+    int given = listen_backlog(p);
+    /* Without asyncio's default, 100. */
+    cio_server_t *d =
+        await_ok(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", NULL));
+    int dflt = listen_backlog(server_port(d, port, sizeof(port)));
+    if (given >= 0) {
+        ck_assert_int_eq(given, 5);
+        ck_assert_int_eq(dflt, 100);
+    }
+    cio_server_free(d);
     cio_server_free(s);
     return 0;
 }
 
-START_TEST(test_a_backlog_option_is_accepted)
+START_TEST(test_backlog_is_passed_to_listen_and_defaults_to_100)
 {
     ck_assert_int_eq(cio_run(backlog_fn, NULL, false, NULL), 0);
 }
@@ -1287,7 +1316,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_server_binds_a_socket_for_each_of_several_hosts);
     CIO_TEST(tc, test_so_reuseaddr_is_on_by_default_and_off_with_cio_off);
     CIO_TEST(tc, test_reuse_port_sets_so_reuseport);
-    CIO_TEST(tc, test_a_backlog_option_is_accepted);
+    CIO_TEST(tc, test_backlog_is_passed_to_listen_and_defaults_to_100);
     CIO_TEST(tc, test_start_serving_off_defers_accepting_until_start_serving);
     CIO_TEST(tc, test_serve_forever_stays_pending_until_close_then_ends_cancelled);
     CIO_TEST(tc, test_cancelling_serve_forever_closes_the_server);
