@@ -98,7 +98,7 @@ typedef struct cio__mailbox {
     struct event *ev;
     /* The loop's own. */
     _Alignas(64) cio__mbox_node_t *tail;
-    cio__mbox_node_t stub;
+    cio__mbox_node_t sentinel;
     uint64_t received; /* messages drained */
 } cio__mailbox_t;
 

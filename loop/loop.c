@@ -191,8 +191,8 @@ static void run_once(cio_loop_t *loop)
         cio__timer_expire(loop, cio__now());
 
     /* Only what is ready now runs; callbacks scheduled meanwhile wait. */
-    uint32_t ntodo = loop->ready.len;
-    while (ntodo-- > 0) {
+    uint32_t nready = loop->ready.len;
+    while (nready-- > 0) {
         uint32_t index = cio__ring_pop(&loop->ready);
         cio__slot_t *slot = &loop->slab.v[index];
         if (slot->state == CIO__SLOT_CANCELLED) {

@@ -78,7 +78,7 @@ static cio__mbox_node_t *node_alloc(void)
 /* A node has been consumed (it is no longer the queue's dummy). */
 static void node_free(cio__mailbox_t *mb, cio__mbox_node_t *n)
 {
-    if (n != &mb->stub)
+    if (n != &mb->sentinel)
         block_unref(n->block, 1);
 }
 
@@ -93,9 +93,9 @@ static void on_wakeup(evutil_socket_t fd, short what, void *arg)
 int cio__mailbox_init(cio_loop_t *loop)
 {
     cio__mailbox_t *mb = &loop->mailbox;
-    atomic_init(&mb->stub.next, NULL);
-    atomic_init(&mb->head, &mb->stub);
-    mb->tail = &mb->stub;
+    atomic_init(&mb->sentinel.next, NULL);
+    atomic_init(&mb->head, &mb->sentinel);
+    mb->tail = &mb->sentinel;
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->closed, 0);
     atomic_init(&mb->wakeups, 0);
@@ -141,9 +141,9 @@ void cio__mailbox_destroy(cio_loop_t *loop)
         node_free(mb, n);
         n = next;
     }
-    mb->tail = &mb->stub;
-    atomic_store(&mb->stub.next, NULL);
-    atomic_store(&mb->head, &mb->stub);
+    mb->tail = &mb->sentinel;
+    atomic_store(&mb->sentinel.next, NULL);
+    atomic_store(&mb->head, &mb->sentinel);
 }
 
 int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg)
@@ -241,7 +241,7 @@ void cio__mailbox_drain(cio_loop_t *loop)
         /* @next becomes the new dummy; the old one is consumed. */
         mb->tail = next;
         mb->received++;
-        if (tail == &mb->stub)
+        if (tail == &mb->sentinel)
             continue;
         if (tail->block != run_block) {
             if (run_block)

@@ -354,6 +354,31 @@ START_TEST(test_server_without_host_binds_every_address_family)
 }
 END_TEST
 
+/* family and flags go to getaddrinfo: AF_INET alone binds no IPv6 socket. */
+static int family_flags_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    srv_t srv = {0};
+    cio_server_opts_t opts = {.family = AF_INET, .flags = AI_NUMERICSERV};
+    cio_server_t *s = await_ok(cio_loop_create_server(loop, srv_factory, &srv, NULL, "0", &opts));
+    int fds[8];
+    size_t n = cio_server_sockets(s, fds, 8);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(family_of_fd(fds[0]), AF_INET);
+    cio_server_free(s);
+    /* AI_NUMERICSERV refuses a service name. */
+    cio_future_t *f = cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "http", &opts);
+    ck_assert_int_lt(cio_await(f, NULL), 0);
+    cio_future_unref(f);
+    return 0;
+}
+
+START_TEST(test_server_family_and_flags_reach_name_resolution)
+{
+    ck_assert_int_eq(cio_run(family_flags_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 static int several_hosts_fn(void *arg, void **result)
 {
     cio_loop_t *loop = cio_get_running_loop();
@@ -1313,6 +1338,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("server");
     TCase *tc = cio_test_case("server");
     CIO_TEST(tc, test_server_without_host_binds_every_address_family);
+    CIO_TEST(tc, test_server_family_and_flags_reach_name_resolution);
     CIO_TEST(tc, test_server_binds_a_socket_for_each_of_several_hosts);
     CIO_TEST(tc, test_so_reuseaddr_is_on_by_default_and_off_with_cio_off);
     CIO_TEST(tc, test_reuse_port_sets_so_reuseport);
