@@ -19,5 +19,6 @@
 #include "coreio/connection.h"
 #include "coreio/datagram.h"
 #include "coreio/sock.h"
+#include "coreio/executor.h"
 
 #endif /* COREIO_H */

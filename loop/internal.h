@@ -238,6 +238,10 @@ struct cio_loop_s {
     uint8_t *read_buf;       /* the one buffer every stream transport reads into */
     cio__queue_t transports; /* every transport not freed yet */
     cio__queue_t servers;    /* every server not freed yet */
+    cio_executor_t *default_executor; /* set_default_executor; NULL: the process-wide one */
+    size_t executor_jobs;          /* run_in_executor futures not settled yet */
+    bool executor_shutdown;        /* shutdown_default_executor was called */
+    cio_future_t *executor_idle;   /* settled when executor_jobs drops to 0 */
 
     cio_exception_handler_t exc_handler;
     void *exc_arg;
@@ -298,6 +302,9 @@ int cio__future_copy_outcome(cio_future_t *dst, const cio_future_t *src);
 int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_free)(void *));
 
 void *cio__future_take_result(cio_future_t *fut);
+
+/* loop/executor.c */
+void cio__executors_forget_loop(cio_loop_t *loop);
 
 /* loop/resolver.c */
 void cio__resolver_forget_loop(cio_loop_t *loop);

@@ -1,7 +1,8 @@
 /*
  * loop/run.c: asyncio.run. A fresh loop runs the main task; then the tasks
  * still pending are cancelled and waited for, open async generators are
- * closed, and the loop is closed and freed.
+ * closed, executor jobs in flight are waited for, and the loop is closed and
+ * freed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +77,11 @@ int cio_run(cio_task_fn fn, void *arg, bool debug, void **result)
     if (agens) {
         cio_loop_run_until_complete(loop, agens, NULL);
         cio_future_unref(agens);
+    }
+    cio_future_t *executor = cio_loop_shutdown_default_executor(loop);
+    if (executor) {
+        cio_loop_run_until_complete(loop, executor, NULL);
+        cio_future_unref(executor);
     }
     cio_set_event_loop(NULL);
     cio_loop_free(loop);

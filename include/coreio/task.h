@@ -148,7 +148,8 @@ CIO_EXTERN cio_future_t *cio_wait_for(cio_future_t *fut, double timeout);
  * Run @p fn(@p arg) as the main task of a new event loop until it finishes
  * (asyncio.run): create the loop (debug mode if @p debug) and make it the
  * thread's current loop, run the task, cancel the tasks still pending and wait
- * for them, close open async generators, close and free the loop. Returns the
+ * for them, close open async generators, wait for its executor jobs in flight
+ * (cio_loop_shutdown_default_executor), close and free the loop. Returns the
  * task's outcome (its result in *@p result), or CIO_EOTHERLOOP when a loop is
  * already running in this thread, -ENOMEM.
  */
