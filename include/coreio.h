@@ -20,5 +20,6 @@
 #include "coreio/datagram.h"
 #include "coreio/sock.h"
 #include "coreio/executor.h"
+#include "coreio/signal.h"
 
 #endif /* COREIO_H */

@@ -306,6 +306,9 @@ void *cio__future_take_result(cio_future_t *fut);
 /* loop/executor.c */
 void cio__executors_forget_loop(cio_loop_t *loop);
 
+/* loop/signal.c */
+void cio__signals_forget_loop(cio_loop_t *loop);
+
 /* loop/resolver.c */
 void cio__resolver_forget_loop(cio_loop_t *loop);
 struct addrinfo;

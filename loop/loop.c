@@ -93,6 +93,7 @@ int cio_loop_close(cio_loop_t *loop)
         return 0;
     atomic_store(&loop->closed, 1);
     /* No thread may post to the loop after this: then nothing posted leaks. */
+    cio__signals_forget_loop(loop);
     cio__resolver_forget_loop(loop);
     cio__executors_forget_loop(loop);
     cio_future_unref(loop->executor_idle); /* its waiters are discarded below */

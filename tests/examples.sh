@@ -33,6 +33,26 @@ check_dates() { # $1: program
     fi
 }
 
+# Signals: the example stops on SIGTERM (and SIGINT) sent to the pid it prints.
+check_signal() { # $1: signal name
+    out=$(mktemp)
+    "$b/examples/signals" >"$out" 2>&1 &
+    i=0
+    while ! grep -q '^pid ' "$out" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    pid=$(sed -n 's/^pid \([0-9]*\):.*/\1/p' "$out")
+    sleep 0.2
+    kill -s "$1" "$pid"
+    wait $! ; status=$?
+    if grep -qx "got signal SIG$1: exit" "$out" && [ "$status" -eq 0 ]; then
+        echo "PASS: signals stopped on SIG$1"
+    else
+        echo "FAIL: signals on SIG$1 (status $status): $(cat "$out")"; fail=1
+    fi
+    rm -f "$out"
+}
+check_signal TERM
+check_signal INT
+
 check_greeting hello_world "Hello World"
 check_greeting coro_hello_world "Hello World!"
 check_dates display_date &
