@@ -174,7 +174,10 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
     /* The exchange is sequentially consistent: it orders against the loading
      * of @sleeping below, pairing with the loop's store-then-check. */
     cio__mbox_node_t *prev = atomic_exchange_explicit(&mb->head, n, memory_order_seq_cst);
-    atomic_store_explicit(&prev->next, n, memory_order_release);
+    /* Wake the loop before linking the node: once it is linked the loop may
+     * run the message, and that may free the loop, so the link must be the
+     * last access. A loop woken early sees the message pending and polls
+     * without blocking until the link lands. */
     if (atomic_load_explicit(&mb->sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&mb->sleeping, 0, memory_order_seq_cst)) {
         uint64_t one = 1;
@@ -182,6 +185,7 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
         while (write(mb->efd, &one, sizeof(one)) < 0 && errno == EINTR)
             ;
     }
+    atomic_store_explicit(&prev->next, n, memory_order_release);
     return 0;
 }
 
