@@ -21,5 +21,6 @@
 #include "coreio/sock.h"
 #include "coreio/executor.h"
 #include "coreio/signal.h"
+#include "coreio/workers.h"
 
 #endif /* COREIO_H */
