@@ -117,21 +117,6 @@ START_TEST(test_removing_a_reader_cancels_its_queued_call)
 }
 END_TEST
 
-typedef struct chain {
-    cio_loop_t *loop;
-    int left;
-} chain_t;
-
-static int chain_cb(void *arg)
-{
-    chain_t *c = arg;
-    if (--c->left == 0)
-        cio_loop_stop(c->loop);
-    else
-        cio_loop_call_soon(c->loop, chain_cb, c, NULL);
-    return 0;
-}
-
 static int count_cb(void *arg)
 {
     (*(int *)arg)++;
@@ -146,8 +131,8 @@ START_TEST(test_a_descriptor_that_stays_ready_does_not_stall_the_loop)
     int writable = 0;
     /* An empty pipe is always writable: its writer fires every iteration. */
     cio_loop_add_writer(loop, p[1], count_cb, &writable);
-    chain_t c = {loop, 50};
-    cio_loop_call_soon(loop, chain_cb, &c, NULL);
+    cio_test_chain_t c = {loop, 50};
+    cio_loop_call_soon(loop, cio_test_chain_cb, &c, NULL);
     ck_assert_int_eq(cio_loop_run_forever(loop), 0);
     ck_assert_int_eq(c.left, 0);
     /* Once per iteration, never queued twice. */

@@ -99,27 +99,12 @@ START_TEST(test_stop_before_run_forever_runs_one_iteration_without_blocking)
 }
 END_TEST
 
-typedef struct chain {
-    cio_loop_t *loop;
-    int left;
-} chain_t;
-
-static int chain_cb(void *arg)
-{
-    chain_t *c = arg;
-    if (--c->left == 0)
-        cio_loop_stop(c->loop);
-    else
-        cio_loop_call_soon(c->loop, chain_cb, c, NULL);
-    return 0;
-}
-
 START_TEST(test_poll_does_not_block_while_callbacks_are_ready)
 {
     cio_loop_t *loop = cio_loop_new();
     ck_assert_int_eq(cio_loop_call_later(loop, 3600, never_cb, NULL, NULL), 0);
-    chain_t c = {loop, 5};
-    cio_loop_call_soon(loop, chain_cb, &c, NULL);
+    cio_test_chain_t c = {loop, 5};
+    cio_loop_call_soon(loop, cio_test_chain_cb, &c, NULL);
     double t0 = cio_loop_time(loop);
     ck_assert_int_eq(cio_loop_run_forever(loop), 0);
     cio_loop_stats_t st;

@@ -71,6 +71,23 @@ static inline int cio_test_stop_cb(void *arg)
     return 0;
 }
 
+/* A callback that re-schedules itself @c left times, then stops the loop:
+ * one callback per loop iteration. */
+typedef struct cio_test_chain {
+    cio_loop_t *loop;
+    int left;
+} cio_test_chain_t;
+
+static inline int cio_test_chain_cb(void *arg)
+{
+    cio_test_chain_t *c = arg;
+    if (--c->left == 0)
+        cio_loop_stop(c->loop);
+    else
+        cio_loop_call_soon(c->loop, cio_test_chain_cb, c, NULL);
+    return 0;
+}
+
 /* An order recorder: callbacks append small integers. */
 typedef struct cio_test_order {
     int v[4096];
