@@ -22,5 +22,6 @@
 #include "coreio/executor.h"
 #include "coreio/signal.h"
 #include "coreio/workers.h"
+#include "coreio/sharded.h"
 
 #endif /* COREIO_H */

@@ -52,6 +52,7 @@ int cio__dgram_on_readable(void *arg)
             report_error(t, -errno);
         return 0;
     }
+    cio__transport_traffic(t, (size_t)n, 0);
     if (ops_of(t)->datagram_received) {
         int rc = ops_of(t)->datagram_received(t->protocol, t->loop->read_buf, (size_t)n,
                                               fromlen ? (struct sockaddr *)&from : NULL, fromlen);
@@ -65,8 +66,11 @@ static ssize_t send_one(cio_transport_t *t, const void *data, size_t len,
                         const struct sockaddr *addr, socklen_t addrlen)
 {
     /* A connected endpoint sends without an address. */
-    return t->remote ? send(t->fd, data, len, MSG_NOSIGNAL)
-                     : sendto(t->fd, data, len, MSG_NOSIGNAL, addr, addrlen);
+    ssize_t n = t->remote ? send(t->fd, data, len, MSG_NOSIGNAL)
+                          : sendto(t->fd, data, len, MSG_NOSIGNAL, addr, addrlen);
+    if (n > 0)
+        cio__transport_traffic(t, 0, (size_t)n);
+    return n;
 }
 
 int cio__dgram_on_writable(void *arg)

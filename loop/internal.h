@@ -197,6 +197,9 @@ struct cio_transport_s {
     size_t whead, wlen, wcap;
     cio_future_t *waiter; /* completed once connection_made ran (connections) */
     cio__queue_t link;    /* in loop->transports */
+    double idle_timeout;  /* seconds without traffic before closing; 0: never */
+    double last_io;       /* loop->now at the last byte read or sent */
+    cio_handle_t idle_timer;
 };
 
 /* ---- the loop -------------------------------------------------------------- */
@@ -221,6 +224,12 @@ struct cio_loop_s {
 
     uint64_t iterations;
     uint64_t callbacks;
+    double now; /* the monotonic clock, read once per iteration after the poll */
+
+    /* Traffic (loop/transport.c), for cio_loop_get_stats(). */
+    uint64_t bytes_in, bytes_out;
+    uint64_t accepted;  /* transports made by servers so far */
+    size_t ntransports; /* transports open now */
 
     /* Tasks (loop/task.c). */
     cio__fiber_t fiber; /* the loop thread's own stack while a task runs */
@@ -235,17 +244,25 @@ struct cio_loop_s {
     /* Descriptors watched (loop/io.c), indexed by fd. */
     struct cio__io **io_by_fd;
     size_t io_cap;
-    uint8_t *read_buf;       /* the one buffer every stream transport reads into */
-    cio__queue_t transports; /* every transport not freed yet */
-    cio__queue_t servers;    /* every server not freed yet */
+    uint8_t *read_buf;                /* the one buffer every stream transport reads into */
+    cio__queue_t transports;          /* every transport not freed yet */
+    cio__queue_t servers;             /* every server not freed yet */
     cio_executor_t *default_executor; /* set_default_executor; NULL: the process-wide one */
-    size_t executor_jobs;          /* run_in_executor futures not settled yet */
-    bool executor_shutdown;        /* shutdown_default_executor was called */
-    cio_future_t *executor_idle;   /* settled when executor_jobs drops to 0 */
+    size_t executor_jobs;             /* run_in_executor futures not settled yet */
+    bool executor_shutdown;           /* shutdown_default_executor was called */
+    cio_future_t *executor_idle;      /* settled when executor_jobs drops to 0 */
 
     cio_exception_handler_t exc_handler;
     void *exc_arg;
 };
+
+/* @p in bytes were read and @p out sent on @p t: count them, note the time. */
+static inline void cio__transport_traffic(cio_transport_t *t, size_t in, size_t out)
+{
+    t->loop->bytes_in += in;
+    t->loop->bytes_out += out;
+    t->last_io = t->loop->now;
+}
 
 /* loop/handle.c: slots and the ready ring. */
 int cio__slab_alloc(cio__slab_t *s, uint32_t *index);
@@ -276,6 +293,7 @@ int cio__mailbox_init(cio_loop_t *loop);
 void cio__mailbox_close(cio_loop_t *loop);
 void cio__mailbox_destroy(cio_loop_t *loop);
 bool cio__mailbox_pending(cio_loop_t *loop);
+size_t cio__mailbox_depth(cio_loop_t *loop);
 bool cio__mailbox_sleep(cio_loop_t *loop);
 void cio__mailbox_awake(cio_loop_t *loop);
 void cio__mailbox_drain(cio_loop_t *loop);

@@ -190,9 +190,10 @@ double cio__poll_timeout(cio_loop_t *loop)
 static void run_once(cio_loop_t *loop)
 {
     poll_io(loop, cio__poll_timeout(loop));
+    loop->now = cio__now();
     cio__mailbox_drain(loop);
     if (loop->timers.len > 0)
-        cio__timer_expire(loop, cio__now());
+        cio__timer_expire(loop, loop->now);
 
     /* Only what is ready now runs; callbacks scheduled meanwhile wait. */
     uint32_t nready = loop->ready.len;
@@ -323,5 +324,11 @@ void cio_loop_get_stats(const cio_loop_t *loop, cio_loop_stats_t *stats)
         .timers = loop->timers.len,
         .mailbox_received = loop->mailbox.received,
         .mailbox_wakeups = atomic_load_explicit(&loop->mailbox.wakeups, memory_order_relaxed),
+        .mailbox_depth = cio__mailbox_depth((cio_loop_t *)loop),
+        .executor_jobs = loop->executor_jobs,
+        .bytes_in = loop->bytes_in,
+        .bytes_out = loop->bytes_out,
+        .connections_accepted = loop->accepted,
+        .transports = loop->ntransports,
     };
 }

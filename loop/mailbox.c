@@ -196,6 +196,16 @@ bool cio__mailbox_pending(cio_loop_t *loop)
     return atomic_load_explicit(&mb->head, memory_order_seq_cst) != mb->tail;
 }
 
+/* Messages linked and not drained yet: a walk, for statistics only. */
+size_t cio__mailbox_depth(cio_loop_t *loop)
+{
+    size_t n = 0;
+    for (cio__mbox_node_t *node = loop->mailbox.tail;
+         (node = atomic_load_explicit(&node->next, memory_order_acquire));)
+        n++;
+    return n;
+}
+
 /*
  * Announce that the loop is about to block in poll. Returns false (and stays
  * awake) when a message arrived meanwhile, in which case poll must not block.

@@ -5,6 +5,7 @@
  * socket stops accepting for a second instead of spinning, and says why.
  */
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -35,8 +36,14 @@ struct cio_server_s {
     int backlog;
     bool serving;
     bool closed;
-    bool freed;             /* cio_server_free() was called */
-    size_t active;          /* connections not lost yet */
+    bool freed; /* cio_server_free() was called */
+    /* Written by the loop only; other threads may read them (sharded servers). */
+    _Atomic size_t active;   /* connections not lost yet */
+    _Atomic size_t accepted; /* connections served so far */
+    double idle_timeout;     /* given to each connection */
+    size_t write_high, write_low;
+    int (*on_accept)(void *arg, int fd);
+    void *on_accept_arg;
     cio_future_t *forever;  /* serve_forever's future */
     cio_future_t **waiters; /* wait_closed futures */
     size_t nwaiters;
@@ -51,17 +58,29 @@ static void server_release(cio_server_t *s)
     free(s);
 }
 
+/* The loop's own read of a counter only it writes. */
+static size_t count_of(const _Atomic size_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Add @p delta to a counter only this loop writes: no read-modify-write needed. */
+static void count_add(_Atomic size_t *c, int delta)
+{
+    atomic_store_explicit(c, count_of(c) + (size_t)delta, memory_order_relaxed);
+}
+
 /* Free the memory once nobody can reach the server any more. */
 static void maybe_release(cio_server_t *s)
 {
-    if (s->freed && s->active == 0)
+    if (s->freed && count_of(&s->active) == 0)
         server_release(s);
 }
 
 /* Closed and no connection left: wake every wait_closed. */
 static void wake_waiters(cio_server_t *s)
 {
-    if (!s->closed || s->active > 0)
+    if (!s->closed || count_of(&s->active) > 0)
         return;
     for (size_t i = 0; i < s->nwaiters; i++) {
         if (!cio_future_done(s->waiters[i]))
@@ -73,12 +92,13 @@ static void wake_waiters(cio_server_t *s)
 
 void cio__server_attach(cio_server_t *s, cio_transport_t *t)
 {
-    s->active++;
+    count_add(&s->active, 1);
+    count_add(&s->accepted, 1);
 }
 
 void cio__server_detach(cio_server_t *s, cio_transport_t *t)
 {
-    s->active--;
+    count_add(&s->active, -1);
     wake_waiters(s);
     maybe_release(s);
 }
@@ -106,7 +126,8 @@ static void accept_backoff(listener_t *l, int err)
     cio_loop_call_later(l->server->loop, ACCEPT_RETRY_DELAY, resume_accepting, l, &l->retry);
 }
 
-static void accept_one(cio_server_t *s, int fd)
+/* Serve the accepted socket @p fd here (consumed): a transport with a new protocol. */
+static int serve(cio_server_t *s, int fd)
 {
     cio_protocol_t *p = s->factory(s->factory_arg);
     if (!p || !p->ops) {
@@ -115,10 +136,70 @@ static void accept_one(cio_server_t *s, int fd)
         cio_exception_context_init(&ctx, "protocol factory failed for an accepted connection");
         ctx.error = -ENOMEM;
         cio_loop_call_exception_handler(s->loop, &ctx);
+        return -ENOMEM;
+    }
+    cio_transport_t *t = cio__transport_new(s->loop, fd, CIO__STREAM, p, s, NULL);
+    if (!t) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if (s->write_high || s->write_low)
+        cio_transport_set_write_buffer_limits(t, s->write_high ? (ssize_t)s->write_high : -1,
+                                              s->write_low ? (ssize_t)s->write_low : -1);
+    if (s->idle_timeout > 0)
+        cio_transport_set_idle_timeout(t, s->idle_timeout);
+    return 0;
+}
+
+static void accept_one(cio_server_t *s, int fd)
+{
+    if (s->on_accept) {
+        int rc = s->on_accept(s->on_accept_arg, fd);
+        if (rc < 0)
+            cio__log(CIO_LOG_ERROR, "on_accept failed: %s", cio_strerror(rc));
         return;
     }
-    if (!cio__transport_new(s->loop, fd, CIO__STREAM, p, s, NULL))
+    serve(s, fd);
+}
+
+int cio_server_serve_accepted(cio_server_t *s, int fd)
+{
+    if (!s || !s->factory || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    if (s->closed) {
         close(fd);
+        return CIO_ECLOSED;
+    }
+    int rc = cio__set_nonblocking(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return serve(s, fd);
+}
+
+/* Close, or abort, every connection of @p s. */
+static void each_client(cio_server_t *s, void (*fn)(cio_transport_t *))
+{
+    cio__queue_t *q = &s->loop->transports;
+    for (cio__queue_t *n = q->next; n != q; n = n->next) {
+        cio_transport_t *t = cio_container_of(n, cio_transport_t, link);
+        if (t->server == s)
+            fn(t);
+    }
+}
+
+void cio_server_close_clients(cio_server_t *s)
+{
+    each_client(s, cio_transport_close);
+}
+
+void cio_server_abort_clients(cio_server_t *s)
+{
+    each_client(s, cio_transport_abort);
 }
 
 static int on_acceptable(void *arg)
@@ -253,7 +334,7 @@ bool cio_server_is_serving(const cio_server_t *s)
 
 cio_future_t *cio_server_wait_closed(cio_server_t *s)
 {
-    if (s->closed && s->active == 0)
+    if (s->closed && count_of(&s->active) == 0)
         return settled(s->loop, 0);
     cio_future_t **v = realloc(s->waiters, (s->nwaiters + 1) * sizeof(*v));
     if (!v)
@@ -275,7 +356,12 @@ size_t cio_server_sockets(const cio_server_t *s, int *fds, size_t max)
 
 size_t cio_server_active_connections(const cio_server_t *s)
 {
-    return s->active;
+    return count_of(&s->active);
+}
+
+size_t cio_server_accepted_connections(const cio_server_t *s)
+{
+    return count_of(&s->accepted);
 }
 
 void cio_server_free(cio_server_t *s)
@@ -308,7 +394,7 @@ void cio__servers_destroy_all(cio_loop_t *loop)
 
 /* A server around the bound sockets @p fds (ownership passes to it). */
 static cio_server_t *server_new(cio_loop_t *loop, cio_protocol_factory_t factory, void *arg,
-                                const int *fds, size_t n, int backlog)
+                                const int *fds, size_t n, const cio_server_opts_t *o)
 {
     cio_server_t *s = calloc(1, sizeof(*s));
     listener_t *ls = calloc(n ? n : 1, sizeof(*ls));
@@ -320,7 +406,12 @@ static cio_server_t *server_new(cio_loop_t *loop, cio_protocol_factory_t factory
     s->loop = loop;
     s->factory = factory;
     s->factory_arg = arg;
-    s->backlog = backlog > 0 ? backlog : BACKLOG_DEFAULT;
+    s->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+    s->idle_timeout = o->idle_timeout;
+    s->write_high = o->write_high;
+    s->write_low = o->write_low;
+    s->on_accept = o->on_accept;
+    s->on_accept_arg = o->on_accept_arg;
     s->ls = ls;
     s->nls = n;
     for (size_t i = 0; i < n; i++)
@@ -377,7 +468,7 @@ static void create_args_free(void *arg)
 /* Finish: the server, listening if asked; consumes @p fds. */
 static int make_server(create_args_t *a, int *fds, size_t n, void **result)
 {
-    cio_server_t *s = server_new(a->loop, a->factory, a->factory_arg, fds, n, a->opts.backlog);
+    cio_server_t *s = server_new(a->loop, a->factory, a->factory_arg, fds, n, &a->opts);
     if (!s) {
         for (size_t i = 0; i < n; i++)
             close(fds[i]);
@@ -446,7 +537,10 @@ static cio_future_t *run_create(create_args_t *a, cio_task_fn fn)
 static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t factory,
                                       void *factory_arg, const cio_server_opts_t *opts)
 {
-    if (!loop || !factory || atomic_load(&loop->closed))
+    if (!loop || (!factory && !(opts && opts->on_accept)) || atomic_load(&loop->closed))
+        return NULL;
+    if (opts && (!(opts->idle_timeout >= 0) || isinf(opts->idle_timeout) ||
+                 (opts->write_high && opts->write_low > opts->write_high)))
         return NULL;
     create_args_t *a = calloc(1, sizeof(*a));
     if (!a)
@@ -465,6 +559,11 @@ static int existing_sock_task(void *arg, void **result)
 {
     create_args_t *a = arg;
     int fd = a->opts.sock;
+    if (fd < 0) { /* a server only for connections accepted elsewhere */
+        int rc = make_server(a, NULL, 0, result);
+        create_args_free(a);
+        return rc;
+    }
     int rc = cio__set_nonblocking(fd);
     if (rc == 0)
         rc = make_server(a, &fd, 1, result);

@@ -48,6 +48,7 @@ static int read_plain(cio_transport_t *t)
         handle_eof(t);
         return 0;
     }
+    cio__transport_traffic(t, (size_t)n, 0);
     if (ops_of(t)->data_received) {
         int rc = ops_of(t)->data_received(t->protocol, t->loop->read_buf, (size_t)n);
         if (rc < 0)
@@ -72,6 +73,7 @@ static int read_buffered(cio_transport_t *t)
         handle_eof(t);
         return 0;
     }
+    cio__transport_traffic(t, (size_t)n, 0);
     if (ops_of(t)->buffer_updated) {
         int rc = ops_of(t)->buffer_updated(t->protocol, (size_t)n);
         if (rc < 0)
@@ -102,6 +104,7 @@ int cio__stream_on_writable(void *arg)
             cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
         return 0;
     }
+    cio__transport_traffic(t, 0, (size_t)n);
     t->whead += (size_t)n;
     t->wlen -= (size_t)n;
     if (t->wlen == 0)
@@ -146,6 +149,7 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
             return 0;
         }
         sent = n > 0 ? (size_t)n : 0;
+        cio__transport_traffic(t, 0, sent);
         if (sent == total)
             return 0;
     }

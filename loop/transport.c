@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -35,9 +36,11 @@ static void transport_free(cio_transport_t *t)
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
     close(t->fd);
+    cio_handle_cancel(t->idle_timer);
     if (t->server)
         cio__server_detach(t->server, t);
     cio__queue_remove(&t->link);
+    t->loop->ntransports--;
     cio_future_unref(t->waiter);
     if (t->drained) {
         cio_future_cancel(t->drained, NULL);
@@ -289,6 +292,35 @@ int cio_transport_set_write_buffer_limits(cio_transport_t *t, ssize_t high, ssiz
     return 0;
 }
 
+/* ---- idle timeout ------------------------------------------------------------------ */
+
+/* The idle timer is due: close the transport if nothing moved since it was set. */
+static int idle_check(void *arg)
+{
+    cio_transport_t *t = arg;
+    t->idle_timer = (cio_handle_t){0};
+    if (t->lost || t->idle_timeout <= 0)
+        return 0;
+    double due = t->last_io + t->idle_timeout;
+    if (t->loop->now >= due) {
+        cio__transport_force_close(t, -ETIMEDOUT);
+        return 0;
+    }
+    return cio_loop_call_at(t->loop, due, idle_check, t, &t->idle_timer);
+}
+
+int cio_transport_set_idle_timeout(cio_transport_t *t, double seconds)
+{
+    if (!t || !(seconds >= 0) || isinf(seconds))
+        return -EINVAL;
+    cio_handle_cancel(t->idle_timer);
+    t->idle_timer = (cio_handle_t){0};
+    t->idle_timeout = seconds;
+    if (seconds == 0 || t->lost)
+        return 0;
+    return cio_loop_call_at(t->loop, t->last_io + seconds, idle_check, t, &t->idle_timer);
+}
+
 /* ---- the rest of the transport API ------------------------------------------------ */
 
 cio_loop_t *cio_transport_get_loop(const cio_transport_t *t)
@@ -386,8 +418,12 @@ cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_prot
         return NULL;
     }
     t->server = server;
-    if (server)
+    if (server) {
         cio__server_attach(server, t);
+        loop->accepted++;
+    }
+    t->last_io = cio__now();
     cio__queue_insert_tail(&loop->transports, &t->link);
+    loop->ntransports++;
     return t;
 }

@@ -1333,6 +1333,149 @@ START_TEST(test_accept_backs_off_for_a_second_when_out_of_descriptors)
 }
 END_TEST
 
+/* ---- coreio's server extensions ------------------------------------------- */
+
+typedef struct handed {
+    int fds[4];
+    int n;
+} handed_t;
+
+static int keep_fd(void *arg, int fd)
+{
+    handed_t *h = arg;
+    h->fds[h->n++] = fd;
+    return 0;
+}
+
+static int on_accept_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    handed_t h = {0};
+    cio_server_opts_t ao = {.on_accept = keep_fd, .on_accept_arg = &h};
+    cio_server_t *acceptor =
+        await_ok(cio_loop_create_server(loop, NULL, NULL, "127.0.0.1", "0", &ao));
+    /* A server with no socket serves what the acceptor got. */
+    srv_t srv = {0};
+    cio_server_opts_t to = {.use_sock = true, .sock = -1};
+    cio_server_t *target =
+        await_ok(cio_loop_create_server(loop, srv_factory, &srv, NULL, NULL, &to));
+    ck_assert_uint_eq(cio_server_sockets(target, NULL, 0), 0);
+    char port[16];
+    int p = server_port(acceptor, port, sizeof(port));
+    int c1 = raw_connect(AF_INET, p), c2 = raw_connect(AF_INET, p);
+    WAIT_UNTIL(h.n == 2);
+    ck_assert_int_eq(srv.accepted, 0); /* the hook owns them: no protocol yet */
+    ck_assert_uint_eq(cio_server_accepted_connections(acceptor), 0);
+    ck_assert_int_eq(cio_server_serve_accepted(target, h.fds[0]), 0);
+    ck_assert_int_eq(cio_server_serve_accepted(target, h.fds[1]), 0);
+    check_echo(c1, "handed over");
+    check_echo(c2, "both");
+    ck_assert_uint_eq(cio_server_active_connections(target), 2);
+    ck_assert_uint_eq(cio_server_accepted_connections(target), 2);
+    ck_assert_int_eq(cio_server_serve_accepted(target, -1), -EINVAL);
+    ck_assert_int_eq(cio_server_serve_accepted(acceptor, dup(c1)), -EINVAL); /* no factory */
+    close(c1);
+    WAIT_UNTIL(cio_server_active_connections(target) == 1);
+    ck_assert_uint_eq(cio_server_accepted_connections(target), 2);
+    cio_server_close(target);
+    ck_assert_int_eq(cio_server_serve_accepted(target, dup(c2)), CIO_ECLOSED);
+    close(c2);
+    await_ok(cio_server_wait_closed(target));
+    cio_server_free(acceptor);
+    cio_server_free(target);
+    return 0;
+}
+
+START_TEST(test_on_accept_hands_sockets_to_a_server_without_socket)
+{
+    ck_assert_int_eq(cio_run(on_accept_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
+static int close_clients_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    bool abort = arg != NULL;
+    srv_t srv = {0};
+    cio_server_t *s =
+        await_ok(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", NULL));
+    char port[16];
+    int p = server_port(s, port, sizeof(port));
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(AF_INET, p);
+        check_echo(c[i], "hello");
+    }
+    if (abort)
+        cio_server_abort_clients(s);
+    else
+        cio_server_close_clients(s);
+    WAIT_UNTIL(srv.lost == 3);
+    ck_assert_int_eq(srv.lost_errors, 0);
+    for (int i = 0; i < 3; i++) {
+        char b;
+        ck_assert_int_le(recv(c[i], &b, 1, 0), 0); /* EOF, or a reset after abort */
+        close(c[i]);
+    }
+    /* The server itself still accepts. */
+    int again = raw_connect(AF_INET, p);
+    check_echo(again, "still serving");
+    close(again);
+    WAIT_UNTIL(srv.lost == 4);
+    cio_server_free(s);
+    return 0;
+}
+
+START_TEST(test_close_clients_and_abort_clients_end_every_connection)
+{
+    ck_assert_int_eq(cio_run(close_clients_fn, NULL, false, NULL), 0);
+    ck_assert_int_eq(cio_run(close_clients_fn, (void *)1, false, NULL), 0);
+}
+END_TEST
+
+static int idle_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    srv_t srv = {0};
+    cio_server_opts_t o = {.idle_timeout = 0.3, .write_high = 1000, .write_low = 100};
+    cio_server_t *s =
+        await_ok(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", &o));
+    char port[16];
+    int p = server_port(s, port, sizeof(port));
+    int busy = raw_connect(AF_INET, p), quiet = raw_connect(AF_INET, p);
+    double t0 = cio_loop_time(loop);
+    /* Traffic every 0.1 s keeps one connection; the other goes at 0.3 s. */
+    while (cio_loop_time(loop) - t0 < 0.6) {
+        check_echo(busy, "tick");
+        cio_sleep(0.1);
+    }
+    ck_assert_int_eq(srv.lost, 1);
+    ck_assert_int_eq(srv.lost_errors, 1); /* connection_lost(-ETIMEDOUT) */
+    char b;
+    ck_assert_int_eq(recv(quiet, &b, 1, MSG_DONTWAIT), 0);
+    WAIT_UNTIL(srv.lost == 2);
+    close(busy);
+    close(quiet);
+    /* Bad values are refused. */
+    cio_server_opts_t bad = {.idle_timeout = -1};
+    ck_assert_ptr_null(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", &bad));
+    bad = (cio_server_opts_t){.write_high = 10, .write_low = 20};
+    ck_assert_ptr_null(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", &bad));
+    cio_loop_stats_t st;
+    cio_loop_get_stats(loop, &st);
+    ck_assert_uint_eq(st.connections_accepted, 2);
+    ck_assert_uint_ge(st.bytes_in, 6 * 4);
+    ck_assert_uint_eq(st.bytes_in, st.bytes_out); /* an echo */
+    cio_server_free(s);
+    return 0;
+}
+
+START_TEST(test_idle_timeout_closes_only_quiet_connections)
+{
+    ck_assert_int_eq(cio_run(idle_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1342,6 +1485,9 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_server_binds_a_socket_for_each_of_several_hosts);
     CIO_TEST(tc, test_so_reuseaddr_is_on_by_default_and_off_with_cio_off);
     CIO_TEST(tc, test_reuse_port_sets_so_reuseport);
+    CIO_TEST(tc, test_on_accept_hands_sockets_to_a_server_without_socket);
+    CIO_TEST(tc, test_close_clients_and_abort_clients_end_every_connection);
+    CIO_TEST(tc, test_idle_timeout_closes_only_quiet_connections);
     CIO_TEST(tc, test_backlog_is_passed_to_listen_and_defaults_to_100);
     CIO_TEST(tc, test_start_serving_off_defers_accepting_until_start_serving);
     CIO_TEST(tc, test_serve_forever_stays_pending_until_close_then_ends_cancelled);

@@ -7,11 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "coreio.h"
-
-/* loop/mailbox.c: a message whose argument is released if its loop closes. */
-int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
-                                    void *arg);
+#include "internal.h"
 
 typedef struct job {
     cio_loop_t *caller;

@@ -11,10 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "coreio.h"
-
-/* coreio's own log (loop/log.c), used for the unpinned warning. */
-void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include "internal.h"
 
 typedef struct worker {
     struct cio_workers_s *set;

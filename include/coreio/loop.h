@@ -167,12 +167,18 @@ CIO_EXTERN double cio_loop_get_slow_callback_duration(const cio_loop_t *loop);
 
 /** Counters of one loop, read with cio_loop_get_stats(). */
 typedef struct cio_loop_stats {
-    uint64_t iterations;       /* run_once calls */
-    uint64_t callbacks;        /* callbacks run (cancelled ones excluded) */
-    uint64_t ready;            /* callbacks waiting in the ready queue now */
-    uint64_t timers;           /* timers in the heap now, cancelled ones included */
-    uint64_t mailbox_received; /* call_soon_threadsafe messages taken in so far */
-    uint64_t mailbox_wakeups;  /* eventfd writes that woke the sleeping loop */
+    uint64_t iterations;           /* run_once calls */
+    uint64_t callbacks;            /* callbacks run (cancelled ones excluded) */
+    uint64_t ready;                /* callbacks waiting in the ready queue now */
+    uint64_t timers;               /* timers in the heap now, cancelled ones included */
+    uint64_t mailbox_received;     /* call_soon_threadsafe messages taken in so far */
+    uint64_t mailbox_wakeups;      /* eventfd writes that woke the sleeping loop */
+    uint64_t mailbox_depth;        /* call_soon_threadsafe messages waiting now */
+    uint64_t executor_jobs;        /* run_in_executor jobs of this loop not finished */
+    uint64_t bytes_in;             /* bytes read by this loop's transports so far */
+    uint64_t bytes_out;            /* bytes sent by this loop's transports so far */
+    uint64_t connections_accepted; /* connections this loop's servers accepted so far */
+    uint64_t transports;           /* transports open now (connections and endpoints) */
 } cio_loop_stats_t;
 
 /**

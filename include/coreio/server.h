@@ -27,8 +27,19 @@ typedef struct cio_server_opts {
     cio_tristate_t reuse_address; /* SO_REUSEADDR, default on */
     bool reuse_port;              /* SO_REUSEPORT */
     cio_tristate_t start_serving; /* default on: accept at once */
-    bool use_sock;                /* serve the listening socket @c sock instead */
-    int sock;
+    bool use_sock;                /* serve the listening socket @c sock instead; */
+    int sock;                     /* -1: no socket, only cio_server_serve_accepted() */
+    /* coreio extensions, applied to every connection the server serves: */
+    double idle_timeout; /* cio_transport_set_idle_timeout(); 0: none */
+    size_t write_high;   /* write buffer water marks; 0: the transport's default */
+    size_t write_low;
+    /**
+     * When set, each accepted socket goes to on_accept(on_accept_arg, fd),
+     * which owns it, instead of becoming a connection here (the factory may
+     * then be NULL); a negative return is logged. Runs on the loop.
+     */
+    int (*on_accept)(void *arg, int fd);
+    void *on_accept_arg;
 } cio_server_opts_t;
 
 /**
@@ -38,7 +49,8 @@ typedef struct cio_server_opts {
  * each host resolved to several addresses gets a socket per address. Names are
  * resolved without blocking the loop. The future's result is the server (the
  * caller frees it with cio_server_free()); its error is the failed bind's or
- * the resolution's. NULL for bad arguments.
+ * the resolution's. NULL for bad arguments (no factory nor on_accept, a
+ * negative idle_timeout, write_low above write_high).
  */
 CIO_EXTERN cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t factory,
                                                 void *factory_arg, const char *host,
@@ -88,8 +100,26 @@ CIO_EXTERN cio_future_t *cio_server_wait_closed(cio_server_t *s);
 /** Copy up to @p max listening descriptors into @p fds; returns how many there are. */
 CIO_EXTERN size_t cio_server_sockets(const cio_server_t *s, int *fds, size_t max);
 
-/** Connections accepted and not lost yet. */
+/** Connections accepted and not lost yet. Any thread (a snapshot). */
 CIO_EXTERN size_t cio_server_active_connections(const cio_server_t *s);
+
+/** Connections served since the server was made. Any thread (a snapshot). */
+CIO_EXTERN size_t cio_server_accepted_connections(const cio_server_t *s);
+
+/**
+ * Serve @p fd, a connected stream socket accepted elsewhere (another loop's
+ * listener, say), as a connection of this server: it gets a protocol from the
+ * factory and counts in active_connections and wait_closed. @p fd is consumed
+ * in every case. 0, CIO_ECLOSED once the server is closed, -EINVAL (no
+ * factory), -ENOMEM. A coreio extension.
+ */
+CIO_EXTERN int cio_server_serve_accepted(cio_server_t *s, int fd);
+
+/** Close every connection the server accepted (asyncio 3.13: close_clients). */
+CIO_EXTERN void cio_server_close_clients(cio_server_t *s);
+
+/** Abort every connection the server accepted (asyncio 3.13: abort_clients). */
+CIO_EXTERN void cio_server_abort_clients(cio_server_t *s);
 
 /**
  * Close the server if needed and release it; the memory goes once its last

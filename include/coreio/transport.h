@@ -135,6 +135,14 @@ CIO_EXTERN bool cio_transport_can_write_eof(const cio_transport_t *t);
  */
 CIO_EXTERN int cio_transport_write_eof(cio_transport_t *t);
 
+/**
+ * Close the connection, with connection_lost(-ETIMEDOUT), once no byte has
+ * been read or sent for @p seconds; 0 turns it off (the default). A coreio
+ * extension: asyncio leaves idle connections to the protocol. -EINVAL for a
+ * negative or infinite time.
+ */
+CIO_EXTERN int cio_transport_set_idle_timeout(cio_transport_t *t, double seconds);
+
 /** Bytes waiting in the write buffer. */
 CIO_EXTERN size_t cio_transport_get_write_buffer_size(const cio_transport_t *t);
 

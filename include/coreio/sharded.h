@@ -1,0 +1,114 @@
+/*
+ * coreio/sharded.h: one service on every worker. A sharded server listens on
+ * one address for a whole cio_workers_t, in one of two balancing modes:
+ *
+ *  - CIO_BALANCE_REUSEPORT: every worker opens its own socket on the address
+ *    with SO_REUSEPORT and accepts on it; the kernel spreads connections (or
+ *    datagrams) with no cross-thread hand-off.
+ *  - CIO_BALANCE_HANDOFF: worker 0 owns the only listening socket and hands
+ *    each accepted connection, through the mailbox, to the worker with the
+ *    fewest connections (stream sockets only; the only mode for Unix paths).
+ *
+ * Each worker's connections are a cio_server_t on its loop, so the protocol
+ * factory is called on the worker thread that owns the connection; it must be
+ * safe to call from every worker (its argument is shared).
+ */
+#ifndef COREIO_SHARDED_H
+#define COREIO_SHARDED_H
+
+#include <sys/socket.h>
+
+#include "coreio/common.h"
+#include "coreio/transport.h"
+#include "coreio/workers.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A service listening on one address across every worker. */
+typedef struct cio_sharded_s cio_sharded_t;
+
+/** How a sharded server spreads its connections over the workers. */
+typedef enum cio_balance {
+    CIO_BALANCE_REUSEPORT = 0, /* a socket per worker, SO_REUSEPORT */
+    CIO_BALANCE_HANDOFF,       /* one listener, hand-off to the least-loaded worker */
+} cio_balance_t;
+
+/** Options of cio_workers_serve(); NULL or all-zero: TCP, REUSEPORT, backlog 100. */
+typedef struct cio_sharded_opts {
+    int type;   /* SOCK_STREAM (0 as well) or SOCK_DGRAM */
+    int family; /* AF_UNSPEC (0): as getaddrinfo resolves the host */
+    cio_balance_t balance;
+    int backlog;         /* per listening socket; 0: 100 */
+    const char *path;    /* a Unix socket path instead of host and port (HANDOFF only) */
+    double drain_settle; /* seconds cio_sharded_close() keeps accepting; 0: 0.05 */
+    /* Given to every connection, as in cio_server_opts_t: */
+    double idle_timeout; /* 0: none */
+    size_t write_high;   /* write buffer water marks; 0: the transport's default */
+    size_t write_low;
+} cio_sharded_opts_t;
+
+/**
+ * Open the service on every worker of @p w: a protocol from @p factory
+ * (@p factory_arg) for each connection, or one datagram endpoint per worker
+ * for SOCK_DGRAM. Port "0" picks a free port, the same for every worker. The
+ * returned future, on the caller's running loop, gets the cio_sharded_t (the
+ * caller frees it with cio_sharded_free()), or the first worker's error, in
+ * which case nothing stays open. NULL outside a running loop or with bad
+ * arguments (HANDOFF with SOCK_DGRAM, a path with REUSEPORT, no port).
+ * Loop thread only (the caller's, which must not be one of @p w's).
+ */
+CIO_EXTERN cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory,
+                                           void *factory_arg, const char *host, const char *port,
+                                           const cio_sharded_opts_t *opts);
+
+/** The address of the (first) listening socket, as getsockname(). 0 or -errno. Any thread. */
+CIO_EXTERN int cio_sharded_sockname(const cio_sharded_t *s, struct sockaddr_storage *addr,
+                                    socklen_t *len);
+
+/**
+ * Connections each worker serves now: fills @p counts[i] for the first @p n
+ * workers and returns the total. Always 0 for datagram services. Any thread
+ * (the counts are a snapshot).
+ */
+CIO_EXTERN size_t cio_sharded_connections(const cio_sharded_t *s, size_t *counts, size_t n);
+
+/** Connections each worker has accepted since the start, as above. Any thread. */
+CIO_EXTERN size_t cio_sharded_accepted(const cio_sharded_t *s, size_t *counts, size_t n);
+
+/**
+ * Stop listening without losing a connection the kernel already accepted:
+ * new connection attempts are refused at the socket (a filter drops their
+ * SYNs), what is queued is accepted and served, then every listening socket
+ * closes. Connections go on. The future, on the caller's loop, is done when
+ * every worker has closed its sockets. Idempotent. Loop thread only (the
+ * caller's).
+ */
+CIO_EXTERN cio_future_t *cio_sharded_close(cio_sharded_t *s);
+
+/**
+ * A future done once the server is closed and every worker's connections
+ * have been lost (asyncio's wait_closed, over all workers). Loop thread only
+ * (the caller's).
+ */
+CIO_EXTERN cio_future_t *cio_sharded_wait_closed(cio_sharded_t *s);
+
+/**
+ * Close (or, with @p abort, abort) every connection the service has on every
+ * worker (asyncio 3.13: close_clients / abort_clients). Any thread.
+ */
+CIO_EXTERN void cio_sharded_close_clients(cio_sharded_t *s, bool abort);
+
+/**
+ * Release the service. It must be closed (cio_sharded_close() done) or never
+ * have served; connections still open stay with their workers' loops.
+ * Loop thread only (the caller's). NULL is ignored.
+ */
+CIO_EXTERN void cio_sharded_free(cio_sharded_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_SHARDED_H */
