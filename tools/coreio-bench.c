@@ -1,0 +1,456 @@
+/*
+ * tools/coreio-bench.c: a load generator built on coreio itself.
+ *
+ *     coreio-bench [--mode echo|udp|http] [-c CONNS] [-s SIZE] [-p DEPTH]
+ *                  [-d DURATION] [-t THREADS] [--warmup SECONDS] [--path PATH]
+ *                  [--no-pin] [--json] HOST PORT
+ *
+ * The connections are spread over THREADS coreio workers (cio_workers_t),
+ * each running its share on its own pinned loop (bench_run.c). The main
+ * thread runs a loop of its own whose main task broadcasts the phases to the
+ * workers: start, end of the warm-up, stop. Between them it sleeps, so it
+ * costs nothing while the workers run; SIGINT or SIGTERM ends the run early,
+ * and the figures up to then are still reported. See docs/coreio-bench.1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define USAGE_ERROR 2
+
+/* The run: what the main task and the workers' phase functions share. */
+typedef struct bench {
+    bench_config_t cfg;
+    cio_workers_t *workers;
+    bench_thread_t **threads; /* one per worker, in worker order */
+    cio_task_t *task;         /* the main task, cancelled by a signal */
+    bool interrupted;         /* a signal cut the run short */
+    bool stopping;            /* the main task is stopping the workers */
+} bench_t;
+
+static const char *const mode_names[] = {"echo", "udp", "http"};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: coreio-bench [options] HOST PORT\n"
+                 "  -m, --mode MODE         echo (TCP, default), udp or http\n"
+                 "  -c, --connections N     connections in all (default 10)\n"
+                 "  -s, --size BYTES        message size, echo and udp (default 64)\n"
+                 "  -p, --pipeline DEPTH    requests in flight per connection (default 1)\n"
+                 "  -d, --duration TIME     measured time: 10, 3s, 500ms, 1m (default 10s)\n"
+                 "  -w, --warmup TIME       time run first and not measured (default 0)\n"
+                 "  -t, --threads N         worker threads, one loop each (default 1)\n"
+                 "      --path PATH         http: the path to GET (default /)\n"
+                 "      --no-pin            do not pin the worker threads to cores\n"
+                 "      --json              print one JSON object instead of text\n"
+                 "  -h, --help              show this help\n");
+}
+
+static int usage_error(const char *fmt, const char *opt, const char *arg)
+{
+    fputs("coreio-bench: ", stderr);
+    fprintf(stderr, fmt, opt, arg);
+    fputc('\n', stderr);
+    usage(stderr);
+    return USAGE_ERROR;
+}
+
+/* A whole number from @p min to @p max, else a usage error naming @p opt. */
+static int parse_count(const char *opt, const char *arg, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "coreio-bench: option %s: '%s' is not a whole number from %zu to %zu\n",
+                opt, arg, min, max);
+        usage(stderr);
+        return USAGE_ERROR;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+/* A time: a number of seconds, or with a unit: us, ms, s, m. */
+static int parse_seconds(const char *opt, const char *arg, bool zero_ok, double *out)
+{
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}};
+    char *end;
+    double v = strtod(arg, &end);
+    if (end != arg && isfinite(v) && (v > 0 || (zero_ok && v == 0))) {
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcmp(end, units[i].suffix) == 0) {
+                *out = v * units[i].scale;
+                return 0;
+            }
+        }
+    }
+    return usage_error("option %s: '%s' is not a time (like 10, 3s, 500ms)", opt, arg);
+}
+
+static int parse_mode(const char *arg, bench_mode_t *out)
+{
+    for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+        if (strcmp(arg, mode_names[i]) == 0) {
+            *out = (bench_mode_t)i;
+            return 0;
+        }
+    }
+    return usage_error("option %s: unknown mode '%s' (echo, udp or http)", "--mode", arg);
+}
+
+/* Apply one option: 0 to go on, USAGE_ERROR, or -1 once --help is printed. */
+static int parse_option(int opt, const char *arg, bench_config_t *cfg)
+{
+    switch (opt) {
+    case 'm':
+        return parse_mode(arg, &cfg->mode);
+    case 'c':
+        return parse_count("-c", arg, 1, 1000000, &cfg->conns);
+    case 's':
+        return parse_count("-s", arg, 1, 64 * 1024 * 1024, &cfg->size);
+    case 'p':
+        return parse_count("-p", arg, 1, 65536, &cfg->depth);
+    case 't':
+        return parse_count("-t", arg, 1, 1024, &cfg->threads);
+    case 'd':
+        return parse_seconds("-d", arg, false, &cfg->duration);
+    case 'w':
+        return parse_seconds("--warmup", arg, true, &cfg->warmup);
+    case 'P':
+        if (arg[0] != '/' || strpbrk(arg, " \t\r\n"))
+            return usage_error("option %s: '%s' is not a URL path (/...)", "--path", arg);
+        cfg->path = arg;
+        return 0;
+    case 'n':
+        cfg->pin = false;
+        return 0;
+    case 'j':
+        cfg->json = true;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return -1;
+    default:
+        usage(stderr); /* getopt_long has named the option */
+        return USAGE_ERROR;
+    }
+}
+
+/* Fill @p cfg from the command line. Returns 0, USAGE_ERROR, or -1 after --help. */
+static int parse_args(int argc, char **argv, bench_config_t *cfg)
+{
+    static const struct option longopts[] = {
+        {"mode", required_argument, NULL, 'm'},     {"connections", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},     {"pipeline", required_argument, NULL, 'p'},
+        {"duration", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},   {"path", required_argument, NULL, 'P'},
+        {"no-pin", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    *cfg = (bench_config_t){.mode = BENCH_ECHO,
+                            .path = "/",
+                            .conns = 10,
+                            .threads = 1,
+                            .size = 64,
+                            .depth = 1,
+                            .duration = 10,
+                            .pin = true};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "m:c:s:p:d:w:t:h", longopts, NULL)) != -1) {
+        int rc = parse_option(opt, optarg, cfg);
+        if (rc != 0)
+            return rc;
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "coreio-bench: expected HOST and PORT, got %d argument(s)\n",
+                argc - optind);
+        usage(stderr);
+        return USAGE_ERROR;
+    }
+    cfg->host = argv[optind];
+    cfg->port = argv[optind + 1];
+    if (cfg->mode == BENCH_UDP && (cfg->size < BENCH_UDP_HEADER || cfg->size > 65507)) {
+        fprintf(stderr, "coreio-bench: option -s: udp datagrams take %d to 65507 bytes\n",
+                BENCH_UDP_HEADER);
+        usage(stderr);
+        return USAGE_ERROR;
+    }
+    return 0;
+}
+
+/* The bytes each request sends: SIZE filler bytes, or the HTTP request. */
+static int make_request(bench_config_t *cfg)
+{
+    if (cfg->mode != BENCH_HTTP) {
+        cfg->request = malloc(cfg->size);
+        if (!cfg->request)
+            return -ENOMEM;
+        for (size_t i = 0; i < cfg->size; i++)
+            cfg->request[i] = (char)('a' + i % 26);
+        cfg->request_len = cfg->size;
+        return 0;
+    }
+    bool v6 = strchr(cfg->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+    int n = asprintf(&cfg->request, "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n\r\n", cfg->path,
+                     v6 ? "[" : "", cfg->host, v6 ? "]" : "", cfg->port);
+    if (n < 0) {
+        cfg->request = NULL;
+        return -ENOMEM;
+    }
+    cfg->request_len = (size_t)n;
+    return 0;
+}
+
+/* ---- the phases, run as tasks on every worker --------------------------- */
+
+/* The thread of the worker this runs on. */
+static bench_thread_t *own_thread(bench_t *b)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    for (size_t i = 0; i < b->cfg.threads; i++)
+        if (bench_thread_loop(b->threads[i]) == loop)
+            return b->threads[i];
+    return NULL;
+}
+
+static int start_phase(void *arg, void **result)
+{
+    bench_thread_t *t = own_thread(arg);
+    return t ? bench_thread_start(t) : -ESRCH;
+}
+
+static int begin_phase(void *arg, void **result)
+{
+    bench_thread_t *t = own_thread(arg);
+    if (t)
+        bench_thread_begin(t);
+    return t ? 0 : -ESRCH;
+}
+
+static int stop_phase(void *arg, void **result)
+{
+    bench_thread_t *t = own_thread(arg);
+    return t ? bench_thread_stop(t) : -ESRCH;
+}
+
+/* ---- the main task ------------------------------------------------------ */
+
+/* Run @p fn on every worker and wait until all have finished it. */
+static int broadcast(bench_t *b, cio_task_fn fn)
+{
+    cio_future_t *f = cio_workers_broadcast(b->workers, fn, b);
+    if (!f)
+        return -ENOMEM;
+    int rc = cio_await(f, NULL);
+    cio_future_unref(f);
+    return rc;
+}
+
+/* SIGINT, SIGTERM: cut the run short; the main task goes on to stop it. */
+static int on_signal(void *arg)
+{
+    bench_t *b = arg;
+    if (b->stopping)
+        return 0; /* a signal queued before the handlers went must not cancel the stop */
+    b->interrupted = true;
+    cio_task_cancel(b->task, "interrupted");
+    return 0;
+}
+
+static int main_task(void *arg, void **result)
+{
+    bench_t *b = arg;
+    cio_loop_t *loop = cio_get_running_loop();
+    b->task = cio_current_task();
+    cio_loop_add_signal_handler(loop, SIGINT, on_signal, b);
+    cio_loop_add_signal_handler(loop, SIGTERM, on_signal, b);
+    int rc = broadcast(b, start_phase);
+    if (rc == 0 && b->cfg.warmup > 0 && cio_sleep(b->cfg.warmup) == 0)
+        rc = broadcast(b, begin_phase);
+    if (rc == 0 && !b->interrupted)
+        cio_sleep(b->cfg.duration); /* -ECANCELED: a signal cut it short */
+    /* From here a second signal ends the process the default way. */
+    b->stopping = true;
+    cio_loop_remove_signal_handler(loop, SIGINT);
+    cio_loop_remove_signal_handler(loop, SIGTERM);
+    int stop_rc = broadcast(b, stop_phase);
+    if (rc == -ECANCELED && b->interrupted)
+        rc = 0;
+    return rc < 0 ? rc : stop_rc;
+}
+
+/* ---- the report ---------------------------------------------------------- */
+
+static const char *const err_kind_names[] = {"connect", "closed", "bad response"};
+
+static uint64_t total_errors(const bench_stats_t *s)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        n += s->errors[k];
+    return n;
+}
+
+/* Add the counters of @p src into @p dst; the first error kept is the first thread's. */
+static void merge_stats(bench_stats_t *dst, const bench_stats_t *src)
+{
+    dst->requests += src->requests;
+    for (int k = 0; k < BENCH_ERR_KINDS; k++)
+        dst->errors[k] += src->errors[k];
+    dst->lost += src->lost;
+    dst->non_2xx += src->non_2xx;
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->seconds += src->seconds;
+    if (dst->first_error[0] == '\0') {
+        dst->first_error_kind = src->first_error_kind;
+        memcpy(dst->first_error, src->first_error, sizeof(dst->first_error));
+    }
+    bench_hist_merge(&dst->latency, &src->latency);
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1e3;
+}
+
+static void print_json(const bench_config_t *cfg, const bench_stats_t *s, double secs)
+{
+    const bench_hist_t *h = &s->latency;
+    printf("{\"mode\":\"%s\",\"connections\":%zu,\"threads\":%zu,\"size\":%zu,\"depth\":%zu,"
+           "\"duration_s\":%.3f,\"requests\":%" PRIu64 ",\"requests_per_s\":%.1f,"
+           "\"errors\":%" PRIu64 ",",
+           mode_names[cfg->mode], cfg->conns, cfg->threads, cfg->size, cfg->depth, secs,
+           s->requests, (double)s->requests / secs, total_errors(s));
+    printf("\"error_kinds\":{\"connect\":%" PRIu64 ",\"closed\":%" PRIu64
+           ",\"bad_response\":%" PRIu64 "},",
+           s->errors[BENCH_ERR_CONNECT], s->errors[BENCH_ERR_CLOSED], s->errors[BENCH_ERR_BAD]);
+    if (cfg->mode == BENCH_UDP)
+        printf("\"lost\":%" PRIu64 ",", s->lost);
+    if (cfg->mode == BENCH_HTTP)
+        printf("\"non_2xx\":%" PRIu64 ",", s->non_2xx);
+    printf("\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ","
+           "\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}}\n",
+           s->bytes_in, s->bytes_out, us(bench_hist_percentile(h, 50)),
+           us(bench_hist_percentile(h, 99)), us(bench_hist_percentile(h, 99.9)), us(h->max));
+}
+
+static void print_text(const bench_config_t *cfg, const bench_stats_t *s, double secs)
+{
+    const bench_hist_t *h = &s->latency;
+    printf("coreio-bench: %s %s:%s, %zu connection(s) on %zu thread(s), ", mode_names[cfg->mode],
+           cfg->host, cfg->port, cfg->conns, cfg->threads);
+    if (cfg->mode == BENCH_HTTP)
+        printf("GET %s", cfg->path);
+    else
+        printf("%zu-byte messages", cfg->size);
+    printf(", depth %zu, %.2f s\n", cfg->depth, secs);
+    printf("  requests  %" PRIu64 " (%.1f/s)\n", s->requests, (double)s->requests / secs);
+    printf("  errors    %" PRIu64 " (connect %" PRIu64 ", closed %" PRIu64 ", bad response %" PRIu64
+           ")\n",
+           total_errors(s), s->errors[BENCH_ERR_CONNECT], s->errors[BENCH_ERR_CLOSED],
+           s->errors[BENCH_ERR_BAD]);
+    if (cfg->mode == BENCH_UDP)
+        printf("  lost      %" PRIu64 "\n", s->lost);
+    if (cfg->mode == BENCH_HTTP)
+        printf("  non-2xx   %" PRIu64 "\n", s->non_2xx);
+    printf("  in        %.2f MB/s (%" PRIu64 " bytes)\n", (double)s->bytes_in / secs / 1e6,
+           s->bytes_in);
+    printf("  out       %.2f MB/s (%" PRIu64 " bytes)\n", (double)s->bytes_out / secs / 1e6,
+           s->bytes_out);
+    printf("  latency   p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+           us(bench_hist_percentile(h, 50)), us(bench_hist_percentile(h, 99)),
+           us(bench_hist_percentile(h, 99.9)), us(h->max));
+}
+
+/* Merge the threads' figures and print them. Returns the exit status. */
+static int report(const bench_t *b)
+{
+    bench_stats_t total = {0};
+    if (bench_hist_init(&total.latency, BENCH_HIST_HIGHEST) < 0) {
+        fprintf(stderr, "coreio-bench: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < b->cfg.threads; i++)
+        merge_stats(&total, bench_thread_stats(b->threads[i]));
+    double secs = total.seconds / (double)b->cfg.threads; /* the mean window */
+    if (!(secs > 0))
+        secs = 1e-9;
+    if (b->cfg.json)
+        print_json(&b->cfg, &total, secs);
+    else
+        print_text(&b->cfg, &total, secs);
+    uint64_t errors = total_errors(&total);
+    if (errors > 0 && total.first_error[0])
+        fprintf(stderr, "coreio-bench: first error (%s): %s\n",
+                err_kind_names[total.first_error_kind], total.first_error);
+    else if (total.requests == 0)
+        fprintf(stderr, "coreio-bench: no request completed\n");
+    bench_hist_free(&total.latency);
+    return total.requests > 0 && errors == 0 ? 0 : 1;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+/* Start the workers and give each its share of the connections. */
+static int setup(bench_t *b)
+{
+    cio_workers_opts_t wopts = {.count = b->cfg.threads, .pin = b->cfg.pin ? CIO_ON : CIO_OFF};
+    b->threads = calloc(b->cfg.threads, sizeof(*b->threads));
+    if (!b->threads || make_request(&b->cfg) < 0)
+        return -ENOMEM;
+    b->workers = cio_workers_new(&wopts);
+    if (!b->workers)
+        return -EAGAIN;
+    for (size_t i = 0; i < b->cfg.threads; i++) {
+        size_t share = b->cfg.conns / b->cfg.threads + (i < b->cfg.conns % b->cfg.threads);
+        b->threads[i] = bench_thread_new(&b->cfg, cio_workers_loop(b->workers, i), share);
+        if (!b->threads[i])
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void teardown(bench_t *b)
+{
+    cio_workers_free(b->workers); /* first: no loop may reach a thread's state after */
+    for (size_t i = 0; b->threads && i < b->cfg.threads; i++)
+        bench_thread_free(b->threads[i]);
+    free(b->threads);
+    free(b->cfg.request);
+}
+
+int main(int argc, char **argv)
+{
+    bench_t b = {0};
+    int status = parse_args(argc, argv, &b.cfg);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    signal(SIGPIPE, SIG_IGN);
+    int rc = setup(&b);
+    if (rc < 0) {
+        fprintf(stderr, "coreio-bench: cannot start the workers: %s\n", cio_strerror(rc));
+        teardown(&b);
+        return 1;
+    }
+    rc = cio_run(main_task, &b, false, NULL);
+    if (rc < 0)
+        fprintf(stderr, "coreio-bench: the run failed: %s\n", cio_strerror(rc));
+    /* Join the workers first: then no thread's figures can still change. */
+    cio_workers_free(b.workers);
+    b.workers = NULL;
+    status = report(&b);
+    teardown(&b);
+    return rc < 0 ? 1 : status;
+}
