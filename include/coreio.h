@@ -23,5 +23,6 @@
 #include "coreio/signal.h"
 #include "coreio/workers.h"
 #include "coreio/sharded.h"
+#include "coreio/config.h"
 
 #endif /* COREIO_H */

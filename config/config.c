@@ -1,0 +1,498 @@
+/*
+ * config/config.c: ini text to cio_config_t. The text is split into lines
+ * here, and each line is judged here before inih sees it, for what inih as
+ * packaged cannot do: its line buffer (INI_MAX_LINE, 200 bytes in Debian's
+ * build) splits a longer line into pieces that read as lines of their own; it
+ * keeps 49 bytes of a section name; it reports only its first syntax error;
+ * and it continues a value on an indented line. So this file reads section
+ * headers, comments and blank lines itself, refuses lines over
+ * CIO_CONFIG_LINE_MAX, and hands inih one key line at a time to split into
+ * key and value. Each error is collected with its line and all of them are
+ * returned, sorted by line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* cio_config_load() refuses larger files (/dev/zero must not fill memory). */
+#define FILE_MAX (4u << 20)
+
+static const char default_text[] =
+    "; coreio default configuration: what coreiod runs when no -c FILE is given.\n"
+    "; coreio.ini(5) documents every key; coreiod --print-default-config prints this.\n"
+    "\n"
+    "[global]\n"
+    "; One worker per core, each pinned to its core.\n"
+    "workers = 0\n"
+    "; Statistics in Prometheus text format: GET http://127.0.0.1:9100/metrics\n"
+    "admin = 127.0.0.1:9100\n"
+    "\n"
+    "; RFC 862 echo over TCP and over UDP, on the same port.\n"
+    "[listener echo-tcp]\n"
+    "service = echo\n"
+    "protocol = tcp\n"
+    "address = 127.0.0.1:7007\n"
+    "\n"
+    "[listener echo-udp]\n"
+    "service = echo\n"
+    "protocol = udp\n"
+    "address = 127.0.0.1:7007\n"
+    "\n"
+    "; A minimal HTTP/1.1 responder: \"Hello, World!\" to every request.\n"
+    "[listener http]\n"
+    "service = http-hello\n"
+    "protocol = tcp\n"
+    "address = 127.0.0.1:8080\n";
+
+const char *cio_config_default_text(void)
+{
+    return default_text;
+}
+
+/* ---- errors ------------------------------------------------------------------- */
+
+void cio__config_error(cio__parser_t *p, unsigned line, const char *fmt, ...)
+{
+    va_list ap;
+    char *text;
+    if (p->nerrors == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        cio__config_error_t *v = realloc(p->errors, cap * sizeof(*v));
+        if (!v) {
+            p->oom = true;
+            return;
+        }
+        p->errors = v;
+        p->cap = cap;
+    }
+    va_start(ap, fmt);
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        p->oom = true;
+        return;
+    }
+    p->errors[p->nerrors] = (cio__config_error_t){line, p->nerrors, text};
+    p->nerrors++;
+}
+
+char *cio__config_strdup(cio__parser_t *p, const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        p->oom = true;
+    return d;
+}
+
+static int by_line(const void *a, const void *b)
+{
+    const cio__config_error_t *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The errors as one text, "FILE:LINE: message\n" each, in line order; NULL if out of memory. */
+static char *error_text(cio__parser_t *p)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return NULL;
+    qsort(p->errors, p->nerrors, sizeof(*p->errors), by_line);
+    for (size_t i = 0; i < p->nerrors; i++)
+        fprintf(f, "%s:%u: %s\n", p->file, p->errors[i].line, p->errors[i].text);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* "FILE: message\n" for a file that could not be read at all. */
+static void fail_file(const char *file, int err, char **errors)
+{
+    if (errors && asprintf(errors, "%s: %s\n", file, strerror(err)) < 0)
+        *errors = NULL;
+}
+
+/* ---- sections ----------------------------------------------------------------- */
+
+/* Finish the current section: its checks, then what only it owned. */
+static void close_section(cio__parser_t *p)
+{
+    cio__section_t *s = &p->sec;
+    if (s->kind == CIO__SECTION_GLOBAL)
+        cio__config_end_global(p);
+    else if (s->kind == CIO__SECTION_LISTENER)
+        cio__config_end_listener(p);
+    if (s->scratch && s->kind == CIO__SECTION_GLOBAL)
+        cio__config_global_clear(&p->scratch_global);
+    else if (s->scratch)
+        cio__config_listener_clear(&p->scratch_listener);
+    free(s->title);
+    free(s->address);
+    memset(s, 0, sizeof(*s));
+}
+
+static void open_global(cio__parser_t *p)
+{
+    p->sec.kind = CIO__SECTION_GLOBAL;
+    p->sec.target = p->c;
+    if (!p->global_line) {
+        p->global_line = p->lineno;
+        return;
+    }
+    /* A second [global] is read, for its errors, into a struct thrown away after. */
+    cio__config_error(p, p->lineno, "duplicate section [global] (first at line %u)",
+                      p->global_line);
+    cio__config_global_defaults(p, &p->scratch_global);
+    p->sec.target = &p->scratch_global;
+    p->sec.scratch = true;
+}
+
+/* [listener NAME]: exactly one space, then a NAME no other listener has. */
+static void open_listener(cio__parser_t *p, const char *header)
+{
+    bool one_space = header[8] == ' ';
+    const char *name = one_space ? header + 9 : "";
+    const cio_config_listener_t *other = NULL;
+    int rc = one_space ? cio__config_name(name) : -EINVAL;
+    if (rc == -ENAMETOOLONG)
+        cio__config_error(p, p->lineno, "listener name too long (%zu bytes, at most %d)",
+                          strlen(name), CIO_CONFIG_NAME_MAX);
+    else if (rc < 0)
+        cio__config_error(p, p->lineno,
+                          "[%s]: expected [listener NAME], the NAME made of letters, digits, "
+                          "'_', '.' and '-'",
+                          header);
+    else if ((other = cio_config_find_listener(p->c, name)))
+        cio__config_error(p, p->lineno, "duplicate section [listener %s] (first at line %u)", name,
+                          other->line);
+    p->sec.kind = CIO__SECTION_LISTENER;
+    if (rc < 0 || other) {
+        /* Read for its errors into a struct thrown away after. */
+        cio__config_listener_defaults(&p->scratch_listener);
+        p->sec.target = &p->scratch_listener;
+        p->sec.scratch = true;
+        return;
+    }
+    cio_config_t *c = p->c;
+    cio_config_listener_t *v = realloc(c->listeners, (c->nlisteners + 1) * sizeof(*v));
+    if (!v) {
+        p->oom = true;
+        p->sec.kind = CIO__SECTION_SKIP;
+        return;
+    }
+    c->listeners = v;
+    cio_config_listener_t *l = &v[c->nlisteners++];
+    memset(l, 0, sizeof(*l));
+    cio__config_listener_defaults(l);
+    l->name = cio__config_strdup(p, name);
+    l->line = p->lineno;
+    p->sec.target = l;
+}
+
+/* A line starting with '[' (@p s, NUL-terminated, blanks skipped). */
+static void read_header(cio__parser_t *p, char *s)
+{
+    close_section(p);
+    p->sec.kind = CIO__SECTION_SKIP; /* until the header proves good */
+    p->sec.line = p->lineno;
+    char *end = strchr(s, ']');
+    if (!end) {
+        cio__config_error(p, p->lineno, "section header without its closing ']'");
+        return;
+    }
+    *end = '\0';
+    const char *rest = end + 1 + strspn(end + 1, " \t");
+    if (*rest && *rest != ';' && *rest != '#') {
+        cio__config_error(p, p->lineno, "unexpected text after [%s]: \"%s\"", s + 1, rest);
+        return;
+    }
+    const char *name = s + 1;
+    p->sec.title = cio__config_strdup(p, name);
+    if (strcmp(name, "global") == 0)
+        open_global(p);
+    else if (strncmp(name, "listener", 8) == 0 &&
+             (name[8] == '\0' || isspace((unsigned char)name[8])))
+        open_listener(p, name);
+    else
+        cio__config_error(p, p->lineno, "unknown section [%s]", name);
+}
+
+/* ---- key lines, through inih ------------------------------------------------- */
+
+/*
+ * inih's reader, for one line. A line longer than inih's buffer (@p num) is
+ * cut after its '=' or ':'; on_key() then reads the value here, as inih
+ * would have.
+ */
+static char *feed_line(char *buf, int num, void *stream)
+{
+    cio__parser_t *p = stream;
+    size_t n = p->feed_len;
+    if (p->fed)
+        return NULL;
+    p->fed = true;
+    if (n + 2 > (size_t)num) {
+        size_t head = strcspn(p->feed, "=:");
+        if (head == n || head + 3 > (size_t)num) {
+            n = 0; /* no key = value, or a key longer than any known one */
+        } else {
+            p->tail = p->feed + head + 1;
+            p->tail_len = n - head - 1;
+            n = head + 1;
+        }
+    }
+    memcpy(buf, p->feed, n);
+    buf[n] = '\n';
+    buf[n + 1] = '\0';
+    return buf;
+}
+
+/* The value of a cut line, as inih reads one: up to an inline comment, blanks trimmed. */
+static void read_tail(const char *s, size_t n, char *out)
+{
+    size_t start = 0, end = 0;
+    bool was_space = false;
+#if INI_ALLOW_INLINE_COMMENTS
+    for (; end < n && !(was_space && strchr(INI_INLINE_COMMENT_PREFIXES, s[end])); end++)
+        was_space = isspace((unsigned char)s[end]);
+#else
+    end = n;
+#endif
+    while (start < end && isspace((unsigned char)s[start]))
+        start++;
+    while (end > start && isspace((unsigned char)s[end - 1]))
+        end--;
+    memcpy(out, s + start, end - start);
+    out[end - start] = '\0';
+}
+
+#if INI_HANDLER_LINENO
+static int on_key(void *user, const char *section, const char *name, const char *value, int lineno)
+#else
+static int on_key(void *user, const char *section, const char *name, const char *value)
+#endif
+{
+    cio__parser_t *p = user;
+    char tail[CIO_CONFIG_LINE_MAX + 1];
+    if (!value)
+        return 1; /* a name alone (INI_ALLOW_NO_VALUE): left to the syntax error */
+    p->handled = true;
+    if (p->tail) {
+        read_tail(p->tail, p->tail_len, tail);
+        value = tail;
+    }
+    cio__config_set(p, name, value);
+    return 1;
+}
+
+static void read_key_line(cio__parser_t *p, const char *s, size_t n)
+{
+    p->feed = s;
+    p->feed_len = n;
+    p->fed = false;
+    p->tail = NULL;
+    p->handled = false;
+    int rc = ini_parse_stream(feed_line, p, on_key, p);
+    if (rc == -2)
+        p->oom = true;
+    else if (rc != 0 || !p->handled)
+        cio__config_error(p, p->lineno, "expected KEY = VALUE, [SECTION] or a comment");
+}
+
+/* ---- lines -------------------------------------------------------------------- */
+
+/* One line of the file, newline excluded. */
+static void read_line(cio__parser_t *p, const char *line, size_t n)
+{
+    char buf[CIO_CONFIG_LINE_MAX + 1];
+    if (p->lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+        line += 3, n -= 3; /* a UTF-8 byte order mark */
+    size_t blanks = 0;
+    while (blanks < n && isspace((unsigned char)line[blanks]))
+        blanks++;
+    if (n > CIO_CONFIG_LINE_MAX) {
+        cio__config_error(p, p->lineno, "line too long (%zu bytes, at most %d)", n,
+                          CIO_CONFIG_LINE_MAX);
+        if (blanks < n && line[blanks] == '[') {
+            /* What follows belongs to a section that cannot be read. */
+            close_section(p);
+            p->sec.kind = CIO__SECTION_SKIP;
+        }
+        return;
+    }
+    if (memchr(line, '\0', n)) {
+        cio__config_error(p, p->lineno, "NUL byte in the line");
+        return;
+    }
+    memcpy(buf, line + blanks, n - blanks);
+    buf[n - blanks] = '\0';
+    if (buf[0] == '\0' || strchr(INI_START_COMMENT_PREFIXES, buf[0]))
+        return;
+    if (buf[0] == '[')
+        read_header(p, buf);
+    else
+        read_key_line(p, buf, n - blanks);
+}
+
+static void read_text(cio__parser_t *p, const char *text, size_t len)
+{
+    const char *s = text, *end = text + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        p->lineno++;
+        read_line(p, s, n && s[n - 1] == '\r' ? n - 1 : n);
+        s += n + 1;
+    }
+    close_section(p);
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+static cio_config_t *parse(const char *text, size_t len, const char *name, char **errors)
+{
+    cio__parser_t p = {.file = name};
+    cio_config_t *c = calloc(1, sizeof(*c));
+    if (errors)
+        *errors = NULL;
+    if (!c) {
+        fail_file(name, ENOMEM, errors);
+        return NULL;
+    }
+    p.c = c;
+    c->file = cio__config_strdup(&p, name);
+    cio__config_global_defaults(&p, c);
+    read_text(&p, text, len);
+    if (p.oom || p.nerrors) {
+        if (p.oom)
+            fail_file(name, ENOMEM, errors);
+        else if (errors && !(*errors = error_text(&p)))
+            fail_file(name, ENOMEM, errors);
+        cio_config_free(c);
+        c = NULL;
+    }
+    for (size_t i = 0; i < p.nerrors; i++)
+        free(p.errors[i].text);
+    free(p.errors);
+    return c;
+}
+
+cio_config_t *cio_config_parse(const char *text, const char *name, char **errors)
+{
+    if (!name)
+        name = "<text>";
+    if (!text) {
+        fail_file(name, EINVAL, errors);
+        return NULL;
+    }
+    return parse(text, strlen(text), name, errors);
+}
+
+/* The whole file at @p path into a malloc'd buffer; 0 or -errno. */
+static int read_file(const char *path, char **text, size_t *len)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        goto out_close;
+    }
+    if (!(buf = malloc(FILE_MAX + 1))) {
+        rc = -ENOMEM;
+        goto out_close;
+    }
+    while (n <= FILE_MAX) {
+        ssize_t got = read(fd, buf + n, FILE_MAX + 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            goto out_free;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    if (n > FILE_MAX) {
+        rc = -EFBIG;
+        goto out_free;
+    }
+    *text = buf;
+    *len = n;
+    goto out_close;
+
+out_free:
+    free(buf);
+out_close:
+    close(fd);
+    return rc;
+}
+
+cio_config_t *cio_config_load(const char *path, char **errors)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len);
+    if (rc < 0) {
+        if (errors)
+            *errors = NULL;
+        fail_file(path, -rc, errors);
+        return NULL;
+    }
+    cio_config_t *c = parse(text, len, path, errors);
+    free(text);
+    return c;
+}
+
+const cio_config_listener_t *cio_config_find_listener(const cio_config_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->nlisteners; i++)
+        if (c->listeners[i].name && strcmp(c->listeners[i].name, name) == 0)
+            return &c->listeners[i];
+    return NULL;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+bool cio_config_listener_same_socket(const cio_config_listener_t *a, const cio_config_listener_t *b)
+{
+    if (!a || !b)
+        return false;
+    return a->protocol == b->protocol && a->balance == b->balance && a->backlog == b->backlog &&
+           cio__config_same_host(a->host, b->host) && same_string(a->port, b->port) &&
+           same_string(a->path, b->path);
+}
+
+void cio_config_free(cio_config_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nlisteners; i++)
+        cio__config_listener_clear(&c->listeners[i]);
+    free(c->listeners);
+    cio__config_global_clear(c);
+    free(c->file);
+    free(c);
+}

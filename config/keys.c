@@ -1,0 +1,551 @@
+/*
+ * config/keys.c: the schema. One table of keys per section kind, each key with
+ * the function that reads its value into the section's struct; the checks
+ * that need several keys (cores and placement, a listener's address and its
+ * protocol, the two write buffer limits, addresses used twice) run when the
+ * section is complete, since keys come in any order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+typedef bool (*setter_t)(cio__parser_t *p, const char *key, const char *value);
+
+typedef struct key_def {
+    const char *name;
+    setter_t set;
+} key_def_t;
+
+/* Report why @p value was refused; @p rc comes from a value reader. */
+static bool refuse(cio__parser_t *p, const char *key, const char *value, int rc, const char *what,
+                   const char *range)
+{
+    if (rc == -ERANGE)
+        cio__config_error(p, p->lineno, "%s: %s is out of range (%s)", key, value, range);
+    else
+        cio__config_error(p, p->lineno, "%s: \"%s\" is not %s", key, value, what);
+    return false;
+}
+
+static bool read_number(cio__parser_t *p, const char *key, const char *value, uint64_t min,
+                        uint64_t max, uint64_t *out)
+{
+    char range[48];
+    int rc = cio__config_uint(value, max, out);
+    if (rc == 0 && *out < min)
+        rc = -ERANGE;
+    snprintf(range, sizeof(range), "%llu..%llu", (unsigned long long)min, (unsigned long long)max);
+    return rc == 0 || refuse(p, key, value, rc, "a number", range);
+}
+
+static bool read_size(cio__parser_t *p, const char *key, const char *value, size_t *out)
+{
+    uint64_t v;
+    int rc = cio__config_size(value, CIO__CONFIG_BUFFER_MAX, &v);
+    if (rc < 0)
+        return refuse(p, key, value, rc, "a size (bytes, or a number with K, M or G)", "0..1G");
+    *out = (size_t)v;
+    return true;
+}
+
+static bool read_duration(cio__parser_t *p, const char *key, const char *value, double *out)
+{
+    int rc = cio__config_duration(value, CIO__CONFIG_DURATION_MAX, out);
+    return rc == 0 ||
+           refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "0s..365 days");
+}
+
+static bool read_bool(cio__parser_t *p, const char *key, const char *value, bool *out)
+{
+    return cio__config_bool(value, out) == 0 ||
+           refuse(p, key, value, -EINVAL, "a boolean (yes/no, on/off, true/false, 1/0)", NULL);
+}
+
+/* One of @p words (named in @p list for the message) into *@p out. */
+static bool read_keyword(cio__parser_t *p, const char *key, const char *value,
+                         const char *const *words, const char *list, int *out)
+{
+    char what[64];
+    *out = cio__config_keyword(value, words);
+    snprintf(what, sizeof(what), "one of %s", list);
+    return *out >= 0 || refuse(p, key, value, -EINVAL, what, NULL);
+}
+
+/* ---- [global] -------------------------------------------------------------- */
+
+enum { G_WORKERS, G_PLACEMENT, G_CORES, G_PIN, G_EXECUTOR, G_LOG, G_DEBUG, G_DRAIN, G_ADMIN, G_N };
+
+static bool set_workers(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    uint64_t v;
+    if (!read_number(p, key, value, 0, CIO__CONFIG_WORKERS_MAX, &v))
+        return false;
+    g->workers = (size_t)v;
+    return true;
+}
+
+static bool set_executor_threads(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    uint64_t v;
+    if (!read_number(p, key, value, 0, CIO__CONFIG_WORKERS_MAX, &v))
+        return false;
+    g->executor_threads = (size_t)v;
+    return true;
+}
+
+static bool set_placement(cio__parser_t *p, const char *key, const char *value)
+{
+    static const char *const words[] = {"spread", "pack", "list", NULL};
+    static const cio_placement_t values[] = {CIO_PLACE_SPREAD, CIO_PLACE_PACK, CIO_PLACE_LIST};
+    cio_config_t *g = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "spread, pack, list", &i))
+        return false;
+    g->placement = values[i];
+    return true;
+}
+
+/* Read one core of the list @p value; @p item is the text between two commas. */
+static bool read_core(cio__parser_t *p, const char *value, const char *item, size_t len,
+                      const unsigned *cores, size_t n, unsigned *out)
+{
+    char buf[24];
+    uint64_t v;
+    while (len && *item == ' ')
+        item++, len--;
+    while (len && item[len - 1] == ' ')
+        len--;
+    snprintf(buf, sizeof(buf), "%.*s", (int)len, item);
+    int rc = len < sizeof(buf) ? cio__config_uint(buf, CIO__CONFIG_CORE_MAX, &v) : -EINVAL;
+    if (rc == -ERANGE) {
+        cio__config_error(p, p->lineno, "cores: core %s is out of range (0..%d)", buf,
+                          CIO__CONFIG_CORE_MAX);
+        return false;
+    }
+    if (rc < 0) {
+        cio__config_error(p, p->lineno, "cores: \"%s\" is not a list of core numbers", value);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cores[i] == v) {
+            cio__config_error(p, p->lineno, "cores: core %u is listed twice", cores[i]);
+            return false;
+        }
+    }
+    *out = (unsigned)v;
+    return true;
+}
+
+/* cores = 0,1,...: logical core numbers, each once, at most one per possible worker. */
+static bool set_cores(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    unsigned *cores = malloc(CIO__CONFIG_WORKERS_MAX * sizeof(*cores));
+    size_t n = 0;
+    if (!cores) {
+        p->oom = true;
+        return false;
+    }
+    for (const char *s = value;; s++) {
+        size_t len = strcspn(s, ",");
+        if (n == CIO__CONFIG_WORKERS_MAX) {
+            cio__config_error(p, p->lineno, "cores: more than %d cores listed",
+                              CIO__CONFIG_WORKERS_MAX);
+            goto fail_free;
+        }
+        if (!read_core(p, value, s, len, cores, n, &cores[n]))
+            goto fail_free;
+        n++;
+        s += len;
+        if (*s == '\0')
+            break;
+    }
+    g->cores = cores;
+    g->ncores = n;
+    return true;
+
+fail_free:
+    free(cores);
+    return false;
+}
+
+static bool set_pin(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    return read_bool(p, key, value, &g->pin);
+}
+
+static bool set_debug(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    return read_bool(p, key, value, &g->debug);
+}
+
+static bool set_log_level(cio__parser_t *p, const char *key, const char *value)
+{
+    /* In the order of cio_log_level_t. */
+    static const char *const words[] = {"debug", "info", "warning", "error", NULL};
+    cio_config_t *g = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "debug, info, warning, error", &i))
+        return false;
+    g->log_level = (cio_log_level_t)(CIO_LOG_DEBUG + i);
+    return true;
+}
+
+static bool set_drain_timeout(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    return read_duration(p, key, value, &g->drain_timeout);
+}
+
+/* admin = HOST:PORT, or off: no admin listener. */
+static bool set_admin(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    char why[160];
+    char *host = NULL, *port = NULL;
+    if (strcasecmp(value, "off") != 0) {
+        int rc = cio__config_address(value, &host, &port, why, sizeof(why));
+        if (rc == -ENOMEM)
+            p->oom = true;
+        if (rc == -EINVAL)
+            cio__config_error(p, p->lineno, "%s: %s", key, why);
+        if (rc < 0)
+            return false;
+    }
+    free(g->admin_host);
+    free(g->admin_port);
+    g->admin_host = host;
+    g->admin_port = port;
+    return true;
+}
+
+_Static_assert(G_N <= CIO__CONFIG_MAX_KEYS, "a [global] key has no seen[] slot");
+
+static const key_def_t global_keys[G_N] = {
+    [G_WORKERS] = {"workers", set_workers},
+    [G_PLACEMENT] = {"placement", set_placement},
+    [G_CORES] = {"cores", set_cores},
+    [G_PIN] = {"pin", set_pin},
+    [G_EXECUTOR] = {"executor_threads", set_executor_threads},
+    [G_LOG] = {"log_level", set_log_level},
+    [G_DEBUG] = {"debug", set_debug},
+    [G_DRAIN] = {"drain_timeout", set_drain_timeout},
+    [G_ADMIN] = {"admin", set_admin},
+};
+
+void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
+{
+    c->workers = 0;
+    c->placement = CIO_PLACE_SPREAD;
+    c->pin = true;
+    c->executor_threads = 0;
+    c->log_level = CIO_LOG_INFO;
+    c->debug = false;
+    c->drain_timeout = 10.0;
+    c->admin_host = cio__config_strdup(p, "127.0.0.1");
+    c->admin_port = cio__config_strdup(p, "9100");
+}
+
+void cio__config_end_global(cio__parser_t *p)
+{
+    const cio_config_t *g = p->sec.target;
+    const unsigned *seen = p->sec.seen;
+    if (p->sec.failed & (1u << G_PLACEMENT))
+        return;
+    if (g->placement == CIO_PLACE_LIST && !seen[G_CORES])
+        cio__config_error(p, seen[G_PLACEMENT], "placement = list needs a cores list");
+    else if (seen[G_CORES] && g->placement != CIO_PLACE_LIST)
+        cio__config_error(p, seen[G_CORES], "cores: only valid with placement = list");
+    else if (g->cores && g->workers && g->workers != g->ncores)
+        cio__config_error(p, seen[G_CORES], "cores: %zu listed, but workers = %zu", g->ncores,
+                          g->workers);
+}
+
+void cio__config_global_clear(cio_config_t *c)
+{
+    free(c->cores);
+    free(c->admin_host);
+    free(c->admin_port);
+    c->cores = NULL;
+    c->ncores = 0;
+    c->admin_host = c->admin_port = NULL;
+}
+
+/* ---- [listener NAME] ------------------------------------------------------- */
+
+enum {
+    L_SERVICE,
+    L_PROTOCOL,
+    L_ADDRESS,
+    L_BALANCE,
+    L_BACKLOG,
+    L_IDLE,
+    L_HIGH,
+    L_LOW,
+    L_TLS_CERT,
+    L_TLS_KEY,
+    L_N
+};
+
+static bool set_service(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    int rc = cio__config_name(value);
+    if (rc == -ENAMETOOLONG)
+        cio__config_error(p, p->lineno, "%s: name too long (%zu bytes, at most %d)", key,
+                          strlen(value), CIO_CONFIG_NAME_MAX);
+    else if (rc < 0)
+        cio__config_error(p, p->lineno,
+                          "%s: \"%s\" is not a service name (letters, digits, '_', '.', '-')", key,
+                          value);
+    if (rc < 0)
+        return false;
+    l->service = cio__config_strdup(p, value);
+    return true;
+}
+
+static bool set_protocol(cio__parser_t *p, const char *key, const char *value)
+{
+    static const char *const words[] = {"tcp", "udp", "unix", NULL};
+    static const cio_config_proto_t values[] = {CIO_CONFIG_TCP, CIO_CONFIG_UDP, CIO_CONFIG_UNIX};
+    cio_config_listener_t *l = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "tcp, udp, unix", &i))
+        return false;
+    l->protocol = values[i];
+    return true;
+}
+
+/* Kept as written: what it means depends on the protocol, which may come later. */
+static bool set_address(cio__parser_t *p, const char *key, const char *value)
+{
+    p->sec.address = cio__config_strdup(p, value);
+    return p->sec.address != NULL;
+}
+
+static bool set_balance(cio__parser_t *p, const char *key, const char *value)
+{
+    static const char *const words[] = {"reuseport", "handoff", NULL};
+    static const cio_balance_t values[] = {CIO_BALANCE_REUSEPORT, CIO_BALANCE_HANDOFF};
+    cio_config_listener_t *l = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "reuseport, handoff", &i))
+        return false;
+    l->balance = values[i];
+    return true;
+}
+
+static bool set_backlog(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    uint64_t v;
+    if (!read_number(p, key, value, 1, 65535, &v))
+        return false;
+    l->backlog = (int)v;
+    return true;
+}
+
+static bool set_idle_timeout(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    return read_duration(p, key, value, &l->idle_timeout);
+}
+
+static bool set_write_high(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    return read_size(p, key, value, &l->write_high);
+}
+
+static bool set_write_low(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    return read_size(p, key, value, &l->write_low);
+}
+
+/* tls_certificate and tls_key are taken so that no one uses them for something else. */
+static bool set_tls(cio__parser_t *p, const char *key, const char *value)
+{
+    cio__config_error(p, p->lineno, "%s: TLS is reserved and not supported yet", key);
+    return false;
+}
+
+_Static_assert(L_N <= CIO__CONFIG_MAX_KEYS, "a [listener] key has no seen[] slot");
+
+static const key_def_t listener_keys[L_N] = {
+    [L_SERVICE] = {"service", set_service},           [L_PROTOCOL] = {"protocol", set_protocol},
+    [L_ADDRESS] = {"address", set_address},           [L_BALANCE] = {"balance", set_balance},
+    [L_BACKLOG] = {"backlog", set_backlog},           [L_IDLE] = {"idle_timeout", set_idle_timeout},
+    [L_HIGH] = {"write_buffer_high", set_write_high}, [L_LOW] = {"write_buffer_low", set_write_low},
+    [L_TLS_CERT] = {"tls_certificate", set_tls},      [L_TLS_KEY] = {"tls_key", set_tls},
+};
+
+void cio__config_listener_defaults(cio_config_listener_t *l)
+{
+    l->protocol = CIO_CONFIG_TCP;
+    l->balance = CIO_BALANCE_REUSEPORT; /* handoff for unix, settled at the end */
+    l->backlog = 511;
+    l->idle_timeout = 60.0;
+    l->write_high = 64 * 1024;
+    l->write_low = 16 * 1024;
+}
+
+/* The address as the protocol reads it: a path for unix, HOST:PORT otherwise. */
+static void check_address(cio__parser_t *p, cio_config_listener_t *l)
+{
+    const char *a = p->sec.address;
+    unsigned line = p->sec.seen[L_ADDRESS];
+    char why[160];
+    if (l->protocol == CIO_CONFIG_UNIX) {
+        if (a[0] != '/')
+            cio__config_error(p, line,
+                              "address: a unix listener needs an absolute path, not \"%s\"", a);
+        else if (strlen(a) > CIO__CONFIG_PATH_MAX)
+            cio__config_error(p, line, "address: path too long (%zu bytes, at most %d)", strlen(a),
+                              CIO__CONFIG_PATH_MAX);
+        else
+            l->path = cio__config_strdup(p, a);
+        return;
+    }
+    if (a[0] == '/') {
+        cio__config_error(p, line, "address: a path needs protocol = unix");
+        return;
+    }
+    int rc = cio__config_address(a, &l->host, &l->port, why, sizeof(why));
+    if (rc == -ENOMEM)
+        p->oom = true;
+    else if (rc < 0)
+        cio__config_error(p, line, "address: %s", why);
+}
+
+/* Whether @p a and @p b take the same address: port 0 is a new port each time. */
+static bool same_address(const cio_config_listener_t *a, const cio_config_listener_t *b)
+{
+    if (a->protocol != b->protocol)
+        return false;
+    if (a->protocol == CIO_CONFIG_UNIX)
+        return a->path && b->path && strcmp(a->path, b->path) == 0;
+    return a->port && b->port && strcmp(a->port, b->port) == 0 && strcmp(a->port, "0") != 0 &&
+           cio__config_same_host(a->host, b->host);
+}
+
+/* The listener just read against the ones before it. */
+static void check_unique(cio__parser_t *p, const cio_config_listener_t *l)
+{
+    for (const cio_config_listener_t *k = p->c->listeners; k != l; k++) {
+        if (same_address(k, l)) {
+            cio__config_error(p, p->sec.seen[L_ADDRESS],
+                              "address: %s is already used by [listener %s] at line %u",
+                              p->sec.address, k->name, k->line);
+            return;
+        }
+    }
+}
+
+static void check_balance(cio__parser_t *p, cio_config_listener_t *l)
+{
+    unsigned line = p->sec.seen[L_BALANCE];
+    if (!line || (p->sec.failed & (1u << L_BALANCE)))
+        l->balance = l->protocol == CIO_CONFIG_UNIX ? CIO_BALANCE_HANDOFF : CIO_BALANCE_REUSEPORT;
+    else if (l->protocol == CIO_CONFIG_UDP && l->balance != CIO_BALANCE_REUSEPORT)
+        cio__config_error(p, line, "balance: a udp listener needs reuseport");
+    else if (l->protocol == CIO_CONFIG_UNIX && l->balance != CIO_BALANCE_HANDOFF)
+        cio__config_error(p, line, "balance: a unix listener needs handoff");
+}
+
+/* A size as it would be written: "16K" rather than "16384". */
+static const char *format_size(char *buf, size_t size, size_t v)
+{
+    static const char units[] = "GMK";
+    for (int i = 0; i < 3; i++) {
+        size_t unit = (size_t)1 << (10 * (3 - i));
+        if (v && v % unit == 0) {
+            snprintf(buf, size, "%zu%c", v / unit, units[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "%zu", v);
+    return buf;
+}
+
+static void check_buffers(cio__parser_t *p, const cio_config_listener_t *l)
+{
+    const unsigned *seen = p->sec.seen;
+    char low[24], high[24];
+    if ((p->sec.failed & ((1u << L_HIGH) | (1u << L_LOW))) || l->write_low <= l->write_high)
+        return;
+    cio__config_error(p, seen[L_LOW] ? seen[L_LOW] : seen[L_HIGH],
+                      "write_buffer_low (%s) must not exceed write_buffer_high (%s)",
+                      format_size(low, sizeof(low), l->write_low),
+                      format_size(high, sizeof(high), l->write_high));
+}
+
+void cio__config_end_listener(cio__parser_t *p)
+{
+    static const int required[] = {L_SERVICE, L_ADDRESS};
+    cio_config_listener_t *l = p->sec.target;
+    /* A listener thrown away for its name is not blamed for what it lacks too. */
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]) && !p->sec.scratch; i++) {
+        if (!p->sec.seen[required[i]])
+            cio__config_error(p, p->sec.line, "[%s]: missing required key \"%s\"", p->sec.title,
+                              listener_keys[required[i]].name);
+    }
+    check_buffers(p, l);
+    if (p->sec.failed & (1u << L_PROTOCOL))
+        return; /* the address and balance cannot be judged without it */
+    check_balance(p, l);
+    if (!p->sec.address)
+        return;
+    check_address(p, l);
+    if (!p->sec.scratch && (l->path || l->port))
+        check_unique(p, l);
+}
+
+void cio__config_listener_clear(cio_config_listener_t *l)
+{
+    free(l->name);
+    free(l->service);
+    free(l->host);
+    free(l->port);
+    free(l->path);
+    memset(l, 0, sizeof(*l));
+}
+
+/* ---- both ------------------------------------------------------------------- */
+
+void cio__config_set(cio__parser_t *p, const char *key, const char *value)
+{
+    const key_def_t *keys = p->sec.kind == CIO__SECTION_GLOBAL ? global_keys : listener_keys;
+    size_t n = p->sec.kind == CIO__SECTION_GLOBAL ? G_N : L_N;
+    size_t i = 0;
+    if (p->sec.kind == CIO__SECTION_SKIP)
+        return; /* the section header has been reported */
+    if (p->sec.kind == CIO__SECTION_NONE) {
+        cio__config_error(p, p->lineno, "key \"%s\" is outside any section", key);
+        return;
+    }
+    while (i < n && strcmp(keys[i].name, key) != 0)
+        i++;
+    if (i == n) {
+        cio__config_error(p, p->lineno, "unknown key \"%s\" in [%s]", key, p->sec.title);
+        return;
+    }
+    if (p->sec.seen[i]) {
+        cio__config_error(p, p->lineno, "duplicate key \"%s\" (first set at line %u)", key,
+                          p->sec.seen[i]);
+        return;
+    }
+    p->sec.seen[i] = p->lineno;
+    if (*value == '\0')
+        cio__config_error(p, p->lineno, "%s: empty value", key);
+    if (*value == '\0' || !keys[i].set(p, key, value))
+        p->sec.failed |= 1u << i;
+}
