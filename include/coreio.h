@@ -24,5 +24,7 @@
 #include "coreio/workers.h"
 #include "coreio/sharded.h"
 #include "coreio/config.h"
+#include "coreio/service.h"
+#include "coreio/app.h"
 
 #endif /* COREIO_H */

@@ -41,7 +41,8 @@ typedef struct cio_service {
 /**
  * Add @p svc to the process-wide registry (the struct is copied; the name and
  * arg must outlive the registry). -EINVAL for a bad name, no factory or no
- * kinds; -EEXIST if the name is taken. Any thread, before cio_app_new().
+ * kinds; -EEXIST if the name is taken; -ENOSPC past 64 services. Any
+ * thread, before cio_app_new().
  */
 CIO_EXTERN int cio_service_register(const cio_service_t *svc);
 

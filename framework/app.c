@@ -1,0 +1,541 @@
+/*
+ * framework/app.c: a running application. cio_app_run() turns the calling
+ * thread into the control loop: it starts the workers and the executor, opens
+ * the listeners and the admin listener, then waits for signals. SIGTERM and
+ * SIGINT drain everything and return; SIGHUP reloads the configuration file,
+ * all or nothing: the new listeners open first, and only when every one of
+ * them has opened do the removed ones drain.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Atomic(cio_app_t *) current_app;
+
+cio_app_t *cio__app_current(void)
+{
+    return atomic_load(&current_app);
+}
+
+#define APP_LOG(app, level, ...) cio__log_app((app), (level), __VA_ARGS__)
+
+static void cio__log_app(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cio__log_app(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cio__log(level, "%s: %s", app->opts.name ? app->opts.name : "app", msg);
+}
+
+/* ---- checking and adjusting a configuration ------------------------------------- */
+
+/* Append "FILE:LINE: message" to the malloc'd text *@p errors. */
+static void add_error(char **errors, const cio_config_t *c, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add_error(char **errors, const cio_config_t *c, unsigned line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    char *old = *errors, *text = NULL;
+    if (asprintf(&text, "%s%s:%u: %s\n", old ? old : "", c->file ? c->file : "<config>", line,
+                 msg) >= 0) {
+        free(old);
+        *errors = text;
+    }
+}
+
+/* What the file cannot say: each listener's service exists and speaks its protocol. */
+static int check_services(const cio_config_t *c, char **errors)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const cio_config_listener_t *l = &c->listeners[i];
+        const cio_service_t *svc = cio_service_find(l->service);
+        unsigned need = l->protocol == CIO_CONFIG_UDP ? CIO_SERVICE_DGRAM : CIO_SERVICE_STREAM;
+        if (!svc) {
+            add_error(errors, c, l->line, "listener %s: no service called \"%s\"", l->name,
+                      l->service);
+            rc = -EINVAL;
+        } else if (!(svc->kinds & need)) {
+            add_error(errors, c, l->line, "listener %s: service %s does not speak %s", l->name,
+                      l->service, l->protocol == CIO_CONFIG_UDP ? "udp" : "streams");
+            rc = -EINVAL;
+        }
+    }
+    return rc;
+}
+
+static void apply_overrides(const cio_app_opts_t *o, cio_config_t *c)
+{
+    if (o->set_workers) {
+        c->workers = o->workers;
+        if (c->placement == CIO_PLACE_LIST)
+            c->placement = CIO_PLACE_SPREAD;
+    }
+    if (o->set_log_level)
+        c->log_level = o->log_level;
+}
+
+cio_app_t *cio_app_new(cio_config_t *config, const cio_app_opts_t *opts, char **error)
+{
+    if (error)
+        *error = NULL;
+    char *errors = NULL;
+    if (!config || check_services(config, &errors) < 0) {
+        if (error)
+            *error = errors;
+        else
+            free(errors);
+        cio_config_free(config);
+        return NULL;
+    }
+    cio_app_t *app = calloc(1, sizeof(*app));
+    if (!app) {
+        cio_config_free(config);
+        return NULL;
+    }
+    app->opts = opts ? *opts : (cio_app_opts_t){0};
+    if (app->opts.config_path && !(app->config_path = strdup(app->opts.config_path))) {
+        free(app);
+        cio_config_free(config);
+        return NULL;
+    }
+    app->opts.config_path = app->config_path;
+    apply_overrides(&app->opts, config);
+    app->cfg = config;
+    pthread_mutex_init(&app->mu, NULL);
+    return app;
+}
+
+/* ---- start and stop --------------------------------------------------------------- */
+
+static int set_executor_task(void *arg, void **result)
+{
+    cio_loop_set_default_executor(cio_get_running_loop(), arg);
+    return 0;
+}
+
+static int set_debug_task(void *arg, void **result)
+{
+    cio_loop_set_debug(cio_get_running_loop(), true);
+    return 0;
+}
+
+int cio__on_every_worker(cio_app_t *app, cio_task_fn fn, void *arg)
+{
+    cio_future_t *f = cio_workers_broadcast(app->workers, fn, arg);
+    int rc = f ? cio_await(f, NULL) : -ENOMEM; /* the outcomes belong to the future */
+    cio_future_unref(f);
+    return rc;
+}
+
+static int start_workers(cio_app_t *app)
+{
+    const cio_config_t *c = app->cfg;
+    cio_workers_opts_t wo = {.count = c->workers,
+                             .placement = c->placement,
+                             .cores = c->cores,
+                             .ncores = c->ncores,
+                             .pin = c->pin ? CIO_DEFAULT : CIO_OFF};
+    if (!(app->workers = cio_workers_new(&wo)))
+        return -EINVAL;
+    app->nworkers = cio_workers_count(app->workers);
+    if (!(app->wstats = calloc(app->nworkers, sizeof(*app->wstats))))
+        return -ENOMEM;
+    for (size_t i = 0; i < app->nworkers; i++) {
+        pthread_mutex_init(&app->wstats[i].mu, NULL);
+        app->wstats[i].app = app;
+        app->wstats[i].index = i;
+    }
+    int rc = 0;
+    if (c->executor_threads) {
+        app->executor = cio_executor_new(c->executor_threads);
+        rc = app->executor ? cio__on_every_worker(app, set_executor_task, app->executor) : -ENOMEM;
+    }
+    if (rc == 0 && c->debug)
+        rc = cio__on_every_worker(app, set_debug_task, NULL);
+    return rc < 0 ? rc : cio__stats_start(app);
+}
+
+static int open_admin(cio_app_t *app)
+{
+    const cio_config_t *c = app->cfg;
+    if (!c->admin_port)
+        return 0;
+    cio_future_t *f = cio_loop_create_server(app->loop, cio__service_stats.factory, NULL,
+                                             c->admin_host, c->admin_port, NULL);
+    void *s = NULL;
+    int rc = f ? cio_await(f, &s) : -ENOMEM;
+    cio_future_unref(f);
+    if (rc < 0) {
+        APP_LOG(app, CIO_LOG_ERROR, "admin listener %s:%s: %s", c->admin_host ? c->admin_host : "*",
+                c->admin_port, cio_strerror(rc));
+        return rc;
+    }
+    app->admin = s;
+    return 0;
+}
+
+/* Open @p cfg's listeners into a new array; on failure close what opened. */
+static int open_listeners(cio_app_t *app, const cio_config_listener_t *const *cfgs, size_t n,
+                          cio__listener_t ***out)
+{
+    cio__listener_t **ls = calloc(n ? n : 1, sizeof(*ls));
+    if (!ls)
+        return -ENOMEM;
+    int rc = 0;
+    size_t opened = 0;
+    for (; opened < n && rc == 0; opened++)
+        rc = cio__listener_open(app, cfgs[opened], &ls[opened]);
+    if (rc < 0) {
+        for (size_t i = 0; i + 1 < opened; i++)
+            cio__listener_drain_and_free(ls[i], 0);
+        free(ls);
+        return rc;
+    }
+    *out = ls;
+    return 0;
+}
+
+static int drain_task(void *arg, void **result)
+{
+    cio__listener_t *l = arg;
+    cio__listener_drain_and_free(l, l->app->cfg->drain_timeout);
+    return 0;
+}
+
+/* Start draining @p l in the background; shutdown waits for it. */
+static void drain_later(cio_app_t *app, cio__listener_t *l)
+{
+    cio_future_t **v = realloc(app->drains, (app->ndrains + 1) * sizeof(*v));
+    cio_task_t *t = v ? cio_loop_create_task(app->loop, drain_task, l, NULL) : NULL;
+    if (v)
+        app->drains = v;
+    if (!t) {
+        APP_LOG(app, CIO_LOG_ERROR, "out of memory: listener %s closes at once", l->cfg.name);
+        cio__listener_drain_and_free(l, 0);
+        return;
+    }
+    app->drains[app->ndrains++] = cio_task_future(t);
+}
+
+static void wait_drains(cio_app_t *app)
+{
+    for (size_t i = 0; i < app->ndrains; i++) {
+        cio_await(app->drains[i], NULL);
+        cio_future_unref(app->drains[i]);
+    }
+    free(app->drains);
+    app->drains = NULL;
+    app->ndrains = 0;
+}
+
+static void stop_everything(cio_app_t *app)
+{
+    if (app->admin) {
+        cio_server_free(app->admin);
+        app->admin = NULL;
+    }
+    pthread_mutex_lock(&app->mu);
+    cio__listener_t **ls = app->ls;
+    size_t n = app->nls;
+    app->ls = NULL;
+    app->nls = 0;
+    pthread_mutex_unlock(&app->mu);
+    for (size_t i = 0; i < n; i++)
+        drain_later(app, ls[i]);
+    free(ls);
+    wait_drains(app);
+    if (app->workers)
+        cio__stats_stop(app);
+}
+
+/* ---- reload ------------------------------------------------------------------------ */
+
+static bool unchanged(const cio__listener_t *l, const cio_config_listener_t *c)
+{
+    const cio_config_listener_t *o = &l->cfg;
+    return strcmp(o->service, c->service) == 0 && cio_config_listener_same_socket(o, c) &&
+           o->idle_timeout == c->idle_timeout && o->write_high == c->write_high &&
+           o->write_low == c->write_low;
+}
+
+static cio_config_t *read_config(cio_app_t *app, char **errors)
+{
+    cio_config_t *c = app->config_path
+                          ? cio_config_load(app->config_path, errors)
+                          : cio_config_parse(cio_config_default_text(), "<default>", errors);
+    if (c && check_services(c, errors) < 0) {
+        cio_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void warn_restart_only(cio_app_t *app, const cio_config_t *old, const cio_config_t *nc)
+{
+    bool same_cores =
+        old->ncores == nc->ncores &&
+        (!old->ncores || !memcmp(old->cores, nc->cores, nc->ncores * sizeof(unsigned)));
+    if (old->workers != nc->workers || old->placement != nc->placement || !same_cores ||
+        old->pin != nc->pin || old->executor_threads != nc->executor_threads)
+        APP_LOG(app, CIO_LOG_WARNING,
+                "workers, placement, cores, pin and executor_threads take "
+                "effect at the next start");
+    if ((old->admin_port == NULL) != (nc->admin_port == NULL) ||
+        (old->admin_port && (strcmp(old->admin_port, nc->admin_port) ||
+                             (old->admin_host == NULL) != (nc->admin_host == NULL) ||
+                             (old->admin_host && strcmp(old->admin_host, nc->admin_host)))))
+        APP_LOG(app, CIO_LOG_WARNING, "admin takes effect at the next start");
+}
+
+static void log_errors(cio_app_t *app, char *errors)
+{
+    for (char *save = NULL, *line = strtok_r(errors, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        APP_LOG(app, CIO_LOG_ERROR, "%s", line);
+}
+
+/* Classify: kept[i] is the running listener to keep for new listener i, or NULL. */
+static void plan_reload(cio_app_t *app, const cio_config_t *nc, cio__listener_t **kept,
+                        const cio_config_listener_t **to_open, size_t *nopen)
+{
+    *nopen = 0;
+    for (size_t i = 0; i < nc->nlisteners; i++) {
+        const cio_config_listener_t *c = &nc->listeners[i];
+        kept[i] = NULL;
+        for (size_t k = 0; k < app->nls; k++)
+            if (strcmp(app->ls[k]->cfg.name, c->name) == 0 && unchanged(app->ls[k], c))
+                kept[i] = app->ls[k];
+        if (!kept[i])
+            to_open[(*nopen)++] = c;
+    }
+}
+
+static void reload(cio_app_t *app)
+{
+    char *errors = NULL;
+    cio_config_t *nc = read_config(app, &errors);
+    if (!nc) {
+        APP_LOG(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration");
+        log_errors(app, errors);
+        free(errors);
+        return;
+    }
+    apply_overrides(&app->opts, nc);
+    size_t n = nc->nlisteners, nopen = 0;
+    cio__listener_t **kept = calloc(n ? n : 1, sizeof(*kept));
+    const cio_config_listener_t **to_open = calloc(n ? n : 1, sizeof(*to_open));
+    cio__listener_t **opened = NULL;
+    int rc = -ENOMEM;
+    if (kept && to_open) {
+        plan_reload(app, nc, kept, to_open, &nopen);
+        rc = open_listeners(app, to_open, nopen, &opened);
+    }
+    if (rc < 0) {
+        APP_LOG(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
+                cio_strerror(rc));
+        cio_config_free(nc);
+        free(kept);
+        free(to_open);
+        return;
+    }
+    /* The new list: kept listeners and opened ones, in the file's order. */
+    cio__listener_t **next = calloc(n ? n : 1, sizeof(*next));
+    for (size_t i = 0, j = 0; next && i < n; i++)
+        next[i] = kept[i] ? kept[i] : opened[j++];
+    pthread_mutex_lock(&app->mu);
+    cio__listener_t **old = app->ls;
+    size_t nold = app->nls;
+    if (next) {
+        app->ls = next;
+        app->nls = n;
+    }
+    pthread_mutex_unlock(&app->mu);
+    for (size_t k = 0; next && k < nold; k++) {
+        bool keep = false;
+        for (size_t i = 0; i < n; i++)
+            keep |= kept[i] == old[k];
+        if (!keep)
+            drain_later(app, old[k]);
+    }
+    if (next)
+        free(old);
+    warn_restart_only(app, app->cfg, nc);
+    cio_log_set_handler(NULL, NULL, nc->log_level);
+    cio_config_free(app->cfg);
+    app->cfg = nc;
+    free(kept);
+    free(to_open);
+    free(opened);
+    APP_LOG(app, CIO_LOG_INFO, "reloaded (%zu listeners, %zu opened)", n, nopen);
+}
+
+/* ---- the control loop -------------------------------------------------------------- */
+
+/* Wake the control loop's main task (on the control loop). */
+static int poke(void *arg)
+{
+    cio_app_t *app = arg;
+    if (app->wake && !cio_future_done(app->wake))
+        cio_future_set_result(app->wake, NULL);
+    return 0;
+}
+
+static int on_stop_signal(void *arg)
+{
+    cio_app_t *app = arg;
+    atomic_store(&app->stop_requested, 1);
+    return poke(app);
+}
+
+static int on_reload_signal(void *arg)
+{
+    cio_app_t *app = arg;
+    atomic_store(&app->reload_requested, 1);
+    return poke(app);
+}
+
+/* Post @p cb to the control loop, if it runs. */
+static void post(cio_app_t *app, cio_callback_t cb)
+{
+    pthread_mutex_lock(&app->mu);
+    if (app->loop)
+        cio_loop_call_soon_threadsafe(app->loop, cb, app);
+    pthread_mutex_unlock(&app->mu);
+}
+
+void cio_app_stop(cio_app_t *app)
+{
+    atomic_store(&app->stop_requested, 1);
+    post(app, poke);
+}
+
+void cio_app_reload(cio_app_t *app)
+{
+    atomic_store(&app->reload_requested, 1);
+    post(app, poke);
+}
+
+static int start(cio_app_t *app)
+{
+    cio_log_set_handler(NULL, NULL, app->cfg->log_level);
+    int rc = start_workers(app);
+    if (rc == 0)
+        rc = open_admin(app);
+    if (rc == 0) {
+        const cio_config_listener_t **cfgs =
+            calloc(app->cfg->nlisteners ? app->cfg->nlisteners : 1, sizeof(*cfgs));
+        for (size_t i = 0; cfgs && i < app->cfg->nlisteners; i++)
+            cfgs[i] = &app->cfg->listeners[i];
+        cio__listener_t **ls = NULL;
+        rc = cfgs ? open_listeners(app, cfgs, app->cfg->nlisteners, &ls) : -ENOMEM;
+        free(cfgs);
+        pthread_mutex_lock(&app->mu);
+        app->ls = ls;
+        app->nls = rc == 0 ? app->cfg->nlisteners : 0;
+        pthread_mutex_unlock(&app->mu);
+    }
+    return rc;
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM};
+
+static void watch_signals(cio_app_t *app, bool on)
+{
+    for (size_t i = 0; i < 2; i++)
+        if (on)
+            cio_loop_add_signal_handler(app->loop, stop_signals[i], on_stop_signal, app);
+        else
+            cio_loop_remove_signal_handler(app->loop, stop_signals[i]);
+    if (on)
+        cio_loop_add_signal_handler(app->loop, SIGHUP, on_reload_signal, app);
+    else
+        cio_loop_remove_signal_handler(app->loop, SIGHUP);
+}
+
+/* Wait until a signal or a request arrives. */
+static void wait_for_work(cio_app_t *app)
+{
+    app->wake = cio_loop_create_future(app->loop);
+    if (!app->wake)
+        return;
+    if (!atomic_load(&app->stop_requested) && !atomic_load(&app->reload_requested))
+        cio_await(app->wake, NULL);
+    cio_future_unref(app->wake);
+    app->wake = NULL;
+}
+
+static int app_main(void *arg, void **result)
+{
+    cio_app_t *app = arg;
+    pthread_mutex_lock(&app->mu);
+    app->loop = cio_get_running_loop();
+    pthread_mutex_unlock(&app->mu);
+    atomic_store(&current_app, app);
+    watch_signals(app, true);
+    int rc = start(app);
+    if (rc == 0)
+        APP_LOG(app, CIO_LOG_INFO, "ready (%zu workers, %zu listeners)", app->nworkers, app->nls);
+    while (rc == 0 && !atomic_load(&app->stop_requested)) {
+        if (atomic_exchange(&app->reload_requested, 0))
+            reload(app);
+        else
+            wait_for_work(app);
+    }
+    APP_LOG(app, CIO_LOG_INFO, "stopping");
+    stop_everything(app);
+    watch_signals(app, false);
+    atomic_store(&current_app, NULL);
+    pthread_mutex_lock(&app->mu);
+    app->loop = NULL;
+    pthread_mutex_unlock(&app->mu);
+    if (rc == 0)
+        APP_LOG(app, CIO_LOG_INFO, "stopped");
+    return rc;
+}
+
+int cio_app_run(cio_app_t *app)
+{
+    if (!app)
+        return -EINVAL;
+    atomic_store(&app->stop_requested, 0);
+    int rc = cio_run(app_main, app, app->cfg->debug, NULL);
+    cio_workers_free(app->workers);
+    app->workers = NULL;
+    if (app->executor) {
+        cio_executor_shutdown(app->executor, true, false);
+        cio_executor_free(app->executor);
+        app->executor = NULL;
+    }
+    for (size_t i = 0; app->wstats && i < app->nworkers; i++)
+        pthread_mutex_destroy(&app->wstats[i].mu);
+    free(app->wstats);
+    app->wstats = NULL;
+    return rc;
+}
+
+void cio_app_free(cio_app_t *app)
+{
+    if (!app)
+        return;
+    cio_config_free(app->cfg);
+    pthread_mutex_destroy(&app->mu);
+    free(app->config_path);
+    free(app);
+}

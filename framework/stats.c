@@ -1,0 +1,275 @@
+/*
+ * framework/stats.c: statistics of a running app in Prometheus text format.
+ *
+ * Every worker snapshots its loop's counters four times a second, on a timer
+ * of its own whose lateness is the loop lag; readers on any thread take the
+ * snapshot under a lock. Connection counts come straight from the sharded
+ * servers, which any thread may read. The "stats" service serves the text
+ * over HTTP (GET /metrics), as the admin listener does.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TICK 0.25 /* seconds between snapshots */
+
+/* ---- the workers' tickers ---------------------------------------------------- */
+
+static int tick_cb(void *arg)
+{
+    cio__worker_stats_t *ws = arg;
+    cio_loop_t *loop = cio_get_running_loop();
+    double now = cio_loop_time(loop);
+    double lag = now - cio_handle_when(ws->tick);
+    pthread_mutex_lock(&ws->mu);
+    cio_loop_get_stats(loop, &ws->loop);
+    ws->lag = lag > 0 ? lag : 0;
+    if (ws->lag > ws->lag_max)
+        ws->lag_max = ws->lag;
+    pthread_mutex_unlock(&ws->mu);
+    if (ws->stopping)
+        return 0;
+    return cio_loop_call_later(loop, TICK, tick_cb, ws, &ws->tick);
+}
+
+static int start_task(void *arg, void **result)
+{
+    cio_app_t *app = arg;
+    cio_loop_t *loop = cio_get_running_loop();
+    for (size_t i = 0; i < app->nworkers; i++)
+        if (cio_workers_loop(app->workers, i) == loop) {
+            app->wstats[i].stopping = false;
+            return cio_loop_call_later(loop, 0, tick_cb, &app->wstats[i], &app->wstats[i].tick);
+        }
+    return -ENOENT;
+}
+
+static int stop_task(void *arg, void **result)
+{
+    cio_app_t *app = arg;
+    cio_loop_t *loop = cio_get_running_loop();
+    for (size_t i = 0; i < app->nworkers; i++)
+        if (cio_workers_loop(app->workers, i) == loop) {
+            app->wstats[i].stopping = true;
+            cio_handle_cancel(app->wstats[i].tick);
+        }
+    return 0;
+}
+
+int cio__stats_start(cio_app_t *app)
+{
+    return cio__on_every_worker(app, start_task, app);
+}
+
+void cio__stats_stop(cio_app_t *app)
+{
+    cio__on_every_worker(app, stop_task, app);
+}
+
+/* ---- the Prometheus text ------------------------------------------------------------ */
+
+typedef struct metric {
+    const char *name, *type, *help;
+    size_t offset; /* of a uint64_t in cio_loop_stats_t */
+} metric_t;
+
+#define LOOP_METRIC(n, t, f, h)                                                                    \
+    {                                                                                              \
+        n, t, h, offsetof(cio_loop_stats_t, f)                                                     \
+    }
+
+static const metric_t loop_metrics[] = {
+    LOOP_METRIC("coreio_loop_iterations_total", "counter", iterations, "Event loop iterations."),
+    LOOP_METRIC("coreio_loop_callbacks_total", "counter", callbacks, "Callbacks run."),
+    LOOP_METRIC("coreio_loop_ready", "gauge", ready, "Callbacks waiting in the ready queue."),
+    LOOP_METRIC("coreio_loop_timers", "gauge", timers, "Timers scheduled."),
+    LOOP_METRIC("coreio_mailbox_received_total", "counter", mailbox_received,
+                "Messages received from other threads."),
+    LOOP_METRIC("coreio_mailbox_wakeups_total", "counter", mailbox_wakeups,
+                "Wake-ups of the sleeping loop by other threads."),
+    LOOP_METRIC("coreio_mailbox_depth", "gauge", mailbox_depth,
+                "Messages from other threads waiting."),
+    LOOP_METRIC("coreio_executor_jobs", "gauge", executor_jobs,
+                "run_in_executor jobs of the loop not finished."),
+    LOOP_METRIC("coreio_bytes_in_total", "counter", bytes_in, "Bytes read by transports."),
+    LOOP_METRIC("coreio_bytes_out_total", "counter", bytes_out, "Bytes sent by transports."),
+    LOOP_METRIC("coreio_connections_accepted_total", "counter", connections_accepted,
+                "Connections accepted."),
+    LOOP_METRIC("coreio_transports", "gauge", transports, "Connections and endpoints open."),
+};
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void format_loops(FILE *f, cio_app_t *app, const cio_loop_stats_t *snap, const double *lag)
+{
+    for (size_t m = 0; m < sizeof(loop_metrics) / sizeof(loop_metrics[0]); m++) {
+        const metric_t *mt = &loop_metrics[m];
+        header(f, mt->name, mt->type, mt->help);
+        for (size_t i = 0; i < app->nworkers; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&snap[i] + mt->offset, sizeof(v));
+            fprintf(f, "%s{worker=\"%zu\"} %llu\n", mt->name, i, (unsigned long long)v);
+        }
+    }
+    header(f, "coreio_loop_lag_seconds", "gauge", "How late the loop ran its last timer.");
+    for (size_t i = 0; i < app->nworkers; i++)
+        fprintf(f, "coreio_loop_lag_seconds{worker=\"%zu\"} %.6f\n", i, lag[i]);
+}
+
+static void format_listeners(FILE *f, cio_app_t *app, size_t *counts)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t (*fn)(const cio_sharded_t *, size_t *, size_t);
+    } lm[] = {
+        {"coreio_listener_connections_active", "gauge", "Connections open, per listener.",
+         cio_sharded_connections},
+        {"coreio_listener_connections_accepted_total", "counter",
+         "Connections accepted, per listener.", cio_sharded_accepted},
+    };
+    for (size_t m = 0; m < 2; m++) {
+        header(f, lm[m].name, lm[m].type, lm[m].help);
+        pthread_mutex_lock(&app->mu);
+        for (size_t k = 0; k < app->nls; k++) {
+            lm[m].fn(app->ls[k]->sharded, counts, app->nworkers);
+            for (size_t i = 0; i < app->nworkers; i++)
+                fprintf(f, "%s{listener=\"%s\",worker=\"%zu\"} %zu\n", lm[m].name,
+                        app->ls[k]->cfg.name, i, counts[i]);
+        }
+        pthread_mutex_unlock(&app->mu);
+    }
+}
+
+char *cio__stats_format(cio_app_t *app, size_t *len)
+{
+    size_t n = app->nworkers;
+    cio_loop_stats_t *snap = calloc(n, sizeof(*snap));
+    double *lag = calloc(n, sizeof(*lag));
+    size_t *counts = calloc(n, sizeof(*counts));
+    char *text = NULL;
+    FILE *f = snap && lag && counts ? open_memstream(&text, len) : NULL;
+    if (f) {
+        for (size_t i = 0; i < n; i++) {
+            pthread_mutex_lock(&app->wstats[i].mu);
+            snap[i] = app->wstats[i].loop;
+            lag[i] = app->wstats[i].lag;
+            pthread_mutex_unlock(&app->wstats[i].mu);
+        }
+        header(f, "coreio_workers", "gauge", "Worker threads, one loop each.");
+        fprintf(f, "coreio_workers %zu\n", n);
+        format_loops(f, app, snap, lag);
+        format_listeners(f, app, counts);
+        if (fclose(f) != 0) {
+            free(text);
+            text = NULL;
+        }
+    }
+    free(snap);
+    free(lag);
+    free(counts);
+    return text;
+}
+
+/* ---- the "stats" service: HTTP, one request per connection --------------------------- */
+
+#define REQUEST_MAX 8192
+
+typedef struct stats_conn {
+    cio_protocol_t base;
+    cio_transport_t *t;
+    size_t len;
+    char buf[REQUEST_MAX];
+} stats_conn_t;
+
+static int stats_made(cio_protocol_t *p, cio_transport_t *t)
+{
+    ((stats_conn_t *)p)->t = t;
+    return 0;
+}
+
+static void respond(cio_transport_t *t, const char *status, const char *type, const char *body,
+                    size_t len)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\nServer: coreio\r\n\r\n",
+                     status, type, len);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, len}};
+    cio_transport_writelines(t, iov, body ? 2 : 1);
+    cio_transport_close(t);
+}
+
+/* A whole request head is in: answer GET /metrics (or /) and close. */
+static void answer(stats_conn_t *c)
+{
+    bool head = strncmp(c->buf, "HEAD ", 5) == 0;
+    const char *path = head ? c->buf + 5 : strncmp(c->buf, "GET ", 4) == 0 ? c->buf + 4 : NULL;
+    if (!path) {
+        respond(c->t, "405 Method Not Allowed", "text/plain", "", 0);
+        return;
+    }
+    if (strncmp(path, "/metrics ", 9) != 0 && strncmp(path, "/ ", 2) != 0) {
+        respond(c->t, "404 Not Found", "text/plain", "", 0);
+        return;
+    }
+    cio_app_t *app = cio__app_current();
+    size_t len = 0;
+    char *text = app ? cio__stats_format(app, &len) : NULL;
+    if (!text)
+        respond(c->t, "503 Service Unavailable", "text/plain", "", 0);
+    else
+        respond(c->t, "200 OK", "text/plain; version=0.0.4", head ? NULL : text, len);
+    free(text);
+}
+
+static int stats_data(cio_protocol_t *p, const void *data, size_t len)
+{
+    stats_conn_t *c = (stats_conn_t *)p;
+    if (cio_transport_is_closing(c->t))
+        return 0;
+    if (len >= sizeof(c->buf) - c->len) {
+        respond(c->t, "431 Request Header Fields Too Large", "text/plain", "", 0);
+        return 0;
+    }
+    memcpy(c->buf + c->len, data, len);
+    c->len += len;
+    c->buf[c->len] = '\0';
+    if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n"))
+        answer(c);
+    return 0;
+}
+
+static void stats_lost(cio_protocol_t *p, int err)
+{
+    free(p);
+}
+
+static const cio_protocol_ops_t stats_ops = {
+    .connection_made = stats_made,
+    .data_received = stats_data,
+    .connection_lost = stats_lost,
+};
+
+static cio_protocol_t *stats_factory(void *arg)
+{
+    stats_conn_t *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    c->base.ops = &stats_ops;
+    c->t = NULL;
+    c->len = 0;
+    return &c->base;
+}
+
+const cio_service_t cio__service_stats = {
+    .name = "stats",
+    .kinds = CIO_SERVICE_STREAM,
+    .factory = stats_factory,
+};

@@ -1,0 +1,69 @@
+/*
+ * coreio/app.h: a coreio application, what coreiod runs. An app is built from
+ * a configuration (coreio/config.h): it starts the workers and the shared
+ * executor, opens every listener on every worker with its service (coreio/
+ * service.h), serves statistics on the admin listener, and runs until it is
+ * stopped. The calling thread runs a control loop that takes the signals:
+ *
+ *  - SIGINT, SIGTERM: graceful shutdown. Listeners stop accepting without
+ *    losing queued connections, open connections get drain_timeout to finish,
+ *    the rest are aborted, and cio_app_run() returns 0.
+ *  - SIGHUP: reload the configuration file. Listeners whose socket settings
+ *    are unchanged keep their sockets and connections; added ones open,
+ *    removed ones drain; a file with errors leaves the running configuration
+ *    alone and the errors are logged.
+ *
+ * One app runs at a time in a process (the "stats" service reports on it).
+ */
+#ifndef COREIO_APP_H
+#define COREIO_APP_H
+
+#include "coreio/common.h"
+#include "coreio/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cio_app_s cio_app_t;
+
+/** Settings that override the file and survive reloads (coreiod's command line). */
+typedef struct cio_app_opts {
+    const char *name;        /* prefix of the app's own log lines; NULL: "app" */
+    const char *config_path; /* what SIGHUP re-reads; NULL: the embedded default */
+    bool set_workers;        /* overrides [global] workers (and placement = list) */
+    size_t workers;
+    bool set_log_level; /* overrides [global] log_level */
+    cio_log_level_t log_level;
+} cio_app_opts_t;
+
+/**
+ * Make an app from @p config, which it takes over (also on failure). Checks
+ * what the file cannot: every listener's service is registered and speaks the
+ * listener's protocol. NULL on error, with a malloc'd message in *@p error
+ * when @p error is not NULL ("FILE:LINE: ..."). Any thread.
+ */
+CIO_EXTERN cio_app_t *cio_app_new(cio_config_t *config, const cio_app_opts_t *opts, char **error);
+
+/**
+ * Start and serve until stopped; see the file comment. Returns 0 after a
+ * graceful stop, or the error that kept the app from starting (a listener's
+ * address in use, say; it is logged). Runs its own loop on the calling
+ * thread, which must not be running one.
+ */
+CIO_EXTERN int cio_app_run(cio_app_t *app);
+
+/** Ask a running app to stop gracefully, as SIGTERM does. Any thread. */
+CIO_EXTERN void cio_app_stop(cio_app_t *app);
+
+/** Ask a running app to reload its configuration, as SIGHUP does. Any thread. */
+CIO_EXTERN void cio_app_reload(cio_app_t *app);
+
+/** Free an app that is not running. NULL is ignored. */
+CIO_EXTERN void cio_app_free(cio_app_t *app);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COREIO_APP_H */

@@ -1,0 +1,144 @@
+/*
+ * tools/coreiod.c: the coreio daemon. It reads a configuration (-c FILE, or
+ * the one embedded in the library), checks it whole, and runs it as a
+ * cio_app_t until SIGTERM or SIGINT; SIGHUP reloads the file. See coreiod(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coreio.h"
+#include "coreio/app.h"
+
+#include "config.h" /* PACKAGE_VERSION */
+
+enum { OPT_PRINT_DEFAULT = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+
+static const char usage_text[] =
+    "usage: coreiod [-c FILE] [-t] [--print-default-config] [--workers N] [--log-level LEVEL]\n"
+    "       coreiod --help | --version\n"
+    "\n"
+    "  -c FILE                 run the configuration in FILE (default: the embedded one)\n"
+    "  -t                      check the configuration and exit: 0 valid, 1 with the errors\n"
+    "  --print-default-config  print the embedded configuration and exit\n"
+    "  --workers N             run N workers (0: one per core), overriding the file\n"
+    "  --log-level LEVEL       debug, info, warning or error, overriding the file\n"
+    "\n"
+    "SIGTERM and SIGINT stop gracefully; SIGHUP reloads the file. See coreiod(8).\n";
+
+typedef struct args {
+    const char *file;
+    bool test, print_default;
+    cio_app_opts_t app;
+} args_t;
+
+static int usage_error(const char *fmt, const char *what)
+{
+    fprintf(stderr, "coreiod: ");
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+static bool parse_level(const char *s, cio_log_level_t *level)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *level = (cio_log_level_t)i;
+            return true;
+        }
+    return false;
+}
+
+/* 0 to go on, else the exit status (2 for bad usage, 0 after --help). */
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option longopts[] = {
+        {"print-default-config", no_argument, NULL, OPT_PRINT_DEFAULT},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:t", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->file = optarg;
+            break;
+        case 't':
+            a->test = true;
+            break;
+        case OPT_PRINT_DEFAULT:
+            a->print_default = true;
+            break;
+        case OPT_WORKERS: {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || n > 1024)
+                return usage_error("--workers: \"%s\" is not a number from 0 to 1024", optarg);
+            a->app.set_workers = true;
+            a->app.workers = n;
+            break;
+        }
+        case OPT_LOG_LEVEL:
+            if (!parse_level(optarg, &a->app.log_level))
+                return usage_error("--log-level: \"%s\" is not debug, info, warning or error",
+                                   optarg);
+            a->app.set_log_level = true;
+            break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            return -1;
+        case OPT_VERSION:
+            printf("coreiod (coreio) %s\n", PACKAGE_VERSION);
+            return -1;
+        case ':':
+            return usage_error("%s needs an argument", argv[optind - 1]);
+        default:
+            return usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument %s", argv[optind]);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args_t a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (a.print_default) {
+        fputs(cio_config_default_text(), stdout);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char *errors = NULL;
+    cio_config_t *cfg = a.file ? cio_config_load(a.file, &errors)
+                               : cio_config_parse(cio_config_default_text(), "<default>", &errors);
+    a.app.name = "coreiod";
+    a.app.config_path = a.file;
+    cio_app_t *app = cfg ? cio_app_new(cfg, &a.app, &errors) : NULL;
+    if (!app) {
+        fputs(errors ? errors : "coreiod: out of memory\n", stderr);
+        free(errors);
+        return 1;
+    }
+    if (a.test) {
+        fprintf(stderr, "coreiod: %s: the configuration is valid\n", a.file ? a.file : "<default>");
+        cio_app_free(app);
+        return 0;
+    }
+    rc = cio_app_run(app);
+    cio_app_free(app);
+    return rc == 0 ? 0 : 1;
+}
