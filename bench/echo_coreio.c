@@ -5,6 +5,7 @@
  * Usage: echo_coreio PORT; prints "listening" once it accepts.
  */
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,7 +52,7 @@ static int serve(void *arg, void **result)
     cio_server_opts_t opts = {.backlog = 1024};
     cio_future_t *f = cio_loop_create_server(loop, factory, NULL, "127.0.0.1", arg, &opts);
     cio_server_t *server = NULL;
-    int rc = f ? cio_await(f, (void **)&server) : -1;
+    int rc = f ? cio_await(f, (void **)&server) : -ENOMEM;
     cio_future_unref(f);
     if (rc < 0)
         return rc;

@@ -2,9 +2,11 @@
 # bench/run.sh: `make bench`. Runs coreio's micro-benchmarks and the same
 # workloads on python3's asyncio and uvloop in one go, and prints one Markdown
 # table per group with each figure and the ratio of the peer's figure to
-# coreio's (above 1: coreio is faster or smaller); then the heap cost of an
-# idle connection and the TCP echo comparison of bench/echo_run.sh (raw
-# epoll, asyncio, uvloop, coreio). Missing peers are skipped.
+# coreio's (above 1: coreio is faster or smaller); then call_soon_threadsafe
+# between two pinned worker loops (coreio alone), the heap cost of an idle
+# connection and the TCP echo comparison of bench/echo_run.sh (raw epoll,
+# asyncio, uvloop, coreio). Missing peers, and coreio programs not built, are
+# skipped.
 set -eu
 b=${1:-.}
 s=${2:-.}
@@ -39,7 +41,11 @@ table() { # $1: file of "impl<TAB>metric<TAB>value<TAB>unit" lines
 
 group() { # $1: title, $2: coreio program, $3: python script
     : >"$out"
-    pin "$b/bench/$2" --scale "$scale" >>"$out"
+    if [ -x "$b/bench/$2" ]; then
+        pin "$b/bench/$2" --scale "$scale" >>"$out"
+    else
+        echo "skipped coreio: $b/bench/$2 is not built" >&2
+    fi
     for impl in asyncio uvloop; do
         if [ -x "$py" ] && "$py" -c "import $impl" 2>/dev/null; then
             pin "$py" "$s/bench/$3" --loop "$impl" --scale "$scale" >>"$out"
@@ -56,6 +62,21 @@ group() { # $1: title, $2: coreio program, $3: python script
 echo "## coreio micro-benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m))"
 group "Loop scheduling" bench_loop loop_py.py
 group "Tasks" bench_task task_py.py
+
+# Two worker loops pinned to two cores; no peer runs two loops this way.
+if [ -x "$b/bench/bench_mailbox" ]; then
+    echo
+    echo "### Between loops"
+    echo
+    echo "| metric | unit | coreio |"
+    echo "|---|---|---|"
+    pin "$b/bench/bench_mailbox" --scale "$scale" |
+        awk -F'\t' '{ printf "| %s | %s | %s |\n", $2, $4, $3 }'
+else
+    echo "skipped between loops: $b/bench/bench_mailbox is not built" >&2
+fi
+
+group "Executor" bench_executor executor_py.py
 
 echo
 echo "### Idle connections"

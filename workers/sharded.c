@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coreio/sharded.h"
@@ -55,6 +56,7 @@ struct cio_sharded_s {
     _Atomic int refs; /* the owner's, plus one per message cio_sharded_free() sends */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    ino_t path_ino; /* the Unix socket file we made, to unlink it only if still ours */
 };
 
 static void set_unref(cio_sharded_t *s)
@@ -226,6 +228,9 @@ static int open_acceptor(shard_t *sh)
     void *server = NULL;
     int rc = await_into(fut, &server);
     sh->acceptor = server;
+    struct stat st;
+    if (rc == 0 && s->path && stat(s->path, &st) == 0)
+        s->path_ino = st.st_ino;
     if (rc == 0)
         note_sockname(s, first_socket(sh->acceptor));
     return rc;
@@ -284,7 +289,9 @@ static void drain_listener(cio_sharded_t *s, cio_server_t *server)
         n = 16;
     for (size_t i = 0; i < n; i++)
         stop_intake(fds[i], false);
-    if (s->path)
+    /* A replacement may have bound the path meanwhile (a reload): leave its file. */
+    struct stat st;
+    if (s->path && stat(s->path, &st) == 0 && st.st_ino == s->path_ino)
         unlink(s->path);
     double settle = s->o.drain_settle > 0 ? s->o.drain_settle : SETTLE_DEFAULT;
     for (int round = 0; round < SETTLE_ROUNDS; round++) {
