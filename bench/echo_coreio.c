@@ -4,8 +4,8 @@
  * protocol per connection that writes back what it reads.
  * Usage: echo_coreio PORT; prints "listening" once it accepts.
  */
-#include <signal.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
