@@ -126,4 +126,23 @@ Received: Hello World!
 Close the socket
 Connection closed" "$(timeout 10 "$b/examples/udp_echo_client" "$port")"
 
+# The README's "Write a service": the upper service on two workers, talked to
+# by socat, stopped by SIGTERM with every worker's count reported.
+if command -v socat >/dev/null 2>&1; then
+    port=$(free_port tcp)
+    "$b/examples/upper_service" "$port" >"$tmp/upper.out" 2>"$tmp/upper.err" &
+    upid=$!
+    pids="$pids $upid"
+    wait_line "$tmp/upper.err" "upper: ready" || bad "upper_service did not start"
+    expect "socat -> upper_service" "HELLO
+WORLD" "$(printf 'hello\nworld\n' | timeout 10 socat -t2 - "TCP:127.0.0.1:$port")"
+    kill -TERM "$upid"
+    wait "$upid"
+    expect "upper_service exits 0 on SIGTERM" "0" "$?"
+    expect "upper_service counts on both workers" "2 workers, 2 lines" \
+        "$(awk '/a worker served/ { n++; l += $4 } END { print n " workers, " l " lines" }' "$tmp/upper.out")"
+else
+    echo "SKIP: upper_service (socat not found)"
+fi
+
 exit $fail
