@@ -1,0 +1,289 @@
+/*
+ * tests/test_app.c: the framework (coreio/service.h, coreio/app.h): the
+ * service registry, what cio_app_new() checks, and an app run in a thread,
+ * reloaded and stopped through the API with a real client on loopback.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "coreio.h"
+#include "testutil.h"
+
+/* ---- a service that answers "W<worker state>" to anything ---------------------- */
+
+static atomic_int inits, teardowns;
+
+typedef struct tag_conn {
+    cio_protocol_t base;
+    cio_transport_t *t;
+    const char *tag;
+} tag_conn_t;
+
+static int tag_made(cio_protocol_t *p, cio_transport_t *t)
+{
+    ((tag_conn_t *)p)->t = t;
+    return 0;
+}
+
+static int tag_data(cio_protocol_t *p, const void *data, size_t len)
+{
+    tag_conn_t *c = (tag_conn_t *)p;
+    return cio_transport_write(c->t, c->tag, strlen(c->tag));
+}
+
+static void tag_lost(cio_protocol_t *p, int err)
+{
+    free(p);
+}
+
+static const cio_protocol_ops_t tag_ops = {
+    .connection_made = tag_made, .data_received = tag_data, .connection_lost = tag_lost};
+
+static cio_protocol_t *tag_factory(void *arg)
+{
+    tag_conn_t *c = calloc(1, sizeof(*c));
+    c->base.ops = &tag_ops;
+    c->tag = arg;
+    return &c->base;
+}
+
+static int tag_init(void *arg, cio_loop_t *loop, void **state)
+{
+    ck_assert_ptr_eq(loop, cio_get_running_loop()); /* on the worker's own thread */
+    atomic_fetch_add(&inits, 1);
+    *state = arg;
+    return 0;
+}
+
+static void tag_teardown(void *state)
+{
+    atomic_fetch_add(&teardowns, 1);
+}
+
+static void register_tag(void)
+{
+    static const cio_service_t tag = {.name = "tag",
+                                      .kinds = CIO_SERVICE_STREAM,
+                                      .factory = tag_factory,
+                                      .worker_init = tag_init,
+                                      .worker_teardown = tag_teardown,
+                                      .arg = (void *)"tagged"};
+    int rc = cio_service_register(&tag);
+    ck_assert(rc == 0 || rc == -EEXIST);
+}
+
+/* ---- the registry ---------------------------------------------------------------------- */
+
+START_TEST(test_builtin_services_are_registered_and_names_are_checked)
+{
+    const char *builtin[] = {"echo", "discard", "http-hello", "stats"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_nonnull(cio_service_find(builtin[i]));
+    ck_assert_uint_eq(cio_service_find("echo")->kinds, CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM);
+    ck_assert_uint_eq(cio_service_find("http-hello")->kinds, CIO_SERVICE_STREAM);
+    ck_assert_ptr_null(cio_service_find("nope"));
+    ck_assert_ptr_null(cio_service_find(NULL));
+
+    cio_service_t s = {.name = "mine", .kinds = CIO_SERVICE_STREAM, .factory = tag_factory};
+    ck_assert_int_eq(cio_service_register(&s), 0);
+    ck_assert_ptr_eq(cio_service_find("mine")->factory, tag_factory);
+    ck_assert_int_eq(cio_service_register(&s), -EEXIST);
+    s.name = "echo";
+    ck_assert_int_eq(cio_service_register(&s), -EEXIST);
+    s.name = "bad name";
+    ck_assert_int_eq(cio_service_register(&s), -EINVAL);
+    s.name = "";
+    ck_assert_int_eq(cio_service_register(&s), -EINVAL);
+    s = (cio_service_t){.name = "nofactory", .kinds = CIO_SERVICE_STREAM};
+    ck_assert_int_eq(cio_service_register(&s), -EINVAL);
+    s = (cio_service_t){.name = "nokinds", .factory = tag_factory};
+    ck_assert_int_eq(cio_service_register(&s), -EINVAL);
+    s.kinds = 8;
+    ck_assert_int_eq(cio_service_register(&s), -EINVAL);
+    ck_assert_int_eq(cio_service_register(NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_app_new_names_the_line_of_an_unknown_or_unfit_service)
+{
+    char *errors = NULL;
+    cio_config_t *c = cio_config_parse("[global]\nadmin = off\n\n"
+                                       "[listener a]\nservice = nope\naddress = 127.0.0.1:1\n\n"
+                                       "[listener b]\nservice = http-hello\nprotocol = udp\n"
+                                       "address = 127.0.0.1:2\n",
+                                       "apps.ini", &errors);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_null(cio_app_new(c, NULL, &errors));
+    ck_assert_ptr_nonnull(errors);
+    ck_assert_msg(strstr(errors, "apps.ini:4: listener a: no service called \"nope\"") != NULL,
+                  "%s", errors);
+    ck_assert_msg(strstr(errors, "apps.ini:8: listener b: service http-hello does not speak udp"),
+                  "%s", errors);
+    free(errors);
+    ck_assert_ptr_null(cio_app_new(NULL, NULL, NULL));
+}
+END_TEST
+
+/* ---- running, reloading, stopping ---------------------------------------------------- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Connect to @p port, send @p msg, return what comes back ("" if nothing). */
+static char *ask(int port, const char *msg, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        send(fd, msg, strlen(msg), 0) == (ssize_t)strlen(msg)) {
+        ssize_t n = recv(fd, buf, len - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+    }
+    close(fd);
+    return buf;
+}
+
+/* Poll until @p port answers @p want (up to 5 s). */
+static bool answers(int port, const char *want)
+{
+    char buf[64];
+    for (int i = 0; i < 100; i++) {
+        if (strcmp(ask(port, "?", buf, sizeof(buf)), want) == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+typedef struct runner {
+    cio_app_t *app;
+    int rc;
+} runner_t;
+
+static void *run_app(void *arg)
+{
+    runner_t *r = arg;
+    r->rc = cio_app_run(r->app);
+    return NULL;
+}
+
+static void write_config(const char *path, int port_a, int port_b)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 1s\n\n"
+            "[listener a]\nservice = tag\naddress = 127.0.0.1:%d\n",
+            port_a);
+    if (port_b)
+        fprintf(f, "\n[listener b]\nservice = http-hello\naddress = 127.0.0.1:%d\n", port_b);
+    fclose(f);
+}
+
+START_TEST(test_an_app_serves_reloads_and_stops_through_the_api)
+{
+    register_tag();
+    atomic_store(&inits, 0);
+    atomic_store(&teardowns, 0);
+    char dir[] = "/tmp/cio-app-XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/app.ini", dir);
+    int pa = free_port(), pb = free_port();
+    write_config(path, pa, 0);
+    char *errors = NULL;
+    cio_config_t *c = cio_config_load(path, &errors);
+    ck_assert_msg(c != NULL, "%s", errors ? errors : "");
+    cio_app_opts_t o = {.config_path = path, .name = "test"};
+    runner_t r = {.app = cio_app_new(c, &o, &errors)};
+    ck_assert_ptr_nonnull(r.app);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_app, &r), 0);
+    ck_assert(answers(pa, "tagged"));
+    ck_assert_int_eq(atomic_load(&inits), 2); /* once per worker */
+
+    /* Reload: b opens, a keeps serving. */
+    write_config(path, pa, pb);
+    cio_app_reload(r.app);
+    char buf[256];
+    const char *get = "GET / HTTP/1.0\r\n\r\n";
+    for (int i = 0; i < 100 && strncmp(ask(pb, get, buf, sizeof(buf)), "HTTP/1.1 ", 9) != 0; i++)
+        usleep(50000);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    ck_assert(answers(pa, "tagged"));
+    ck_assert_int_eq(atomic_load(&inits), 2); /* a kept its state */
+
+    /* A broken file changes nothing. */
+    FILE *f = fopen(path, "a");
+    fputs("bogus = 1\n", f);
+    fclose(f);
+    cio_app_reload(r.app);
+    usleep(200000);
+    ck_assert(answers(pa, "tagged"));
+
+    cio_app_stop(r.app);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_int_eq(atomic_load(&teardowns), 2);
+    ck_assert_str_eq(ask(pa, "?", buf, sizeof(buf)), ""); /* closed */
+    cio_app_free(r.app);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_an_address_in_use_fails_the_start)
+{
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(bind(busy, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(busy, 1), 0);
+    getsockname(busy, (struct sockaddr *)&a, &len);
+    char ini[256];
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 1\nadmin = off\n[listener x]\nservice = echo\n"
+             "address = 127.0.0.1:%d\n",
+             ntohs(a.sin_port));
+    cio_app_t *app = cio_app_new(cio_config_parse(ini, "x.ini", NULL), NULL, NULL);
+    ck_assert_ptr_nonnull(app);
+    ck_assert_int_eq(cio_app_run(app), -EADDRINUSE);
+    cio_app_free(app);
+    close(busy);
+}
+END_TEST
+
+static Suite *app_suite(void)
+{
+    Suite *s = suite_create("app");
+    TCase *tc = cio_test_case("app");
+    CIO_TEST(tc, test_builtin_services_are_registered_and_names_are_checked);
+    CIO_TEST(tc, test_app_new_names_the_line_of_an_unknown_or_unfit_service);
+    CIO_TEST(tc, test_an_app_serves_reloads_and_stops_through_the_api);
+    CIO_TEST(tc, test_an_address_in_use_fails_the_start);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CIO_TEST_MAIN(app_suite)
