@@ -11,6 +11,7 @@
  * message costs one malloc in MBOX_BLOCK and no cross-thread free per message.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -237,6 +238,7 @@ void cio__mailbox_drain(cio_loop_t *loop)
     cio__mailbox_t *mb = &loop->mailbox;
     mbox_block_t *run_block = NULL;
     uint32_t run_len = 0;
+    uint64_t before = mb->received;
     for (;;) {
         cio__mbox_node_t *tail = mb->tail;
         cio__mbox_node_t *next = atomic_load_explicit(&tail->next, memory_order_acquire);
@@ -267,6 +269,11 @@ void cio__mailbox_drain(cio_loop_t *loop)
     }
     if (run_block)
         block_unref(run_block, run_len);
+    /* Nothing linked yet, though a producer has pushed: it woke this loop and
+     * was then preempted before its link, perhaps by this very thread on its
+     * CPU. Give it the CPU rather than spin on zero-timeout polls. */
+    if (mb->received == before && cio__mailbox_pending(loop))
+        sched_yield();
 }
 
 /* Closing: release what undrained messages own; they will never run. */
