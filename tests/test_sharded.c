@@ -197,6 +197,9 @@ static void check_spread(cio_balance_t balance)
     spread_t sp = {.w = cio_workers_new(&wo), .opts = {.balance = balance}, .host = "127.0.0.1"};
     ck_assert_ptr_nonnull(sp.w);
     ck_assert_int_eq(cio_run(spread_task, &sp, false, NULL), 0);
+    printf("%s: %d connections, per worker: %zu + %zu\n",
+           balance == CIO_BALANCE_HANDOFF ? "handoff" : "reuseport", NCONN, sp.counts[0],
+           sp.counts[1]);
     ck_assert_int_eq(sp.failed, 0);
     ck_assert_uint_eq(sp.total, NCONN);
     ck_assert_uint_eq(sp.counts[0] + sp.counts[1], NCONN);
