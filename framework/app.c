@@ -23,12 +23,11 @@ cio_app_t *cio__app_current(void)
     return atomic_load(&current_app);
 }
 
-#define APP_LOG(app, level, ...) cio__log_app((app), (level), __VA_ARGS__)
-
-static void cio__log_app(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
+/* Log a line of the app's own, prefixed with its name. */
+static void app_log(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void cio__log_app(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
+static void app_log(const cio_app_t *app, cio_log_level_t level, const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;
@@ -183,7 +182,7 @@ static int open_admin(cio_app_t *app)
     int rc = f ? cio_await(f, &s) : -ENOMEM;
     cio_future_unref(f);
     if (rc < 0) {
-        APP_LOG(app, CIO_LOG_ERROR, "admin listener %s:%s: %s", c->admin_host ? c->admin_host : "*",
+        app_log(app, CIO_LOG_ERROR, "admin listener %s:%s: %s", c->admin_host ? c->admin_host : "*",
                 c->admin_port, cio_strerror(rc));
         return rc;
     }
@@ -227,7 +226,7 @@ static void drain_later(cio_app_t *app, cio__listener_t *l)
     if (v)
         app->drains = v;
     if (!t) {
-        APP_LOG(app, CIO_LOG_ERROR, "out of memory: listener %s closes at once", l->cfg.name);
+        app_log(app, CIO_LOG_ERROR, "out of memory: listener %s closes at once", l->cfg.name);
         cio__listener_drain_and_free(l, 0);
         return;
     }
@@ -294,21 +293,21 @@ static void warn_restart_only(cio_app_t *app, const cio_config_t *old, const cio
         (!old->ncores || !memcmp(old->cores, nc->cores, nc->ncores * sizeof(unsigned)));
     if (old->workers != nc->workers || old->placement != nc->placement || !same_cores ||
         old->pin != nc->pin || old->executor_threads != nc->executor_threads)
-        APP_LOG(app, CIO_LOG_WARNING,
+        app_log(app, CIO_LOG_WARNING,
                 "workers, placement, cores, pin and executor_threads take "
                 "effect at the next start");
     if ((old->admin_port == NULL) != (nc->admin_port == NULL) ||
         (old->admin_port && (strcmp(old->admin_port, nc->admin_port) ||
                              (old->admin_host == NULL) != (nc->admin_host == NULL) ||
                              (old->admin_host && strcmp(old->admin_host, nc->admin_host)))))
-        APP_LOG(app, CIO_LOG_WARNING, "admin takes effect at the next start");
+        app_log(app, CIO_LOG_WARNING, "admin takes effect at the next start");
 }
 
 static void log_errors(cio_app_t *app, char *errors)
 {
     for (char *save = NULL, *line = strtok_r(errors, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save))
-        APP_LOG(app, CIO_LOG_ERROR, "%s", line);
+        app_log(app, CIO_LOG_ERROR, "%s", line);
 }
 
 /* Classify: kept[i] is the running listener to keep for new listener i, or NULL. */
@@ -332,7 +331,7 @@ static void reload(cio_app_t *app)
     char *errors = NULL;
     cio_config_t *nc = read_config(app, &errors);
     if (!nc) {
-        APP_LOG(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration");
+        app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration");
         log_errors(app, errors);
         free(errors);
         return;
@@ -348,7 +347,7 @@ static void reload(cio_app_t *app)
         rc = open_listeners(app, to_open, nopen, &opened);
     }
     if (rc < 0) {
-        APP_LOG(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
+        app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
                 cio_strerror(rc));
         cio_config_free(nc);
         free(kept);
@@ -383,7 +382,7 @@ static void reload(cio_app_t *app)
     free(kept);
     free(to_open);
     free(opened);
-    APP_LOG(app, CIO_LOG_INFO, "reloaded (%zu listeners, %zu opened)", n, nopen);
+    app_log(app, CIO_LOG_INFO, "reloaded (%zu listeners, %zu opened)", n, nopen);
 }
 
 /* ---- the control loop -------------------------------------------------------------- */
@@ -491,14 +490,14 @@ static int app_main(void *arg, void **result)
     watch_signals(app, true);
     int rc = start(app);
     if (rc == 0)
-        APP_LOG(app, CIO_LOG_INFO, "ready (%zu workers, %zu listeners)", app->nworkers, app->nls);
+        app_log(app, CIO_LOG_INFO, "ready (%zu workers, %zu listeners)", app->nworkers, app->nls);
     while (rc == 0 && !atomic_load(&app->stop_requested)) {
         if (atomic_exchange(&app->reload_requested, 0))
             reload(app);
         else
             wait_for_work(app);
     }
-    APP_LOG(app, CIO_LOG_INFO, "stopping");
+    app_log(app, CIO_LOG_INFO, "stopping");
     stop_everything(app);
     watch_signals(app, false);
     atomic_store(&current_app, NULL);
@@ -506,7 +505,7 @@ static int app_main(void *arg, void **result)
     app->loop = NULL;
     pthread_mutex_unlock(&app->mu);
     if (rc == 0)
-        APP_LOG(app, CIO_LOG_INFO, "stopped");
+        app_log(app, CIO_LOG_INFO, "stopped");
     return rc;
 }
 
