@@ -345,6 +345,8 @@ static int wait_closed_task(void *arg, void **result)
 /* Run @p fn on shards [from, to) at once and wait for all; the first error wins. */
 static int on_shards(cio_sharded_t *s, size_t from, size_t to, cio_task_fn fn)
 {
+    if (from == to)
+        return 0;
     cio_future_t **futs = calloc(to - from, sizeof(*futs));
     if (!futs)
         return -ENOMEM;
