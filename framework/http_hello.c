@@ -12,6 +12,10 @@
  * the responses to one read go out in one write. A request head parses in
  * place unless it was split across reads; only then is it copied, into a
  * buffer the connection keeps for later splits.
+ *
+ * Draining (shutdown, reload): idle keep-alive connections close at once;
+ * the others get their current response with "Connection: close", as nginx
+ * does on a graceful stop.
  */
 #include <assert.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "builtin.h"
@@ -55,10 +60,14 @@ static const struct {
                        "HTTP Version Not Supported\n"},
 };
 
-/* One worker's state: prepared responses and the shared output buffer. */
+struct http_conn;
+
+/* One worker's state: prepared responses, the shared output buffer, its connections. */
 typedef struct http_worker {
-    time_t date_sec; /* the second the responses carry in their Date */
-    char *out;       /* responses to the read being handled */
+    time_t date_sec;         /* the second the responses carry in their Date */
+    bool draining;           /* the listener drains: every response closes its connection */
+    struct http_conn *conns; /* open connections, for draining */
+    char *out;               /* responses to the read being handled */
     size_t outlen, outcap;
     size_t len[R_COUNT];
     size_t body_len[R_COUNT];
@@ -69,11 +78,12 @@ typedef struct http_conn {
     cio_protocol_t base;
     cio_transport_t *t;
     http_worker_t *w;
-    uint64_t skip;     /* body bytes of the last request still to drop */
-    char *head;        /* a request head split across reads (HEAD_MAX bytes) */
-    size_t hlen;       /* bytes of it buffered */
-    bool line_checked; /* the buffered head's request line was found valid */
-    bool done;         /* a closing response is out: ignore the rest */
+    struct http_conn *prev, *next; /* in w->conns */
+    uint64_t skip;                 /* body bytes of the last request still to drop */
+    char *head;                    /* a request head split across reads (HEAD_MAX bytes) */
+    size_t hlen;                   /* bytes of it buffered */
+    bool line_checked;             /* the buffered head's request line was found valid */
+    bool done;                     /* a closing response is out: ignore the rest */
 } http_conn_t;
 
 /* What the parser learnt of one request. */
@@ -144,6 +154,8 @@ static int out_append(http_worker_t *w, const char *data, size_t len)
 static int respond(http_conn_t *c, int kind, bool head)
 {
     http_worker_t *w = c->w;
+    if (w->draining && (kind == R_OK || kind == R_OK_KEEP10))
+        kind = R_OK_CLOSE;
     size_t len = w->len[kind] - (head ? w->body_len[kind] : 0);
     if (kind != R_OK && kind != R_OK_KEEP10)
         c->done = true;
@@ -413,6 +425,12 @@ static int http_made(cio_protocol_t *p, cio_transport_t *t)
 static void http_lost(cio_protocol_t *p, int err)
 {
     http_conn_t *c = (http_conn_t *)p;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     free(c->head);
     free(c);
 }
@@ -454,7 +472,35 @@ static cio_protocol_t *http_factory(void *arg)
         return NULL;
     c->base.ops = &http_ops;
     c->w = arg;
+    c->next = c->w->conns;
+    if (c->next)
+        c->next->prev = c;
+    c->w->conns = c;
     return &c->base;
+}
+
+/* Whether the connection waits between requests, with no request bytes unread. */
+static bool idle(const http_conn_t *c)
+{
+    cio_extra_info_t info;
+    int unread = 0;
+    if (c->hlen || c->skip || c->done || !c->t)
+        return false;
+    if (cio_transport_get_extra_info(c->t, "socket", &info) == 0)
+        ioctl(info.fd, FIONREAD, &unread);
+    return unread == 0;
+}
+
+/* Draining: idle connections close now, the others after their next response. */
+static void http_drain(void *state)
+{
+    http_worker_t *w = state;
+    w->draining = true;
+    for (http_conn_t *c = w->conns; c; c = c->next)
+        if (idle(c)) {
+            c->done = true;
+            cio_transport_close(c->t);
+        }
 }
 
 /* ---- the worker's state ------------------------------------------------------- */
@@ -491,4 +537,5 @@ const cio_service_t cio__service_http_hello = {
     .factory = http_factory,
     .worker_init = http_worker_init,
     .worker_teardown = http_worker_teardown,
+    .drain = http_drain,
 };

@@ -48,6 +48,15 @@ static int init_task(void *arg, void **result)
     return rc;
 }
 
+static int drain_task(void *arg, void **result)
+{
+    cio__listener_t *l = arg;
+    size_t i = worker_index(l->app->workers);
+    if (l->svc->drain && (l->inited[i] || !l->svc->worker_init))
+        l->svc->drain(l->state[i]);
+    return 0;
+}
+
 static int teardown_task(void *arg, void **result)
 {
     cio__listener_t *l = arg;
@@ -156,6 +165,7 @@ void cio__listener_drain_and_free(cio__listener_t *l, double drain_timeout)
         cio_await(f, NULL);
         cio_future_unref(f);
     }
+    cio__on_every_worker(l->app, drain_task, l);
     f = cio_sharded_wait_closed(l->sharded);
     cio_future_t *w = f ? cio_wait_for(f, drain_timeout) : NULL;
     int rc = w ? cio_await(w, NULL) : -ENOMEM;

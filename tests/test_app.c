@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coreio.h"
@@ -242,8 +243,27 @@ START_TEST(test_an_app_serves_reloads_and_stops_through_the_api)
     usleep(200000);
     ck_assert(answers(pa, "tagged"));
 
+    /* Stopping: an idle HTTP keep-alive connection is closed at once, well
+     * before the 1 s drain_timeout. */
+    int ka = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sb = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)pb),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(ka, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ck_assert_int_eq(connect(ka, (struct sockaddr *)&sb, sizeof(sb)), 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(send(ka, req, strlen(req), 0), (ssize_t)strlen(req));
+    ck_assert_int_gt(recv(ka, buf, sizeof(buf), 0), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     cio_app_stop(r.app);
     pthread_join(th, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    ck_assert_msg(took < 0.9, "stopping took %.3f s", took);
+    ck_assert_int_eq(recv(ka, buf, sizeof(buf), 0), 0);
+    close(ka);
     ck_assert_int_eq(r.rc, 0);
     ck_assert_int_eq(atomic_load(&teardowns), 2);
     ck_assert_str_eq(ask(pa, "?", buf, sizeof(buf)), ""); /* closed */

@@ -34,6 +34,7 @@ typedef struct fixture {
     pthread_t thread;
     sem_t ready;
     cio_loop_t *loop;
+    void *state; /* the service's worker state, on the server thread */
     int port;
     int error; /* why the service did not start, 0 if it did */
 } fixture_t;
@@ -109,6 +110,7 @@ static void *serve_thread(void *arg)
     else if (fx->svc->worker_init)
         fx->error = fx->svc->worker_init(fx->svc->arg, fx->loop, &state);
     bool inited = fx->loop && fx->error == 0;
+    fx->state = state;
     if (inited)
         handle = open_service(fx, state);
     sem_post(&fx->ready);
@@ -802,6 +804,42 @@ START_TEST(test_http_keep_alive_serves_many_requests_on_one_connection)
 }
 END_TEST
 
+/* On the server thread: the listener drains. */
+static int drain_cb(void *arg)
+{
+    fixture_t *fx = arg;
+    fx->svc->drain(fx->state);
+    return 0;
+}
+
+START_TEST(test_http_drain_closes_idle_connections_and_answers_the_rest_with_close)
+{
+    fixture_t fx = {0};
+    start(&fx, &cio__service_http_hello, false);
+    http_client_t idle_c, busy;
+    response_t r;
+    http_connect(&idle_c, fx.port);
+    http_connect(&busy, fx.port);
+    send_str(idle_c.fd, GET_REQ);
+    http_read(&idle_c, &r, false);
+    assert_hello(&r, false);
+    ck_assert(!header_is(&r, "Connection", "close"));
+    send_str(busy.fd, "GET / HTTP/1.1\r\nHost: x\r\n"); /* a request half sent */
+    ck_assert(silent_for(busy.fd, 100));
+    ck_assert_int_eq(cio_loop_call_soon_threadsafe(fx.loop, drain_cb, &fx), 0);
+    /* The idle connection goes at once; the busy one gets its answer, then goes. */
+    assert_closed(&idle_c);
+    send_str(busy.fd, "\r\n");
+    http_read(&busy, &r, false);
+    assert_hello(&r, false);
+    ck_assert(header_is(&r, "Connection", "close"));
+    assert_closed(&busy);
+    close(idle_c.fd);
+    close(busy.fd);
+    stop(&fx);
+}
+END_TEST
+
 START_TEST(test_http_curl_gets_hello_world)
 {
     if (system("command -v curl >/dev/null 2>&1") != 0) {
@@ -849,6 +887,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_http_malformed_requests_get_400);
     CIO_TEST(tc, test_http_chunked_request_gets_501);
     CIO_TEST(tc, test_http_keep_alive_serves_many_requests_on_one_connection);
+    CIO_TEST(tc, test_http_drain_closes_idle_connections_and_answers_the_rest_with_close);
     CIO_TEST(tc, test_http_curl_gets_hello_world);
     suite_add_tcase(s, tc);
     return s;

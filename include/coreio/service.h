@@ -35,6 +35,13 @@ typedef struct cio_service {
     int (*worker_init)(void *arg, cio_loop_t *loop, void **state);
     /** Optional: release a worker's state once its connections are gone; worker's thread. */
     void (*worker_teardown)(void *state);
+    /**
+     * Optional: the listener has stopped accepting and its connections
+     * drain (shutdown, or a reload that removes it); runs on each worker's
+     * thread with its state. Close what can go without losing work, such as
+     * idle keep-alive connections; what is left is aborted at drain_timeout.
+     */
+    void (*drain)(void *state);
     void *arg; /* given to worker_init (or to factory without one) */
 } cio_service_t;
 
