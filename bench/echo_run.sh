@@ -11,9 +11,11 @@
 # the raw epoll server's: the CPU-per-request floor (bench/echo_epoll.c).
 #
 # Servers: "epoll" (bench/echo_epoll.c), "asyncio" and "uvloop"
-# (bench/echo_py.py), then one per NAME=COMMAND argument, where COMMAND is run
-# by sh with each {PORT} replaced by the port, for example
+# (bench/echo_py.py), "libuv" (bench/echo_libuv.c, skipped if it does not build
+# with -luv), then one per NAME=COMMAND argument, where COMMAND is run by sh
+# with each {PORT} replaced by the port, for example
 #     coreio="./bench/echo_coreio {PORT}"
+#     coreiod="sh bench/coreiod_echo.sh ./tools/coreiod {PORT}"
 # A server must listen on 127.0.0.1:PORT, print a line containing "listening"
 # on stdout once it accepts connections, and exit on SIGTERM. It runs in its
 # own process group; its CPU time includes that of its live descendants.
@@ -21,9 +23,10 @@
 # Environment: ECHO_SECONDS (measured seconds per workload, default 5),
 # ECHO_BUSY_POLL (1, the default: echo_load -b, it spins on its own CPU rather
 # than sleeping, so the server sets the pace; 0: it sleeps in epoll_wait),
-# ECHO_EPOLL_BIN and ECHO_LOAD_BIN (use these binaries instead of building
-# them with ${CC:-cc} -O2 into a temporary directory), ECHO_SERVER_CPU and
-# ECHO_LOAD_CPU (default 0 and 1), top_srcdir (default: this script's "..").
+# ECHO_EPOLL_BIN, ECHO_LIBUV_BIN and ECHO_LOAD_BIN (use these binaries instead
+# of building them with ${CC:-cc} -O2 into a temporary directory),
+# ECHO_SERVER_CPU and ECHO_LOAD_CPU (default 0 and 1), top_srcdir (default:
+# this script's "..").
 #
 # Per server and workload: a 1 s warm-up run of echo_load, then a sample of
 # the server's CPU time, the measured run (echo_load -w 0 -d ECHO_SECONDS),
@@ -33,6 +36,7 @@
 set -eu
 
 top=${top_srcdir:-$(dirname "$0")/..}
+. "$top/bench/lib.sh"
 py=/usr/bin/python3
 secs=${ECHO_SECONDS:-5}
 srv_cpu=${ECHO_SERVER_CPU:-0}
@@ -49,11 +53,6 @@ failed=0
 tmp=$(mktemp -d)
 srv_pid=
 load_pid=
-
-# Send signal $1 to the server's process group (to the server alone if that fails).
-signal_server() {
-    kill "-$1" "-$srv_pid" 2>/dev/null || kill "-$1" "$srv_pid" 2>/dev/null || :
-}
 
 # Stop whatever is still running (the server's whole process group) and
 # remove the temporary directory, on any exit.
@@ -80,59 +79,6 @@ warn() {
     echo "echo_run.sh: $*" >&2
 }
 
-# Quote $1 for sh -c.
-quote() {
-    printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
-}
-
-# A TCP port in 20000..29999 (below Linux's ephemeral range) that no socket,
-# in any state, IPv4 or IPv6, uses now.
-free_port() {
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v start=$((20000 + $$ % 10000)) '
-    function hex(s,    i, v) {
-        for (i = 1; i <= length(s); i++)
-            v = v * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1
-        return v
-    }
-    $1 ~ /:$/ { p = $2; sub(/.*:/, "", p); used[hex(p)] = 1 }
-    END {
-        for (i = 0; i < 10000; i++) {
-            p = 20000 + (start - 20000 + i) % 10000
-            if (!(p in used)) { print p; exit }
-        }
-        exit 1
-    }'
-}
-
-# 0 if process $1 exists and is not a zombie.
-alive() {
-    [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'
-}
-
-# 0 if a process other than a zombie is left in process group $1.
-group_alive() {
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pgid="$1" '
-    { sub(/.*\) /, ""); if ($3 == pgid && $1 != "Z") found = 1 } # $3: pgrp
-    END { exit !found }'
-}
-
-# utime + stime, in clock ticks, of process $1 and its live descendants.
-cpu_ticks() {
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" '
-    {
-        pid = $1; line = $0
-        sub(/.*\) /, "", line) # drop "pid (comm) ": comm may hold spaces
-        split(line, f, " ")
-        parent[pid] = f[2]; ticks[pid] = f[12] + f[13]
-    }
-    END {
-        for (pid in ticks)
-            for (p = pid; p != "" && p > 1; p = parent[p])
-                if (p == root) { sum += ticks[pid]; break }
-        print sum + 0
-    }'
-}
-
 # "busy steal" for the server's CPU, then for the load generator's: clock
 # ticks spent in user, system, irq and softirq mode (any process: a task's
 # utime + stime includes the softirq work done in its context, such as
@@ -142,16 +88,6 @@ cpu_stat() {
     $1 == s { srv = $2 + $3 + $4 + $7 + $8 " " $9 }
     $1 == l { load = $2 + $3 + $4 + $7 + $8 " " $9 }
     END { print srv, load }' /proc/stat
-}
-
-# utime + stime, in clock ticks, of the children this shell has waited for,
-# from file $1 written by "times" (in the shell itself: in a $(subshell) it
-# would report the subshell's).
-child_ticks() {
-    awk -v hz="$hz" 'NR == 2 {
-        split($1, u, "m"); split($2, s, "m")
-        printf "%.0f\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz
-    }' "$1"
 }
 
 # Warn if, between cpu_stat samples $1 and $2, more than 5% of the time of
@@ -173,52 +109,6 @@ check_quiet() {
                     cpu[(i + 1) / 2], 100 * other, 100 * steal > "/dev/stderr"
         }
     }'
-}
-
-# Field $1 of the JSON line in file $2 (echo_load's flat output).
-json_get() {
-    sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"
-}
-
-# Start server command $1 (with {PORT} already replaced) pinned to the server
-# CPU, in its own process group; wait up to 10 s for "listening".
-start_server() {
-    : >"$tmp/srv.out" # before the fork: the last server's "listening" must not count
-    setsid taskset -c "$srv_cpu" sh -c "exec $1" </dev/null >"$tmp/srv.out" 2>"$tmp/srv.err" &
-    srv_pid=$!
-    i=0
-    while [ $i -lt 100 ]; do
-        grep -q listening "$tmp/srv.out" && return 0
-        alive "$srv_pid" || return 1
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
-# SIGTERM to the server's process group; SIGKILL if some of it is still there
-# after 5 s. Then the last lines of its stderr, if any.
-stop_server() {
-    signal_server TERM
-    i=0
-    while group_alive "$srv_pid" && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    if group_alive "$srv_pid"; then
-        warn "$name: still running 5 s after SIGTERM, killed"
-        signal_server KILL
-    fi
-    status=0
-    wait "$srv_pid" || status=$?
-    case $status in
-    0 | 143) ;;
-    *) warn "$name: exit status $status" ;;
-    esac
-    if [ -s "$tmp/srv.err" ]; then
-        tail -n 5 "$tmp/srv.err" | sed "s/^/$name stderr: /" >&2
-    fi
-    srv_pid=
 }
 
 # Run echo_load pinned to the load CPU: $1 message size, $2 seconds, output to
@@ -313,6 +203,17 @@ epoll_bin=${ECHO_EPOLL_BIN:-$tmp/echo_epoll}
 if [ -z "${ECHO_EPOLL_BIN:-}" ]; then
     $cc -O2 -std=gnu11 -o "$epoll_bin" "$top/bench/echo_epoll.c" || die "cannot build echo_epoll"
 fi
+# libuv is a peer like the Python ones: skipped, not fatal, when it is missing.
+libuv_bin=${ECHO_LIBUV_BIN:-$tmp/echo_libuv}
+if [ -z "${ECHO_LIBUV_BIN:-}" ]; then
+    uv_flags=$(pkg-config --cflags --libs libuv 2>/dev/null) || uv_flags=-luv
+    # shellcheck disable=SC2086 # $uv_flags is a list of flags
+    if ! $cc -O2 -std=gnu11 -o "$libuv_bin" "$top/bench/echo_libuv.c" $uv_flags \
+        2>"$tmp/libuv.err"; then
+        warn "skipped libuv: cannot build bench/echo_libuv.c against libuv (Debian: libuv1-dev)"
+        libuv_bin=
+    fi
+fi
 
 # ---- the servers: built-in ones first, so "epoll" is the reference ------------
 for spec in "$@"; do
@@ -321,6 +222,9 @@ for spec in "$@"; do
     *) die "not NAME=COMMAND with {PORT} in COMMAND: $spec" ;;
     esac
 done
+if [ -n "$libuv_bin" ]; then
+    set -- "libuv=$(quote "$libuv_bin") {PORT}" "$@"
+fi
 pyserver="$(quote "$py") $(quote "$top/bench/echo_py.py")"
 for impl in uvloop asyncio; do
     if [ -x "$py" ] && "$py" -c "import $impl" 2>/dev/null; then
@@ -341,19 +245,7 @@ for spec in "$@"; do
     esac
     names="$names$name "
     port=$(free_port) || die "no free TCP port in 20000..29999"
-    # Replace every {PORT} in the command by the port.
-    rest=$cmd
-    cmd=
-    while :; do
-        case $rest in
-        *'{PORT}'*)
-            cmd=$cmd${rest%%\{PORT\}*}$port
-            rest=${rest#*\{PORT\}}
-            ;;
-        *) break ;;
-        esac
-    done
-    cmd=$cmd$rest
+    cmd=$(subst_port "$cmd" "$port")
     if start_server "$cmd"; then
         measure
     else

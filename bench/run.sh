@@ -4,9 +4,12 @@
 # table per group with each figure and the ratio of the peer's figure to
 # coreio's (above 1: coreio is faster or smaller); then call_soon_threadsafe
 # between two pinned worker loops (coreio alone), the heap cost of an idle
-# connection and the TCP echo comparison of bench/echo_run.sh (raw epoll,
-# asyncio, uvloop, coreio). Missing peers, and coreio programs not built, are
-# skipped.
+# connection, the TCP echo comparison of bench/echo_run.sh (raw epoll,
+# asyncio, uvloop, libuv, coreio, coreiod), coreiod's echo with 1 and 2
+# workers (bench/workers_run.sh) and coreiod's http-hello against nginx
+# (bench/http_run.sh). Missing peers, and coreio programs not built, are
+# skipped with a message on stderr. The exit status is 1 if a network
+# benchmark failed (after the others have run).
 set -eu
 b=${1:-.}
 s=${2:-.}
@@ -85,6 +88,28 @@ echo "| metric | unit | coreio |"
 echo "|---|---|---|"
 "$b/bench/idle_memory" 10000 | awk -F'\t' '{ printf "| %s (10,000 connections) | %s | %s |\n", $2, $4, $3 }'
 
+status=0
+coreiod=$b/tools/coreiod
+set -- coreio="$b/bench/echo_coreio {PORT}"
+if [ -x "$coreiod" ]; then
+    set -- "$@" coreiod="sh $s/bench/coreiod_echo.sh $coreiod {PORT}"
+else
+    echo "skipped coreiod: $coreiod is not built" >&2
+fi
 echo
-top_srcdir="$s" sh "$s/bench/echo_run.sh" coreio="$b/bench/echo_coreio {PORT}"
+top_srcdir="$s" sh "$s/bench/echo_run.sh" "$@" || status=1
+
+if [ -x "$coreiod" ]; then
+    echo
+    top_srcdir="$s" sh "$s/bench/workers_run.sh" "$coreiod" || status=1
+    set -- "$coreiod"
+    if [ -x "$b/tools/coreio-bench" ]; then
+        set -- "$@" "$b/tools/coreio-bench"
+    else
+        echo "skipped coreio-bench as HTTP load generator: $b/tools/coreio-bench is not built" >&2
+    fi
+    echo
+    top_srcdir="$s" sh "$s/bench/http_run.sh" "$@" || status=1
+fi
+exit $status
 
