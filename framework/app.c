@@ -326,6 +326,25 @@ static void plan_reload(cio_app_t *app, const cio_config_t *nc, cio__listener_t 
     }
 }
 
+/* Make @p next (@p n listeners) the running list; drain the old ones not in it. */
+static void swap_listeners(cio_app_t *app, cio__listener_t **next, size_t n)
+{
+    pthread_mutex_lock(&app->mu);
+    cio__listener_t **old = app->ls;
+    size_t nold = app->nls;
+    app->ls = next;
+    app->nls = n;
+    pthread_mutex_unlock(&app->mu);
+    for (size_t k = 0; k < nold; k++) {
+        bool kept = false;
+        for (size_t i = 0; i < n; i++)
+            kept |= next[i] == old[k];
+        if (!kept)
+            drain_later(app, old[k]);
+    }
+    free(old);
+}
+
 static void reload(cio_app_t *app)
 {
     char *errors = NULL;
@@ -338,50 +357,31 @@ static void reload(cio_app_t *app)
     }
     apply_overrides(&app->opts, nc);
     size_t n = nc->nlisteners, nopen = 0;
-    cio__listener_t **kept = calloc(n ? n : 1, sizeof(*kept));
+    cio__listener_t **next = calloc(n ? n : 1, sizeof(*next)), **opened = NULL;
     const cio_config_listener_t **to_open = calloc(n ? n : 1, sizeof(*to_open));
-    cio__listener_t **opened = NULL;
     int rc = -ENOMEM;
-    if (kept && to_open) {
-        plan_reload(app, nc, kept, to_open, &nopen);
+    if (next && to_open) {
+        plan_reload(app, nc, next, to_open, &nopen);
         rc = open_listeners(app, to_open, nopen, &opened);
     }
+    free(to_open);
     if (rc < 0) {
         app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
                 cio_strerror(rc));
         cio_config_free(nc);
-        free(kept);
-        free(to_open);
+        free(next);
         return;
     }
-    /* The new list: kept listeners and opened ones, in the file's order. */
-    cio__listener_t **next = calloc(n ? n : 1, sizeof(*next));
-    for (size_t i = 0, j = 0; next && i < n; i++)
-        next[i] = kept[i] ? kept[i] : opened[j++];
-    pthread_mutex_lock(&app->mu);
-    cio__listener_t **old = app->ls;
-    size_t nold = app->nls;
-    if (next) {
-        app->ls = next;
-        app->nls = n;
-    }
-    pthread_mutex_unlock(&app->mu);
-    for (size_t k = 0; next && k < nold; k++) {
-        bool keep = false;
-        for (size_t i = 0; i < n; i++)
-            keep |= kept[i] == old[k];
-        if (!keep)
-            drain_later(app, old[k]);
-    }
-    if (next)
-        free(old);
+    /* Kept listeners are in place; the opened ones fill the gaps, in the file's order. */
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (!next[i])
+            next[i] = opened[j++];
+    free(opened);
+    swap_listeners(app, next, n);
     warn_restart_only(app, app->cfg, nc);
     cio_log_set_handler(NULL, NULL, nc->log_level);
     cio_config_free(app->cfg);
     app->cfg = nc;
-    free(kept);
-    free(to_open);
-    free(opened);
     app_log(app, CIO_LOG_INFO, "reloaded (%zu listeners, %zu opened)", n, nopen);
 }
 
