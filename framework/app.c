@@ -156,11 +156,8 @@ static int start_workers(cio_app_t *app)
     app->nworkers = cio_workers_count(app->workers);
     if (!(app->wstats = calloc(app->nworkers, sizeof(*app->wstats))))
         return -ENOMEM;
-    for (size_t i = 0; i < app->nworkers; i++) {
+    for (size_t i = 0; i < app->nworkers; i++)
         pthread_mutex_init(&app->wstats[i].mu, NULL);
-        app->wstats[i].app = app;
-        app->wstats[i].index = i;
-    }
     int rc = 0;
     if (c->executor_threads) {
         app->executor = cio_executor_new(c->executor_threads);

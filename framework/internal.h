@@ -44,8 +44,6 @@ typedef struct cio__worker_stats {
     double lag;            /* how late the last tick ran, seconds */
     double lag_max;        /* the worst since the start */
     cio_handle_t tick;     /* the worker's own timer (its thread only) */
-    struct cio_app_s *app;
-    size_t index;
     bool stopping;
 } cio__worker_stats_t;
 

@@ -106,7 +106,8 @@ static void header(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void format_loops(FILE *f, cio_app_t *app, const cio_loop_stats_t *snap, const double *lag)
+static void format_loops(FILE *f, cio_app_t *app, const cio_loop_stats_t *snap, const double *lag,
+                         const double *lag_max)
 {
     for (size_t m = 0; m < sizeof(loop_metrics) / sizeof(loop_metrics[0]); m++) {
         const metric_t *mt = &loop_metrics[m];
@@ -117,9 +118,13 @@ static void format_loops(FILE *f, cio_app_t *app, const cio_loop_stats_t *snap, 
             fprintf(f, "%s{worker=\"%zu\"} %llu\n", mt->name, i, (unsigned long long)v);
         }
     }
-    header(f, "coreio_loop_lag_seconds", "gauge", "How late the loop ran its last timer.");
+    header(f, "coreio_loop_lag_seconds", "gauge",
+           "How late the loop ran its 4 Hz timer (libevent's coarse clock adds up to 4 ms).");
     for (size_t i = 0; i < app->nworkers; i++)
         fprintf(f, "coreio_loop_lag_seconds{worker=\"%zu\"} %.6f\n", i, lag[i]);
+    header(f, "coreio_loop_lag_max_seconds", "gauge", "The worst loop lag since the start.");
+    for (size_t i = 0; i < app->nworkers; i++)
+        fprintf(f, "coreio_loop_lag_max_seconds{worker=\"%zu\"} %.6f\n", i, lag_max[i]);
 }
 
 static void format_listeners(FILE *f, cio_app_t *app, size_t *counts)
@@ -150,7 +155,7 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
 {
     size_t n = app->nworkers;
     cio_loop_stats_t *snap = calloc(n, sizeof(*snap));
-    double *lag = calloc(n, sizeof(*lag));
+    double *lag = calloc(2 * n, sizeof(*lag)), *lag_max = lag ? lag + n : NULL;
     size_t *counts = calloc(n, sizeof(*counts));
     char *text = NULL;
     FILE *f = snap && lag && counts ? open_memstream(&text, len) : NULL;
@@ -159,11 +164,12 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
             pthread_mutex_lock(&app->wstats[i].mu);
             snap[i] = app->wstats[i].loop;
             lag[i] = app->wstats[i].lag;
+            lag_max[i] = app->wstats[i].lag_max;
             pthread_mutex_unlock(&app->wstats[i].mu);
         }
         header(f, "coreio_workers", "gauge", "Worker threads, one loop each.");
         fprintf(f, "coreio_workers %zu\n", n);
-        format_loops(f, app, snap, lag);
+        format_loops(f, app, snap, lag, lag_max);
         format_listeners(f, app, counts);
         if (fclose(f) != 0) {
             free(text);
