@@ -15,18 +15,10 @@
 
 #include <coreio.h>
 
-#define REPEAT 5
+#include "benchutil.h"
 
-static double scale = 1.0;
 static const char *only; /* run just this metric (--only NAME) */
 static long counter;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Pin the calling thread to @p cpu (modulo the CPUs there are). */
 static void pin_to(int cpu)
@@ -36,24 +28,6 @@ static void pin_to(int cpu)
     CPU_ZERO(&set);
     CPU_SET(cpu % (ncpu > 0 ? ncpu : 1), &set);
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, REPEAT, sizeof(*v), cmp_double);
-    return v[REPEAT / 2];
-}
-
-static long scaled(long n)
-{
-    long v = (long)(n * scale);
-    return v > 0 ? v : 1;
 }
 
 static int count_cb(void *arg)

@@ -24,44 +24,9 @@
 
 #include <coreio.h>
 
-#define REPEAT 5
-#define BURST  1000
+#include "benchutil.h"
 
-static double scale = 1.0;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* User + system CPU time of the whole process (every thread), in ns. */
-static uint64_t cpu_ns(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, REPEAT, sizeof(*v), cmp_double);
-    return v[REPEAT / 2];
-}
-
-static long scaled(long n)
-{
-    long v = (long)((double)n * scale);
-    return v > 0 ? v : 1;
-}
+#define BURST 1000
 
 /* Abort on a failed post: a benchmark that dropped messages would hang. */
 static void post(cio_loop_t *loop, cio_callback_t cb, void *arg)

@@ -12,28 +12,7 @@
 
 #include "internal.h"
 
-#define REPEAT 5
-
-static double scale = 1.0;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long scaled(long n)
-{
-    long v = (long)((double)n * scale);
-    return v > 0 ? v : 1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "benchutil.h"
 
 /* ---- the raw switch: main <-> one fiber, ns per switch ------------------- */
 

@@ -48,32 +48,7 @@ fi
 cc=${CC:-cc}
 workloads="1024 102400" # message sizes; each with 10 connections
 conns=10
-failed=0
-
-tmp=$(mktemp -d)
-srv_pid=
-load_pid=
-
-# Stop whatever is still running (the server's whole process group) and
-# remove the temporary directory, on any exit.
-cleanup() {
-    if [ -n "$load_pid" ]; then
-        kill -KILL "$load_pid" 2>/dev/null || :
-    fi
-    if [ -n "$srv_pid" ]; then
-        signal_server KILL
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "echo_run.sh: $*" >&2
-    exit 1
-}
+begin_run echo_run.sh
 
 warn() {
     echo "echo_run.sh: $*" >&2

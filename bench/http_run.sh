@@ -35,30 +35,7 @@ runs=${HTTP_RUNS:-3}
 conns=${HTTP_CONNS:-50}
 srv_cpu=0
 load_cpu=1
-failed=0
-
-tmp=$(mktemp -d)
-srv_pid=
-load_pid=
-
-cleanup() {
-    if [ -n "$load_pid" ]; then
-        kill -KILL "$load_pid" 2>/dev/null || :
-    fi
-    if [ -n "$srv_pid" ]; then
-        signal_server KILL
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "http_run.sh: $*" >&2
-    exit 1
-}
+begin_run http_run.sh
 
 warn() {
     echo "http_run.sh: $*" >&2

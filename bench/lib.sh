@@ -187,3 +187,35 @@ check_quiet_cpus() {
                 100 * steal > "/dev/stderr"
     }'
 }
+
+# Begin a benchmark script: a private temporary directory in $tmp, no server
+# or load generator yet, and a cleanup that stops whatever is still running
+# (the server's whole process group) and removes $tmp on any exit. $1 names
+# the script in die()'s messages.
+begin_run() {
+    script_name=$1
+    # shellcheck disable=SC2034 # read by the caller
+    failed=0
+    tmp=$(mktemp -d)
+    srv_pid=
+    load_pid=
+    trap cleanup_run EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+cleanup_run() {
+    if [ -n "$load_pid" ]; then
+        kill -KILL "$load_pid" 2>/dev/null || :
+    fi
+    if [ -n "$srv_pid" ]; then
+        signal_server KILL
+    fi
+    rm -rf "$tmp"
+}
+
+die() {
+    echo "$script_name: $*" >&2
+    exit 1
+}

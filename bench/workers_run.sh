@@ -42,30 +42,7 @@ size=${WORKERS_SIZE:-1024}
 load_cpu=1
 srv_cpu=0,1 # the process; coreiod pins each worker to its own core
 cc=${CC:-cc}
-failed=0
-
-tmp=$(mktemp -d)
-srv_pid=
-load_pid=
-
-cleanup() {
-    if [ -n "$load_pid" ]; then
-        kill -KILL "$load_pid" 2>/dev/null || :
-    fi
-    if [ -n "$srv_pid" ]; then
-        signal_server KILL
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "workers_run.sh: $*" >&2
-    exit 1
-}
+begin_run workers_run.sh
 
 warn() {
     echo "workers_run.sh: $*" >&2
