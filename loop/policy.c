@@ -10,6 +10,7 @@
 
 static __thread cio_loop_t *running_loop;
 static __thread cio_loop_t *current_loop;
+static __thread bool set_called; /* set_event_loop() ran in this thread (asyncio's _set_called) */
 
 cio_loop_t *cio__get_running(void)
 {
@@ -35,7 +36,8 @@ static bool is_main_thread(void)
 
 static cio_loop_t *default_get_event_loop(void *data, int *err)
 {
-    if (!current_loop && is_main_thread()) {
+    /* Only a main thread that never chose its loop gets one made for it. */
+    if (!current_loop && !set_called && is_main_thread()) {
         current_loop = cio_loop_new();
         if (!current_loop)
             *err = -ENOMEM;
@@ -48,6 +50,7 @@ static cio_loop_t *default_get_event_loop(void *data, int *err)
 
 static int default_set_event_loop(void *data, cio_loop_t *loop)
 {
+    set_called = true;
     current_loop = loop;
     return 0;
 }

@@ -91,6 +91,21 @@ START_TEST(test_get_event_loop_creates_loop_in_main_thread)
 }
 END_TEST
 
+/* asyncio raises once set_event_loop() was called, even with None, in the main thread too. */
+START_TEST(test_get_event_loop_after_set_event_loop_null_makes_no_loop)
+{
+    int err = 0;
+    ck_assert_int_eq(cio_set_event_loop(NULL), 0);
+    ck_assert_ptr_null(cio_get_event_loop(&err));
+    ck_assert_msg(err == CIO_ENOPOLICYLOOP, "err %s", cio_err_name(err));
+    cio_loop_t *loop = cio_loop_new();
+    ck_assert_int_eq(cio_set_event_loop(loop), 0);
+    ck_assert_ptr_eq(cio_get_event_loop(NULL), loop);
+    ck_assert_int_eq(cio_set_event_loop(NULL), 0);
+    ck_assert_int_eq(cio_loop_free(loop), 0);
+}
+END_TEST
+
 /* get_event_loop in a thread that is not the main thread. */
 typedef struct worker {
     bool is_main;
@@ -325,6 +340,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_get_running_loop_returns_loop_inside_callback);
     CIO_TEST(tc, test_get_event_loop_returns_running_loop);
     CIO_TEST(tc, test_get_event_loop_creates_loop_in_main_thread);
+    CIO_TEST(tc, test_get_event_loop_after_set_event_loop_null_makes_no_loop);
     CIO_TEST(tc, test_get_event_loop_in_other_thread_needs_set_event_loop);
     CIO_TEST(tc, test_freeing_current_loop_unsets_it);
     CIO_TEST(tc, test_new_event_loop_returns_distinct_loops);

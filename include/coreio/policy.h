@@ -36,8 +36,10 @@ CIO_EXTERN cio_loop_t *cio_get_running_loop(void);
 /**
  * The running loop if there is one; otherwise the policy's current loop for
  * this thread. The default policy creates one on first use in the main thread
- * (the caller then owns it: cio_set_event_loop(NULL) and cio_loop_free() it
- * when done); in other threads it needs cio_set_event_loop() first. Returns
+ * unless cio_set_event_loop() was ever called there, even with NULL, as
+ * asyncio does (the caller then owns it: cio_set_event_loop(NULL) and
+ * cio_loop_free() it when done); in other threads it needs
+ * cio_set_event_loop() first. Returns
  * NULL, with the reason in *@p err when @p err is not NULL
  * (CIO_ENOPOLICYLOOP, -ENOMEM), when there is no loop.
  */
