@@ -273,6 +273,83 @@ START_TEST(test_an_app_serves_reloads_and_stops_through_the_api)
 }
 END_TEST
 
+/* Connect to @p port and check one round trip of the tag service; the socket stays open. */
+static int hold(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char buf[16] = "";
+    ck_assert_int_eq(send(fd, "?", 1, 0), 1);
+    ck_assert_int_eq(recv(fd, buf, sizeof(buf) - 1, 0), 6);
+    ck_assert_str_eq(buf, "tagged");
+    return fd;
+}
+
+/* Start an app on @p ini (written to a temporary file) in a thread. */
+static cio_app_t *start_app(const char *ini, char *path, pthread_t *th, runner_t *r)
+{
+    char dir[] = "/tmp/cio-app-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, 64, "%s/app.ini", dir);
+    FILE *f = fopen(path, "w");
+    fputs(ini, f);
+    fclose(f);
+    char *errors = NULL;
+    cio_config_t *c = cio_config_load(path, &errors);
+    ck_assert_msg(c != NULL, "%s", errors ? errors : "");
+    static cio_app_opts_t o;
+    o = (cio_app_opts_t){.config_path = path, .name = "test"};
+    r->app = cio_app_new(c, &o, &errors);
+    ck_assert_ptr_nonnull(r->app);
+    ck_assert_int_eq(pthread_create(th, NULL, run_app, r), 0);
+    return r->app;
+}
+
+/* Join @p th, failing if it takes more than @p seconds (a hang, not a slow stop). */
+static void join_within(pthread_t th, int seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    ck_assert_msg(pthread_timedjoin_np(th, NULL, &ts) == 0, "the app did not stop");
+}
+
+START_TEST(test_stop_aborts_connections_held_on_every_worker_at_drain_timeout)
+{
+    register_tag();
+    int port = free_port();
+    char ini[512], path[64];
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 300ms\n\n"
+             "[listener a]\nservice = tag\naddress = 127.0.0.1:%d\nbalance = handoff\n"
+             "idle_timeout = 0\n",
+             port);
+    pthread_t th;
+    runner_t r = {0};
+    start_app(ini, path, &th, &r);
+    ck_assert(answers(port, "tagged"));
+    /* Hand-off gives each new connection to the least-loaded worker: one each. */
+    int fds[4];
+    for (int i = 0; i < 4; i++)
+        fds[i] = hold(port);
+    cio_app_stop(r.app);
+    join_within(th, 10);
+    ck_assert_int_eq(r.rc, 0);
+    char buf[8];
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_le(recv(fds[i], buf, sizeof(buf), 0), 0); /* EOF or reset */
+        close(fds[i]);
+    }
+    cio_app_free(r.app);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_an_address_in_use_fails_the_start)
 {
     int busy = socket(AF_INET, SOCK_STREAM, 0);
@@ -302,6 +379,7 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_app_new_names_the_line_of_an_unknown_or_unfit_service);
     CIO_TEST(tc, test_an_app_serves_reloads_and_stops_through_the_api);
     CIO_TEST(tc, test_an_address_in_use_fails_the_start);
+    CIO_TEST(tc, test_stop_aborts_connections_held_on_every_worker_at_drain_timeout);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -342,7 +342,12 @@ static int wait_closed_task(void *arg, void **result)
 
 /* ---- fan-out from the owner's loop ---------------------------------------------- */
 
-/* Run @p fn on shards [from, to) at once and wait for all; the first error wins. */
+/*
+ * Run @p fn on shards [from, to) at once and wait for all; the first error
+ * wins. A cancellation ends the wait at once, as it ends asyncio's gather: the
+ * caller (a drain that timed out, say) must not go on waiting for the other
+ * shards, whose jobs run to their end on their own.
+ */
 static int on_shards(cio_sharded_t *s, size_t from, size_t to, cio_task_fn fn)
 {
     if (from == to)
@@ -354,10 +359,13 @@ static int on_shards(cio_sharded_t *s, size_t from, size_t to, cio_task_fn fn)
         futs[i - from] = cio_workers_submit(s->w, i, fn, &s->shards[i]);
     int rc = 0;
     for (size_t i = from; i < to; i++) {
-        int r = futs[i - from] ? cio_await(futs[i - from], NULL) : -ENOMEM;
-        if (rc == 0 && r < 0)
-            rc = r;
-        cio_future_unref(futs[i - from]);
+        cio_future_t *f = futs[i - from];
+        if (rc != -ECANCELED) {
+            int r = f ? cio_await(f, NULL) : -ENOMEM;
+            if (r < 0 && (rc == 0 || r == -ECANCELED))
+                rc = r;
+        }
+        cio_future_unref(f);
     }
     free(futs);
     return rc;
