@@ -197,7 +197,7 @@ static int open_listeners(cio_app_t *app, const cio_config_listener_t *const *cf
     int rc = 0;
     size_t opened = 0;
     for (; opened < n && rc == 0; opened++)
-        rc = cio__listener_open(app, cfgs[opened], &ls[opened]);
+        rc = cio__listener_open(app, cfgs[opened], NULL, &ls[opened]);
     if (rc < 0) {
         for (size_t i = 0; i + 1 < opened; i++)
             cio__listener_drain_and_free(ls[i], 0);
@@ -263,14 +263,6 @@ static void stop_everything(cio_app_t *app)
 
 /* ---- reload ------------------------------------------------------------------------ */
 
-static bool unchanged(const cio__listener_t *l, const cio_config_listener_t *c)
-{
-    const cio_config_listener_t *o = &l->cfg;
-    return strcmp(o->service, c->service) == 0 && cio_config_listener_same_socket(o, c) &&
-           o->idle_timeout == c->idle_timeout && o->write_high == c->write_high &&
-           o->write_low == c->write_low;
-}
-
 static cio_config_t *read_config(cio_app_t *app, char **errors)
 {
     cio_config_t *c = app->config_path
@@ -307,45 +299,127 @@ static void log_errors(cio_app_t *app, char *errors)
         app_log(app, CIO_LOG_ERROR, "%s", line);
 }
 
-/* Classify: kept[i] is the running listener to keep for new listener i, or NULL. */
-static void plan_reload(cio_app_t *app, const cio_config_t *nc, cio__listener_t **kept,
-                        const cio_config_listener_t **to_open, size_t *nopen)
+/* What a reload does with one listener of the new file. */
+typedef enum reload_how {
+    RELOAD_KEEP,        /* nothing changed */
+    RELOAD_RECONFIGURE, /* backlog or per-connection settings: applied in place */
+    RELOAD_TAKE_OVER,   /* another service on the same sockets: a new listener adopts them */
+    RELOAD_OPEN,        /* new, or another address: a new listener, the old one drains */
+} reload_how_t;
+
+typedef struct reload_step {
+    const cio_config_listener_t *cfg;
+    cio__listener_t *old; /* the running listener of that name, or NULL */
+    reload_how_t how;
+    cio__listener_t *next; /* the listener that serves cfg after the reload */
+} reload_step_t;
+
+static reload_how_t classify(const cio__listener_t *l, const cio_config_listener_t *c)
 {
-    *nopen = 0;
-    for (size_t i = 0; i < nc->nlisteners; i++) {
-        const cio_config_listener_t *c = &nc->listeners[i];
-        kept[i] = NULL;
-        for (size_t k = 0; k < app->nls; k++)
-            if (strcmp(app->ls[k]->cfg.name, c->name) == 0 && unchanged(app->ls[k], c))
-                kept[i] = app->ls[k];
-        if (!kept[i])
-            to_open[(*nopen)++] = c;
-    }
+    const cio_config_listener_t *o = &l->cfg;
+    cio_config_listener_t same_backlog = *c;
+    same_backlog.backlog = o->backlog; /* listen(2) again changes a backlog in place */
+    if (!cio_config_listener_same_socket(o, &same_backlog))
+        return RELOAD_OPEN;
+    if (strcmp(o->service, c->service) != 0)
+        return RELOAD_TAKE_OVER;
+    if (o->backlog != c->backlog || o->idle_timeout != c->idle_timeout ||
+        o->write_high != c->write_high || o->write_low != c->write_low)
+        return RELOAD_RECONFIGURE;
+    return RELOAD_KEEP;
 }
 
-/* Make @p next (@p n listeners) the running list; drain the old ones not in it. */
-static void swap_listeners(cio_app_t *app, cio__listener_t **next, size_t n)
+static int by_name(const void *a, const void *b)
 {
+    return strcmp((*(cio__listener_t *const *)a)->cfg.name,
+                  (*(cio__listener_t *const *)b)->cfg.name);
+}
+
+/* Pair each listener of @p nc with the running one of its name (n log n). */
+static int plan_reload(cio_app_t *app, const cio_config_t *nc, reload_step_t *steps)
+{
+    cio__listener_t **sorted = malloc((app->nls ? app->nls : 1) * sizeof(*sorted));
+    if (!sorted)
+        return -ENOMEM;
+    memcpy(sorted, app->ls, app->nls * sizeof(*sorted));
+    qsort(sorted, app->nls, sizeof(*sorted), by_name);
+    for (size_t i = 0; i < nc->nlisteners; i++) {
+        cio__listener_t key = {.cfg.name = nc->listeners[i].name}, *k = &key;
+        cio__listener_t **found = bsearch(&k, sorted, app->nls, sizeof(*sorted), by_name);
+        steps[i] = (reload_step_t){.cfg = &nc->listeners[i], .old = found ? *found : NULL};
+        steps[i].how = found ? classify(*found, steps[i].cfg) : RELOAD_OPEN;
+    }
+    free(sorted);
+    return 0;
+}
+
+/* Open the new listeners (fresh ones first: they may find their address busy);
+ * on failure close those opened, which gives taken-over sockets back. */
+static int open_new(cio_app_t *app, reload_step_t *steps, size_t n)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++)
+        for (size_t i = 0; i < n && rc == 0; i++)
+            if (steps[i].how == (pass ? RELOAD_TAKE_OVER : RELOAD_OPEN))
+                rc = cio__listener_open(app, steps[i].cfg, pass ? steps[i].old : NULL,
+                                        &steps[i].next);
+    for (size_t i = 0; rc < 0 && i < n; i++)
+        if (steps[i].how >= RELOAD_TAKE_OVER && steps[i].next)
+            cio__listener_drain_and_free(steps[i].next, 0);
+    return rc;
+}
+
+/* Make the new listeners the running list; drain the old ones not in it. */
+static void swap_listeners(cio_app_t *app, reload_step_t *steps, cio__listener_t **next, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        next[i] = steps[i].how >= RELOAD_TAKE_OVER ? steps[i].next : steps[i].old;
+    for (size_t i = 0; i < n; i++)
+        if (steps[i].how == RELOAD_RECONFIGURE)
+            cio__listener_reconfigure(steps[i].old, steps[i].cfg);
     pthread_mutex_lock(&app->mu);
     cio__listener_t **old = app->ls;
     size_t nold = app->nls;
     app->ls = next;
     app->nls = n;
     pthread_mutex_unlock(&app->mu);
-    for (size_t k = 0; k < nold; k++) {
-        bool kept = false;
-        for (size_t i = 0; i < n; i++)
-            kept |= next[i] == old[k];
-        if (!kept)
+    for (size_t k = 0; k < nold; k++)
+        old[k]->reload_mark = false;
+    for (size_t i = 0; i < n; i++)
+        next[i]->reload_mark = true;
+    for (size_t k = 0; k < nold; k++)
+        if (!old[k]->reload_mark)
             drain_later(app, old[k]);
-    }
     free(old);
+}
+
+typedef struct read_job {
+    cio_app_t *app;
+    char **errors;
+} read_job_t;
+
+/* On an executor thread: read and check the file, so a huge one never stalls the control loop. */
+static int read_config_job(void *arg, void **result)
+{
+    read_job_t *j = arg;
+    *result = read_config(j->app, j->errors);
+    return 0;
+}
+
+static cio_config_t *read_config_off_loop(cio_app_t *app, char **errors)
+{
+    read_job_t j = {.app = app, .errors = errors};
+    cio_future_t *f = cio_loop_run_in_executor(app->loop, NULL, read_config_job, &j);
+    void *c = NULL;
+    int rc = f ? cio_await(f, &c) : -ENOMEM;
+    cio_future_unref(f);
+    return rc == 0 ? c : NULL;
 }
 
 static void reload(cio_app_t *app)
 {
     char *errors = NULL;
-    cio_config_t *nc = read_config(app, &errors);
+    cio_config_t *nc = read_config_off_loop(app, &errors);
     if (!nc) {
         app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration");
         log_errors(app, errors);
@@ -354,27 +428,23 @@ static void reload(cio_app_t *app)
     }
     apply_overrides(&app->opts, nc);
     size_t n = nc->nlisteners, nopen = 0;
-    cio__listener_t **next = calloc(n ? n : 1, sizeof(*next)), **opened = NULL;
-    const cio_config_listener_t **to_open = calloc(n ? n : 1, sizeof(*to_open));
-    int rc = -ENOMEM;
-    if (next && to_open) {
-        plan_reload(app, nc, next, to_open, &nopen);
-        rc = open_listeners(app, to_open, nopen, &opened);
-    }
-    free(to_open);
+    reload_step_t *steps = calloc(n ? n : 1, sizeof(*steps));
+    cio__listener_t **next = calloc(n ? n : 1, sizeof(*next));
+    int rc = steps && next ? plan_reload(app, nc, steps) : -ENOMEM;
+    if (rc == 0)
+        rc = open_new(app, steps, n);
     if (rc < 0) {
         app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
                 cio_strerror(rc));
         cio_config_free(nc);
+        free(steps);
         free(next);
         return;
     }
-    /* Kept listeners are in place; the opened ones fill the gaps, in the file's order. */
-    for (size_t i = 0, j = 0; i < n; i++)
-        if (!next[i])
-            next[i] = opened[j++];
-    free(opened);
-    swap_listeners(app, next, n);
+    for (size_t i = 0; i < n; i++)
+        nopen += steps[i].how >= RELOAD_TAKE_OVER;
+    swap_listeners(app, steps, next, n);
+    free(steps);
     warn_restart_only(app, app->cfg, nc);
     cio_log_set_handler(NULL, NULL, nc->log_level);
     cio_config_free(app->cfg);

@@ -26,11 +26,17 @@ typedef struct cio__listener {
     void **state; /* per worker: worker_init's state, or the service's arg */
     bool *inited; /* per worker: worker_init succeeded */
     cio_sharded_t *sharded;
+    bool reload_mark; /* a reload's scratch: in the new list (control loop only) */
 } cio__listener_t;
 
-/* Inside a task on the control loop: open @p cfg's service on every worker. */
+/* Inside a task on the control loop: open @p cfg's service on every worker,
+ * on the listening sockets of @p from (which then drains) if not NULL. */
 int cio__listener_open(struct cio_app_s *app, const cio_config_listener_t *cfg,
-                       cio__listener_t **out);
+                       cio__listener_t *from, cio__listener_t **out);
+
+/* Inside a task: apply @p cfg's backlog, idle timeout and water marks to the
+ * open listener @p l (its connections from now on); 0 or -errno. */
+int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg);
 
 /* Inside a task: stop accepting (losing nothing queued), give the connections
  * @p drain_timeout seconds, abort the rest, release everything. */

@@ -104,6 +104,14 @@ static void listener_free(cio__listener_t *l)
 
 /* ---- opening and draining ------------------------------------------------------------ */
 
+/* Inside a task: wait for @p f (NULL: bad arguments) and release it. */
+static int await_done(cio_future_t *f)
+{
+    int rc = f ? cio_await(f, NULL) : -EINVAL;
+    cio_future_unref(f);
+    return rc;
+}
+
 static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c)
 {
     return (cio_sharded_opts_t){.type = c->protocol == CIO_CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM,
@@ -115,7 +123,8 @@ static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c)
                                 .write_low = c->write_low};
 }
 
-int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__listener_t **out)
+int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__listener_t *from,
+                       cio__listener_t **out)
 {
     size_t n = cio_workers_count(app->workers);
     cio__listener_t *l = calloc(1, sizeof(*l));
@@ -135,6 +144,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__li
     rc = cio__on_every_worker(l->app, init_task, l);
     if (rc == 0) {
         cio_sharded_opts_t o = sharded_opts(&l->cfg);
+        o.adopt = from ? from->sharded : NULL;
         cio_future_t *f =
             cio_workers_serve(app->workers, listener_factory, l, l->cfg.host, l->cfg.port, &o);
         void *s = NULL;
@@ -155,6 +165,22 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__li
                            : "*",
              l->cfg.path ? "" : ":", l->cfg.path ? "" : l->cfg.port);
     *out = l;
+    return 0;
+}
+
+int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg)
+{
+    cio_sharded_opts_t o = sharded_opts(cfg);
+    int rc = await_done(cio_sharded_reconfigure(l->sharded, &o));
+    if (rc < 0) {
+        cio__log(CIO_LOG_ERROR, "listener %s: cannot apply the new settings: %s", l->cfg.name,
+                 cio_strerror(rc));
+        return rc;
+    }
+    l->cfg.backlog = cfg->backlog;
+    l->cfg.idle_timeout = cfg->idle_timeout;
+    l->cfg.write_high = cfg->write_high;
+    l->cfg.write_low = cfg->write_low;
     return 0;
 }
 

@@ -259,6 +259,28 @@ static int start_serving(cio_server_t *s)
     return 0;
 }
 
+/* Per-connection settings a create_server call or a reconfigure may give. */
+static bool connection_opts_valid(const cio_server_opts_t *o)
+{
+    return o->idle_timeout >= 0 && !isinf(o->idle_timeout) && o->backlog >= 0 &&
+           !(o->write_high && o->write_low > o->write_high);
+}
+
+int cio_server_reconfigure(cio_server_t *s, const cio_server_opts_t *o)
+{
+    if (!s || !o || !connection_opts_valid(o))
+        return -EINVAL;
+    int backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+    for (size_t i = 0; s->serving && backlog != s->backlog && i < s->nls; i++)
+        if (listen(s->ls[i].fd, backlog) < 0)
+            return -errno;
+    s->backlog = backlog;
+    s->idle_timeout = o->idle_timeout;
+    s->write_high = o->write_high;
+    s->write_low = o->write_low;
+    return 0;
+}
+
 /* ---- the Server object ------------------------------------------------------------- */
 
 static int forever_done(cio_future_t *fut, void *arg)
@@ -539,8 +561,7 @@ static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t f
 {
     if (!loop || (!factory && !(opts && opts->on_accept)) || atomic_load(&loop->closed))
         return NULL;
-    if (opts && (!(opts->idle_timeout >= 0) || isinf(opts->idle_timeout) ||
-                 (opts->write_high && opts->write_low > opts->write_high)))
+    if (opts && !connection_opts_valid(opts))
         return NULL;
     create_args_t *a = calloc(1, sizeof(*a));
     if (!a)

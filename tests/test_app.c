@@ -350,6 +350,106 @@ START_TEST(test_stop_aborts_connections_held_on_every_worker_at_drain_timeout)
 }
 END_TEST
 
+/* Is a fresh idle connection to @p port closed by the server within @p ms? */
+static bool closed_when_idle(int port, int ms)
+{
+    int fd = hold(port);
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[8];
+    bool closed = recv(fd, buf, sizeof(buf), 0) == 0;
+    close(fd);
+    return closed;
+}
+
+START_TEST(test_a_reload_of_a_non_socket_setting_keeps_the_connections)
+{
+    register_tag();
+    int port = free_port();
+    const char *fmt = "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 200ms\n\n"
+                      "[listener a]\nservice = tag\naddress = 127.0.0.1:%d\nbalance = %s\n"
+                      "idle_timeout = %s\n";
+    const char *balance[] = {"handoff", "reuseport"};
+    for (int b = 0; b < 2; b++) {
+        char ini[512], path[64];
+        snprintf(ini, sizeof(ini), fmt, port, balance[b], "60s");
+        pthread_t th;
+        runner_t r = {0};
+        start_app(ini, path, &th, &r);
+        ck_assert(answers(port, "tagged"));
+        int fds[4];
+        for (int i = 0; i < 4; i++)
+            fds[i] = hold(port);
+        /* Only the idle timeout changes: new connections get the new one, the
+         * listener keeps its sockets and its connections. */
+        snprintf(ini, sizeof(ini), fmt, port, balance[b], "100ms");
+        FILE *f = fopen(path, "w");
+        fputs(ini, f);
+        fclose(f);
+        cio_app_reload(r.app);
+        bool applied = false;
+        for (int i = 0; i < 20 && !applied; i++)
+            applied = closed_when_idle(port, 500);
+        ck_assert_msg(applied, "the reload did not take effect (%s)", balance[b]);
+        usleep(300000); /* past drain_timeout: a drained connection would be gone */
+        for (int i = 0; i < 4; i++) {
+            char buf[16] = "";
+            ck_assert_int_eq(send(fds[i], "?", 1, 0), 1);
+            ck_assert_msg(recv(fds[i], buf, sizeof(buf) - 1, 0) == 6,
+                          "connection %d was closed by the reload (%s)", i, balance[b]);
+            close(fds[i]);
+        }
+        cio_app_stop(r.app);
+        join_within(th, 10);
+        ck_assert_int_eq(r.rc, 0);
+        cio_app_free(r.app);
+        unlink(path);
+    }
+}
+END_TEST
+
+/* Rewrite @p path with @p ini and ask @p app to reload. */
+static void reload_with(cio_app_t *app, const char *path, const char *ini)
+{
+    FILE *f = fopen(path, "w");
+    fputs(ini, f);
+    fclose(f);
+    cio_app_reload(app);
+}
+
+START_TEST(test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets)
+{
+    register_tag();
+    int port = free_port();
+    const char *fmt = "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 200ms\n\n"
+                      "[listener a]\nservice = %s\naddress = 127.0.0.1:%d\nbalance = %s\n";
+    /* Each row: the service and balance the listener moves to, and its first answer. */
+    const struct {
+        const char *service, *balance, *answer;
+    } steps[] = {{"tag", "handoff", "tagged"},  {"echo", "handoff", "?"},
+                 {"tag", "handoff", "tagged"},  {"tag", "reuseport", "tagged"},
+                 {"echo", "reuseport", "?"},    {"echo", "handoff", "?"},
+                 {"tag", "reuseport", "tagged"}};
+    char ini[512], path[64];
+    snprintf(ini, sizeof(ini), fmt, steps[0].service, port, steps[0].balance);
+    pthread_t th;
+    runner_t r = {0};
+    start_app(ini, path, &th, &r);
+    ck_assert(answers(port, "tagged"));
+    for (size_t i = 1; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        snprintf(ini, sizeof(ini), fmt, steps[i].service, port, steps[i].balance);
+        reload_with(r.app, path, ini);
+        ck_assert_msg(answers(port, steps[i].answer), "step %zu: no %s on %s", i, steps[i].service,
+                      steps[i].balance);
+    }
+    cio_app_stop(r.app);
+    join_within(th, 10);
+    ck_assert_int_eq(r.rc, 0);
+    cio_app_free(r.app);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_an_address_in_use_fails_the_start)
 {
     int busy = socket(AF_INET, SOCK_STREAM, 0);
@@ -380,6 +480,8 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_an_app_serves_reloads_and_stops_through_the_api);
     CIO_TEST(tc, test_an_address_in_use_fails_the_start);
     CIO_TEST(tc, test_stop_aborts_connections_held_on_every_worker_at_drain_timeout);
+    CIO_TEST(tc, test_a_reload_of_a_non_socket_setting_keeps_the_connections);
+    CIO_TEST(tc, test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1476,6 +1477,53 @@ START_TEST(test_idle_timeout_closes_only_quiet_connections)
 }
 END_TEST
 
+/* cio_server_reconfigure: later connections get the new idle timeout; earlier ones keep theirs. */
+static int reconfigure_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    srv_t srv = {0};
+    cio_server_t *s =
+        await_ok(cio_loop_create_server(loop, srv_factory, &srv, "127.0.0.1", "0", NULL));
+    char port[16];
+    int p = server_port(s, port, sizeof(port));
+    int before = raw_connect(AF_INET, p);
+    check_echo(before, "x");
+    ck_assert_int_eq(cio_server_reconfigure(s, &(cio_server_opts_t){.idle_timeout = 0.2}), 0);
+    int after = raw_connect(AF_INET, p);
+    check_echo(after, "y");
+    cio_sleep(0.5);
+    char b;
+    ck_assert_int_eq(recv(after, &b, 1, MSG_DONTWAIT), 0); /* closed when idle */
+    check_echo(before, "z");                               /* still there */
+    /* A new backlog reaches listen(2) at once. */
+    ck_assert_int_eq(cio_server_reconfigure(s, &(cio_server_opts_t){.backlog = 7}), 0);
+    int fd = -1;
+    cio_server_sockets(s, &fd, 1);
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    ck_assert_uint_eq(ti.tcpi_sacked, 7); /* a listener's backlog */
+    /* Bad values change nothing. */
+    cio_server_opts_t bad = {.idle_timeout = -1};
+    ck_assert_int_eq(cio_server_reconfigure(s, &bad), -EINVAL);
+    bad = (cio_server_opts_t){.write_high = 10, .write_low = 20};
+    ck_assert_int_eq(cio_server_reconfigure(s, &bad), -EINVAL);
+    ck_assert_int_eq(cio_server_reconfigure(s, &(cio_server_opts_t){.backlog = -1}), -EINVAL);
+    ck_assert_int_eq(cio_server_reconfigure(NULL, &bad), -EINVAL);
+    ck_assert_int_eq(cio_server_reconfigure(s, NULL), -EINVAL);
+    close(before);
+    close(after);
+    WAIT_UNTIL(srv.lost == 2);
+    cio_server_free(s);
+    return 0;
+}
+
+START_TEST(test_reconfigure_applies_to_later_connections_and_the_backlog)
+{
+    ck_assert_int_eq(cio_run(reconfigure_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1488,6 +1536,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_on_accept_hands_sockets_to_a_server_without_socket);
     CIO_TEST(tc, test_close_clients_and_abort_clients_end_every_connection);
     CIO_TEST(tc, test_idle_timeout_closes_only_quiet_connections);
+    CIO_TEST(tc, test_reconfigure_applies_to_later_connections_and_the_backlog);
     CIO_TEST(tc, test_backlog_is_passed_to_listen_and_defaults_to_100);
     CIO_TEST(tc, test_start_serving_off_defers_accepting_until_start_serving);
     CIO_TEST(tc, test_serve_forever_stays_pending_until_close_then_ends_cancelled);

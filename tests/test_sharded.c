@@ -313,6 +313,67 @@ START_TEST(test_closing_a_handoff_server_under_load_loses_no_connection)
 }
 END_TEST
 
+/* ---- taking over another server's sockets --------------------------------------------- */
+
+static int take_over_task(void *arg, void **result)
+{
+    close_load_t *c = arg;
+    cio_sharded_opts_t o = {.balance = c->balance};
+    cio_sharded_t *old = serve(c->w, "127.0.0.1", &o);
+    c->load.t = target_of(old);
+    pthread_t th[LOAD_THREADS];
+    for (int i = 0; i < LOAD_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, load_thread, &c->load), 0);
+    cio_sleep(0.2);
+    /* The successor serves the very same sockets: no bind, no port of its own. */
+    o.adopt = old;
+    cio_sharded_t *s = serve(c->w, "127.0.0.1", &o);
+    target_t t = target_of(s);
+    ck_assert_int_eq(memcmp(&t.addr, &c->load.t.addr, t.len), 0);
+    ck_assert_ptr_null(cio_workers_serve(c->w, echo_factory, NULL, "127.0.0.1", "0", &o));
+    ck_assert_int_eq(await_ok(cio_sharded_close(old)), 0);
+    cio_sleep(0.3);
+    atomic_store(&c->load.stop, true);
+    for (int i = 0; i < LOAD_THREADS; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_int_eq(await_ok(cio_sharded_wait_closed(old)), 0);
+    ck_assert_uint_gt(cio_sharded_accepted(s, NULL, 0), 0);
+    c->accepted = cio_sharded_accepted(old, NULL, 0) + cio_sharded_accepted(s, NULL, 0);
+    ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
+    ck_assert_int_eq(await_ok(cio_sharded_wait_closed(s)), 0);
+    cio_sharded_free(old);
+    cio_sharded_free(s);
+    return 0;
+}
+
+/* Under load, a successor takes the sockets, the old server closes: nothing
+ * refused, nothing reset, every connection served by one or the other. */
+static void check_take_over_under_load(cio_balance_t balance)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    close_load_t c = {.w = cio_workers_new(&wo), .balance = balance};
+    ck_assert_ptr_nonnull(c.w);
+    ck_assert_int_eq(cio_run(take_over_task, &c, false, NULL), 0);
+    int served = atomic_load(&c.load.served);
+    ck_assert_int_eq(atomic_load(&c.load.lost), 0);
+    ck_assert_int_eq(atomic_load(&c.load.refused), 0);
+    ck_assert_int_gt(served, 50);
+    ck_assert_uint_eq(c.accepted, (size_t)served);
+    cio_workers_free(c.w);
+}
+
+START_TEST(test_a_successor_takes_over_reuseport_sockets_under_load_refusing_nothing)
+{
+    check_take_over_under_load(CIO_BALANCE_REUSEPORT);
+}
+END_TEST
+
+START_TEST(test_a_successor_takes_over_a_handoff_socket_under_load_refusing_nothing)
+{
+    check_take_over_under_load(CIO_BALANCE_HANDOFF);
+}
+END_TEST
+
 /* ---- datagrams, Unix sockets, options ------------------------------------------------- */
 
 static int udp_task(void *arg, void **result)
@@ -467,6 +528,8 @@ static Suite *sharded_suite(void)
     tc = cio_test_case("close");
     CIO_TEST(tc, test_closing_a_reuseport_server_under_load_loses_no_connection);
     CIO_TEST(tc, test_closing_a_handoff_server_under_load_loses_no_connection);
+    CIO_TEST(tc, test_a_successor_takes_over_reuseport_sockets_under_load_refusing_nothing);
+    CIO_TEST(tc, test_a_successor_takes_over_a_handoff_socket_under_load_refusing_nothing);
     CIO_TEST(tc, test_idle_connections_are_closed_after_the_timeout);
     suite_add_tcase(s, tc);
     tc = cio_test_case("misc");

@@ -15,6 +15,7 @@
  * accepting until the queues are empty, and only then do the sockets close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -41,6 +42,8 @@ typedef struct shard {
     cio_server_t *acceptor;    /* HANDOFF, worker 0: the one listening socket */
     cio_transport_t *endpoint; /* datagram: this worker's endpoint */
     _Atomic size_t inflight;   /* HANDOFF: connections on their way to this worker */
+    bool adopted;              /* our socket is a copy of the one of the server we took over */
+    bool handed_over;          /* our socket lives on in a twin: close ours without draining */
 } shard_t;
 
 struct cio_sharded_s {
@@ -53,6 +56,10 @@ struct cio_sharded_s {
     size_t n;
     bool dgram;
     bool closing;
+    /* While both are open: the server that took our sockets over (successor)
+     * or whose sockets we took (predecessor). Owner's thread only. */
+    struct cio_sharded_s *twin;
+    bool twin_is_successor;
     _Atomic int refs; /* the owner's, plus one per message cio_sharded_free() sends */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -169,11 +176,43 @@ static int await_into(cio_future_t *fut, void **out)
     return rc;
 }
 
+/*
+ * A copy of the one socket the shard we take over (cio_sharded_opts_t.adopt)
+ * has in this worker, or -1 to bind a socket of our own: when nothing is to
+ * be adopted, or the shard has several sockets (one per address family).
+ * Runs on the shard's own worker, which owns @p from.
+ */
+static int adopted_socket(const shard_t *from)
+{
+    int fds[2];
+    size_t n = 0;
+    if (from->endpoint) {
+        cio_extra_info_t info;
+        if (cio_transport_get_extra_info(from->endpoint, "socket", &info) == 0)
+            fds[n++] = info.fd;
+    } else if (from->acceptor || from->server) {
+        n = cio_server_sockets(from->acceptor ? from->acceptor : from->server, fds, 2);
+    }
+    return n == 1 ? fcntl(fds[0], F_DUPFD_CLOEXEC, 0) : -1;
+}
+
+/* The shard of the server we take over that sits on @p sh's worker, or NULL. */
+static shard_t *adoptee(const shard_t *sh)
+{
+    const cio_sharded_t *from = sh->set->o.adopt;
+    return from && sh->index < from->n ? &from->shards[sh->index] : NULL;
+}
+
 static int open_dgram(shard_t *sh)
 {
     cio_sharded_t *s = sh->set;
     cio_datagram_opts_t o = {
         .local_host = s->host, .local_port = s->port, .family = s->o.family, .reuse_port = true};
+    const shard_t *from = adoptee(sh);
+    if (from && (o.sock = adopted_socket(from)) >= 0) {
+        o.use_sock = sh->adopted = true;
+        o.local_host = o.local_port = NULL;
+    }
     void *t = NULL;
     int rc =
         await_into(cio_loop_create_datagram_endpoint(sh->loop, s->factory, s->factory_arg, &o), &t);
@@ -192,10 +231,13 @@ static int open_reuseport(shard_t *sh)
     cio_sharded_t *s = sh->set;
     cio_server_opts_t o = server_opts(s);
     o.reuse_port = true;
+    const shard_t *from = adoptee(sh);
+    o.use_sock = sh->adopted = from && (o.sock = adopted_socket(from)) >= 0;
     void *server = NULL;
-    int rc = await_into(
-        cio_loop_create_server(sh->loop, s->factory, s->factory_arg, s->host, s->port, &o),
-        &server);
+    int rc = await_into(cio_loop_create_server(sh->loop, s->factory, s->factory_arg,
+                                               o.use_sock ? NULL : s->host,
+                                               o.use_sock ? NULL : s->port, &o),
+                        &server);
     sh->server = server;
     if (rc == 0 && sh->index == 0)
         note_sockname(s, first_socket(sh->server));
@@ -220,16 +262,26 @@ static int open_target(shard_t *sh)
 static int open_acceptor(shard_t *sh)
 {
     cio_sharded_t *s = sh->set;
-    cio_server_opts_t o = {
-        .family = s->o.family, .backlog = s->o.backlog, .on_accept = hand_off, .on_accept_arg = s};
-    cio_future_t *fut = s->path
-                            ? cio_loop_create_unix_server(sh->loop, NULL, NULL, s->path, &o)
-                            : cio_loop_create_server(sh->loop, NULL, NULL, s->host, s->port, &o);
+    /* SO_REUSEPORT as in REUSEPORT mode, so a replacement can bind beside it. */
+    cio_server_opts_t o = {.family = s->o.family,
+                           .backlog = s->o.backlog,
+                           .reuse_port = !s->path,
+                           .on_accept = hand_off,
+                           .on_accept_arg = s};
+    const shard_t *from = adoptee(sh);
+    o.use_sock = sh->adopted = from && (o.sock = adopted_socket(from)) >= 0;
+    cio_future_t *fut =
+        s->path && !o.use_sock
+            ? cio_loop_create_unix_server(sh->loop, NULL, NULL, s->path, &o)
+            : cio_loop_create_server(sh->loop, NULL, NULL, o.use_sock ? NULL : s->host,
+                                     o.use_sock ? NULL : s->port, &o);
     void *server = NULL;
     int rc = await_into(fut, &server);
     sh->acceptor = server;
     struct stat st;
-    if (rc == 0 && s->path && stat(s->path, &st) == 0)
+    if (rc == 0 && o.use_sock)
+        s->path_ino = s->o.adopt->path_ino; /* the file stays the one we took over */
+    else if (rc == 0 && s->path && stat(s->path, &st) == 0)
         s->path_ino = st.st_ino;
     if (rc == 0)
         note_sockname(s, first_socket(sh->acceptor));
@@ -309,6 +361,15 @@ static int close_shard_task(void *arg, void **result)
 {
     shard_t *sh = arg;
     cio_sharded_t *s = sh->set;
+    if (sh->handed_over) {
+        /* The sockets live on in the server that took them: only let go of ours. */
+        if (sh->endpoint)
+            cio_transport_close(sh->endpoint);
+        sh->endpoint = NULL;
+        if (sh->acceptor || sh->server)
+            cio_server_close(sh->acceptor ? sh->acceptor : sh->server);
+        return 0;
+    }
     if (sh->endpoint) {
         cio_extra_info_t info;
         if (cio_transport_get_extra_info(sh->endpoint, "socket", &info) == 0)
@@ -441,6 +502,12 @@ static int serve_task(void *arg, void **result)
         set_unref(s);
         return rc;
     }
+    if (s->o.adopt) {
+        s->twin = s->o.adopt;
+        s->twin->twin = s;
+        s->twin->twin_is_successor = true;
+        s->o.adopt = NULL;
+    }
     *result = s;
     return 0;
 }
@@ -460,6 +527,13 @@ static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
         return false;
     return o->backlog >= 0 && o->drain_settle >= 0 && o->idle_timeout >= 0 &&
            !(o->write_high && o->write_low > o->write_high);
+}
+
+/* Can @p s take over @p from's sockets? */
+static bool adoption_valid(const cio_sharded_t *s, const cio_sharded_t *from)
+{
+    return !from->closing && !from->twin && from->w == s->w && from->dgram == s->dgram &&
+           from->o.balance == s->o.balance && !from->path == !s->path;
 }
 
 cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory, void *factory_arg,
@@ -485,7 +559,7 @@ cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory
               (!port || (s->port = strdup(port))) && (!o.path || (s->path = strdup(o.path)));
     for (size_t i = 0; ok && i < s->n; i++)
         s->shards[i] = (shard_t){.set = s, .index = i, .loop = cio_workers_loop(w, i)};
-    if (!ok) {
+    if (!ok || (o.adopt && !adoption_valid(s, o.adopt))) {
         set_unref(s);
         return NULL;
     }
@@ -532,6 +606,41 @@ size_t cio_sharded_accepted(const cio_sharded_t *s, size_t *counts, size_t n)
     return tally(s, cio_server_accepted_connections, counts, n);
 }
 
+/* ---- reconfiguring ------------------------------------------------------------------ */
+
+static int reconfigure_shard_task(void *arg, void **result)
+{
+    shard_t *sh = arg;
+    cio_server_opts_t o = server_opts(sh->set);
+    int rc = sh->server ? cio_server_reconfigure(sh->server, &o) : 0;
+    if (rc == 0 && sh->acceptor)
+        rc = cio_server_reconfigure(sh->acceptor, &(cio_server_opts_t){.backlog = o.backlog});
+    return rc;
+}
+
+static int reconfigure_task(void *arg, void **result)
+{
+    return on_shards(arg, 0, ((cio_sharded_t *)arg)->n, reconfigure_shard_task);
+}
+
+cio_future_t *cio_sharded_reconfigure(cio_sharded_t *s, const cio_sharded_opts_t *opts)
+{
+    cio_loop_t *owner = cio_get_running_loop();
+    if (!s || !opts || !owner || s->closing || !opts_valid(opts, s->port))
+        return NULL;
+    const cio_sharded_opts_t *o = &s->o;
+    if ((opts->type ? opts->type : SOCK_STREAM) != (o->type ? o->type : SOCK_STREAM) ||
+        opts->family != o->family || opts->balance != o->balance || !opts->path != !s->path)
+        return NULL;
+    /* The workers read the new values after the mailbox carried the request. */
+    s->o.backlog = opts->backlog;
+    s->o.idle_timeout = opts->idle_timeout;
+    s->o.write_high = opts->write_high;
+    s->o.write_low = opts->write_low;
+    cio_task_t *t = cio_loop_create_task(owner, reconfigure_task, s, NULL);
+    return t ? cio_task_future(t) : NULL;
+}
+
 static int close_task(void *arg, void **result)
 {
     cio_sharded_t *s = arg;
@@ -547,6 +656,24 @@ static int close_task(void *arg, void **result)
     return rc;
 }
 
+/*
+ * @p s closes first of two servers that share sockets: on the workers where
+ * the successor took a copy of the socket, @p s lets go of its own without
+ * draining (the socket, its queue and its new connections live on in the
+ * twin). Whichever of the two closes first does so, so a take-over is undone
+ * by closing the successor.
+ */
+static void untwin(cio_sharded_t *s)
+{
+    if (!s->twin)
+        return;
+    cio_sharded_t *successor = s->twin_is_successor ? s->twin : s;
+    for (size_t i = 0; i < s->n; i++)
+        s->shards[i].handed_over = successor->shards[i].adopted;
+    s->twin->twin = NULL;
+    s->twin = NULL;
+}
+
 cio_future_t *cio_sharded_close(cio_sharded_t *s)
 {
     cio_loop_t *owner = cio_get_running_loop();
@@ -559,6 +686,7 @@ cio_future_t *cio_sharded_close(cio_sharded_t *s)
         return fut;
     }
     s->closing = true;
+    untwin(s);
     cio_task_t *t = cio_loop_create_task(owner, close_task, s, NULL);
     return t ? cio_task_future(t) : NULL;
 }
@@ -605,6 +733,7 @@ void cio_sharded_free(cio_sharded_t *s)
 {
     if (!s)
         return;
+    untwin(s);
     teardown(s);
     set_unref(s);
 }

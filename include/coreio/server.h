@@ -50,7 +50,7 @@ typedef struct cio_server_opts {
  * resolved without blocking the loop. The future's result is the server (the
  * caller frees it with cio_server_free()); its error is the failed bind's or
  * the resolution's. NULL for bad arguments (no factory nor on_accept, a
- * negative idle_timeout, write_low above write_high).
+ * negative backlog or idle_timeout, write_low above write_high).
  */
 CIO_EXTERN cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t factory,
                                                 void *factory_arg, const char *host,
@@ -114,6 +114,17 @@ CIO_EXTERN size_t cio_server_accepted_connections(const cio_server_t *s);
  * factory), -ENOMEM. A coreio extension.
  */
 CIO_EXTERN int cio_server_serve_accepted(cio_server_t *s, int fd);
+
+/**
+ * Change what @p s gives the connections it accepts from now on, and its
+ * backlog, without closing anything: @p o's backlog (0: 100; a listening
+ * server calls listen(2) again, which the kernel takes as a new backlog),
+ * idle_timeout and write_high/write_low; its other fields are ignored.
+ * Connections already served keep their settings. 0, -EINVAL (bad values, as
+ * for cio_loop_create_server()) or the -errno of listen(2). Loop thread only.
+ * A coreio extension (a configuration reload uses it).
+ */
+CIO_EXTERN int cio_server_reconfigure(cio_server_t *s, const cio_server_opts_t *o);
 
 /** Close every connection the server accepted (asyncio 3.13: close_clients). */
 CIO_EXTERN void cio_server_close_clients(cio_server_t *s);

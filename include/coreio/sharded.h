@@ -47,6 +47,16 @@ typedef struct cio_sharded_opts {
     double idle_timeout; /* 0: none */
     size_t write_high;   /* write buffer water marks; 0: the transport's default */
     size_t write_low;
+    /**
+     * Take over the listening sockets of this open server on the same
+     * workers, type and balance (its address is then ignored): each worker
+     * serves a copy of the socket it had, so nothing is re-bound and no
+     * queued connection is lost. Closing the old server afterwards stops its
+     * accepting without refusing connections (the sockets live on here) and
+     * lets its connections drain. A worker whose old server had several
+     * sockets (one per address family) binds its own instead.
+     */
+    struct cio_sharded_s *adopt;
 } cio_sharded_opts_t;
 
 /**
@@ -76,6 +86,16 @@ CIO_EXTERN size_t cio_sharded_connections(const cio_sharded_t *s, size_t *counts
 
 /** Connections each worker has accepted since the start, as above. Any thread. */
 CIO_EXTERN size_t cio_sharded_accepted(const cio_sharded_t *s, size_t *counts, size_t n);
+
+/**
+ * Change the backlog and what connections accepted from now on get
+ * (idle_timeout, write_high, write_low) on every worker, closing nothing.
+ * Every other field of @p opts must be as the server was opened with. The
+ * future, on the caller's loop, is done once every worker has applied it.
+ * NULL with bad arguments or outside a running loop. Loop thread only (the
+ * caller's).
+ */
+CIO_EXTERN cio_future_t *cio_sharded_reconfigure(cio_sharded_t *s, const cio_sharded_opts_t *opts);
 
 /**
  * Stop listening without losing a connection the kernel already accepted:
