@@ -151,6 +151,7 @@ struct cio_task_s {
     struct cio_future_s fut; /* first: a task is a future */
     cio_task_fn fn;
     void *arg;
+    void (*free_arg)(void *arg); /* internal tasks: frees arg if fn never runs */
     enum cio__task_state state;
     int rc;       /* the function's return value */
     void *result; /* the function's result */

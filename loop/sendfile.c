@@ -156,13 +156,21 @@ static int sendfile_task(void *arg, void **result)
     return rc;
 }
 
+/* The task never ran (cancelled first, or its loop closed): let go of what it held. */
+static void sf_args_free(void *arg)
+{
+    sf_args_t *a = arg;
+    if (a->transport)
+        cio__transport_unpin(a->transport);
+    free(a);
+}
+
 static cio_future_t *start(sf_args_t *a)
 {
-    cio_transport_t *t = a->transport;
-    cio_future_t *fut = cio__spawn(a->loop, sendfile_task, a, free);
-    if (fut && t)
-        cio__transport_pin(t);
-    return fut;
+    /* Pinned first: if spawning fails, sf_args_free unpins. */
+    if (a->transport)
+        cio__transport_pin(a->transport);
+    return cio__spawn(a->loop, sendfile_task, a, sf_args_free);
 }
 
 static sf_args_t *args_new(cio_loop_t *loop, int file, off_t offset, size_t count, bool fallback)

@@ -44,6 +44,8 @@ static void task_entry(void *arg)
 static void task_finish(cio_task_t *t, bool cancelled)
 {
     cio_loop_t *loop = t->fut.loop;
+    if (t->state == CIO__TASK_CREATED && t->free_arg)
+        t->free_arg(t->arg); /* the function that would have freed it never ran */
     if (cancelled || t->rc == -ECANCELED || (t->rc == 0 && t->must_cancel))
         cio__future_set_cancelled(&t->fut, t->cancel_message);
     else if (t->rc == 0)
@@ -151,7 +153,9 @@ err_task:
 /*
  * Run an internal coroutine method (create_server, create_connection, ...)
  * as a task: returns its future, or NULL after @p free_arg(@p arg) when the
- * task cannot be made. Internal tasks bypass the user's task factory.
+ * task cannot be made. @p fn frees @p arg when it runs; if it never does
+ * (cancelled first, or its loop closed), the task calls @p free_arg. Internal
+ * tasks bypass the user's task factory.
  */
 cio_future_t *cio__spawn(cio_loop_t *loop, cio_task_fn fn, void *arg, void (*free_arg)(void *))
 {
@@ -160,6 +164,7 @@ cio_future_t *cio__spawn(cio_loop_t *loop, cio_task_fn fn, void *arg, void (*fre
         free_arg(arg);
         return NULL;
     }
+    t->free_arg = free_arg;
     return &t->fut;
 }
 

@@ -4,6 +4,7 @@
  * cap included), the timer heap's order, and the ready ring's growth.
  * Built from the loop sources directly, not from libcoreio.
  */
+#include <errno.h>
 #include <math.h>
 
 #include "internal.h"
@@ -119,6 +120,39 @@ START_TEST(test_freed_slot_is_reused_with_a_new_generation)
 }
 END_TEST
 
+/* ---- internal tasks: their argument is freed even if they never run ---------------- */
+
+static int freed_args;
+
+static void count_free(void *arg)
+{
+    freed_args++;
+}
+
+static int never_runs(void *arg, void **result)
+{
+    ck_abort_msg("a task cancelled before it started ran");
+    return 0;
+}
+
+START_TEST(test_an_internal_task_cancelled_before_it_starts_frees_its_argument)
+{
+    cio_loop_t *loop = cio_loop_new();
+    freed_args = 0;
+    cio_future_t *f = cio__spawn(loop, never_runs, NULL, count_free);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(cio_future_cancel(f, NULL));
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f, NULL), -ECANCELED);
+    ck_assert_int_eq(freed_args, 1);
+    cio_future_unref(f);
+    /* A loop closed before the task's first step frees it too. */
+    f = cio__spawn(loop, never_runs, NULL, count_free);
+    cio_future_unref(f);
+    ck_assert_int_eq(cio_loop_free(loop), 0);
+    ck_assert_int_eq(freed_args, 2);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("internal");
@@ -130,6 +164,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_heap_pops_in_when_then_sequence_order);
     CIO_TEST(tc, test_ready_ring_keeps_fifo_order_across_growth_and_wrap);
     CIO_TEST(tc, test_freed_slot_is_reused_with_a_new_generation);
+    CIO_TEST(tc, test_an_internal_task_cancelled_before_it_starts_frees_its_argument);
     suite_add_tcase(s, tc);
     return s;
 }
