@@ -127,10 +127,11 @@ int cio_transport_sendto(cio_transport_t *t, const void *data, size_t len,
         }
     }
     record_t r = {.len = (uint32_t)len, .addrlen = addrlen};
-    if (cio__transport_buffer_append(t, &r, sizeof(r)) < 0 ||
-        cio__transport_buffer_append(t, addr, addrlen) < 0 ||
-        cio__transport_buffer_append(t, data, len) < 0)
-        return -ENOMEM;
+    if (cio__transport_buffer_reserve(t, sizeof(r) + addrlen + len) < 0)
+        return -ENOMEM; /* nothing was queued: the datagram is not sent */
+    cio__transport_buffer_put(t, &r, sizeof(r));
+    cio__transport_buffer_put(t, addr, addrlen);
+    cio__transport_buffer_put(t, data, len);
     t->dgram_bytes += len;
     if (cio__transport_watch_writes(t) < 0)
         return 0;

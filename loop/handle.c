@@ -3,8 +3,11 @@
  * a slot of the loop's slab; a cio_handle_t names it by index and generation,
  * so stale handles are detected instead of touching a reused slot. The slab and
  * the ready ring grow by doubling and are reused, so call_soon allocates
- * nothing in steady state.
+ * nothing in steady state. A slot can be reserved ahead of time, so that
+ * what must run at the end of an object's life (connection_lost) is
+ * scheduled without allocating.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -52,27 +55,82 @@ void cio__slab_destroy(cio__slab_t *s)
     *s = (cio__slab_t){.free_head = UINT32_MAX};
 }
 
+static uint32_t ring_cap(const cio__ring_t *r)
+{
+    return r->v ? r->mask + 1 : 0;
+}
+
+/* Make room for at least @p want entries (a power of two). */
+static int ring_grow(cio__ring_t *r, uint32_t want)
+{
+    uint32_t cap = ring_cap(r);
+    if (want <= cap)
+        return 0;
+    uint32_t *v = malloc((size_t)want * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    /* Unwrap the old ring into the start of the new one. */
+    for (uint32_t i = 0; i < r->len; i++)
+        v[i] = r->v[(r->head + i) & r->mask];
+    free(r->v);
+    r->v = v;
+    r->mask = want - 1;
+    r->head = 0;
+    return 0;
+}
+
 int cio__ring_push(cio__ring_t *r, uint32_t index)
 {
-    uint32_t cap = r->v ? r->mask + 1 : 0;
+    uint32_t cap = ring_cap(r);
     if (r->len == cap) {
         uint32_t ncap = cap ? cap * 2 : SLAB_MIN;
-        if (ncap <= cap)
+        if (ncap <= cap || ring_grow(r, ncap) < 0)
             return -ENOMEM;
-        uint32_t *v = malloc((size_t)ncap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        /* Unwrap the old ring into the start of the new one. */
-        for (uint32_t i = 0; i < r->len; i++)
-            v[i] = r->v[(r->head + i) & r->mask];
-        free(r->v);
-        r->v = v;
-        r->mask = ncap - 1;
-        r->head = 0;
     }
     r->v[(r->head + r->len) & r->mask] = index;
     r->len++;
     return 0;
+}
+
+/*
+ * Take a slot for the loop. Invariant: the ready ring can hold every slot of
+ * the slab (a slot is in the ring at most once), so pushing a slot that is
+ * already allocated never allocates: reserved slots rely on that.
+ */
+int cio__slot_alloc(cio_loop_t *loop, uint32_t *index)
+{
+    int rc = cio__slab_alloc(&loop->slab, index);
+    if (rc == 0 && (rc = ring_grow(&loop->ready, loop->slab.cap)) < 0)
+        cio__slab_free(&loop->slab, *index);
+    assert(rc < 0 || ring_cap(&loop->ready) >= loop->slab.cap);
+    return rc;
+}
+
+int cio__slot_reserve(cio_loop_t *loop, uint32_t *index)
+{
+    int rc = cio__slot_alloc(loop, index);
+    if (rc == 0)
+        loop->slab.v[*index].state = CIO__SLOT_RESERVED;
+    return rc;
+}
+
+void cio__slot_schedule_reserved(cio_loop_t *loop, uint32_t index, const cio__slot_t *proto)
+{
+    cio__slot_t *slot = &loop->slab.v[index];
+    assert(slot->state == CIO__SLOT_RESERVED);
+    assert(loop->ready.len < ring_cap(&loop->ready)); /* the invariant of cio__slot_alloc */
+    uint32_t gen = slot->gen;
+    *slot = *proto;
+    slot->gen = gen;
+    slot->state = CIO__SLOT_READY;
+    slot->in_heap = 0;
+    cio__ring_push(&loop->ready, index);
+}
+
+void cio__slot_unreserve(cio_loop_t *loop, uint32_t index)
+{
+    assert(loop->slab.v[index].state == CIO__SLOT_RESERVED);
+    cio__slab_free(&loop->slab, index);
 }
 
 void cio__ring_destroy(cio__ring_t *r)
@@ -110,14 +168,11 @@ int cio__schedule_check(cio_loop_t *loop, const void *cb)
 int cio__schedule(cio_loop_t *loop, const cio__slot_t *proto, cio_handle_t *handle)
 {
     uint32_t index;
-    int rc = cio__slab_alloc(&loop->slab, &index);
+    int rc = cio__slot_alloc(loop, &index);
     if (rc < 0)
         return rc;
     rc = cio__ring_push(&loop->ready, index);
-    if (rc < 0) {
-        cio__slab_free(&loop->slab, index);
-        return rc;
-    }
+    assert(rc == 0); /* the ring has room for every slot */
     cio__slot_t *slot = &loop->slab.v[index];
     uint32_t gen = slot->gen;
     *slot = *proto;

@@ -28,6 +28,7 @@ enum cio__slot_state {
     CIO__SLOT_READY,     /* in the ready ring */
     CIO__SLOT_TIMER,     /* in the timer heap */
     CIO__SLOT_CANCELLED, /* cancelled, still in the ring or heap until discarded */
+    CIO__SLOT_RESERVED,  /* taken ahead of time by an object that will schedule it */
 };
 
 enum cio__slot_kind {
@@ -179,6 +180,8 @@ struct cio_transport_s {
     uint8_t kind;
     bool closing;         /* close() or a fatal error: no more reading */
     bool lost;            /* connection_lost is scheduled */
+    bool lost_reserved;   /* lost_slot is still ours: connection_lost not scheduled yet */
+    uint32_t lost_slot;   /* reserved at creation, so scheduling connection_lost cannot fail */
     bool paused;          /* pause_reading() */
     bool made;            /* connection_made has run: reading may start */
     bool eof;             /* write_eof() was called */
@@ -278,6 +281,10 @@ static inline uint32_t cio__ring_pop(cio__ring_t *r)
     r->len--;
     return v;
 }
+int cio__slot_alloc(cio_loop_t *loop, uint32_t *index);
+int cio__slot_reserve(cio_loop_t *loop, uint32_t *index);
+void cio__slot_schedule_reserved(cio_loop_t *loop, uint32_t index, const cio__slot_t *proto);
+void cio__slot_unreserve(cio_loop_t *loop, uint32_t index);
 int cio__schedule(cio_loop_t *loop, const cio__slot_t *proto, cio_handle_t *handle);
 int cio__schedule_check(cio_loop_t *loop, const void *cb);
 bool cio__handle_pending(cio_handle_t h);
@@ -366,7 +373,8 @@ void cio__transport_schedule_lost(cio_transport_t *t, int err);
 void cio__transport_force_close(cio_transport_t *t, int err);
 void cio__transport_maybe_pause(cio_transport_t *t);
 void cio__transport_maybe_resume(cio_transport_t *t);
-int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t len);
+int cio__transport_buffer_reserve(cio_transport_t *t, size_t len);
+void cio__transport_buffer_put(cio_transport_t *t, const void *data, size_t len);
 int cio__transport_watch_writes(cio_transport_t *t);
 void cio__transport_flushed(cio_transport_t *t);
 void cio__transport_pin(cio_transport_t *t);

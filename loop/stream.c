@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -133,8 +134,11 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
     if (iovcnt < 0 || (iovcnt > 0 && !iov))
         return -EINVAL;
     size_t total = 0, sent = 0;
-    for (int i = 0; i < iovcnt; i++)
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX - total)
+            return -EINVAL;
         total += iov[i].iov_len;
+    }
     if (total == 0)
         return 0;
     if (t->wlen == 0) {
@@ -153,7 +157,14 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
         if (sent == total)
             return 0;
     }
-    /* Buffer what the socket did not take. */
+    /* Buffer what the socket did not take, all of it or (with nothing sent) none. */
+    if (cio__transport_buffer_reserve(t, total - sent) < 0) {
+        if (sent == 0)
+            return -ENOMEM;
+        /* Part of it is on the wire: the byte stream cannot go on with a gap. */
+        cio__transport_fatal(t, -ENOMEM, "cannot buffer the rest of a write", false);
+        return -ENOMEM;
+    }
     size_t skip = sent;
     for (int i = 0; i < iovcnt; i++) {
         size_t len = iov[i].iov_len;
@@ -161,9 +172,7 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
             skip -= len;
             continue;
         }
-        if (cio__transport_buffer_append(t, (const uint8_t *)iov[i].iov_base + skip, len - skip) <
-            0)
-            return -ENOMEM;
+        cio__transport_buffer_put(t, (const uint8_t *)iov[i].iov_base + skip, len - skip);
         skip = 0;
     }
     if (cio__transport_watch_writes(t) < 0)

@@ -5,6 +5,7 @@
  * pass half of a heap of more than CIO__MIN_SCHEDULED_TIMERS entries (asyncio's
  * rule), so cancel is O(1) and the heap never fills with garbage.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ int cio__timer_add(cio_loop_t *loop, double when, const cio__slot_t *proto, cio_
     int rc = heap_reserve(&loop->timers);
     if (rc < 0)
         return rc;
-    rc = cio__slab_alloc(&loop->slab, &index);
+    rc = cio__slot_alloc(loop, &index);
     if (rc < 0)
         return rc;
     cio__slot_t *slot = &loop->slab.v[index];
@@ -123,9 +124,9 @@ void cio__timer_expire(cio_loop_t *loop, double now)
             cio__slot_release(loop, index);
             continue;
         }
-        /* Out of memory leaves the timer in the heap for the next iteration. */
-        if (cio__ring_push(&loop->ready, index) < 0)
-            return;
+        int rc = cio__ring_push(&loop->ready, index);
+        assert(rc == 0); /* the ring has room for every slot (cio__slot_alloc) */
+        (void)rc;
         cio__heap_pop(h);
         slot->in_heap = 0;
         slot->state = CIO__SLOT_READY;

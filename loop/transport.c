@@ -6,6 +6,7 @@
  * Streams (loop/stream.c) and datagrams (loop/datagram.c) add their reads and
  * writes.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -33,6 +34,8 @@ static void transport_free(cio_transport_t *t)
     if (t->freed)
         return;
     t->freed = true;
+    if (t->lost_reserved)
+        cio__slot_unreserve(t->loop, t->lost_slot);
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     cio__io_stop(t->loop, t->fd, t, CIO__IO_WRITE);
     close(t->fd);
@@ -69,6 +72,7 @@ void cio__transport_unpin(cio_transport_t *t)
 static int call_connection_lost(void *arg)
 {
     cio_transport_t *t = arg;
+    assert(t->lost && !t->freed && !t->lost_reserved);
     if (ops_of(t)->connection_lost)
         ops_of(t)->connection_lost(t->protocol, t->lost_err);
     transport_free(t);
@@ -76,29 +80,38 @@ static int call_connection_lost(void *arg)
 }
 
 /*
- * The loop is closing with transports still open: close their sockets (in
- * debug mode saying so, as asyncio's ResourceWarning does); their protocols
- * are not called any more.
+ * The loop is closing with transports still open (in debug mode it says so,
+ * as asyncio's ResourceWarning does). Each protocol still hears the end, with
+ * the error it was to get or CIO_ECLOSED, so it can free itself: a transport
+ * is never freed before its protocol's connection_lost.
  */
 void cio__transports_destroy_all(cio_loop_t *loop)
 {
     while (!cio__queue_empty(&loop->transports)) {
         cio_transport_t *t = cio_container_of(loop->transports.next, cio_transport_t, link);
-        if (loop->debug)
+        if (loop->debug && !t->lost)
             cio__log(CIO_LOG_WARNING, "unclosed transport %p (socket %d)", (void *)t, t->fd);
-        transport_free(t);
+        if (!t->lost) {
+            t->lost = true;
+            t->lost_err = CIO_ECLOSED;
+        }
+        if (t->lost_reserved) /* the slot goes back: the loop runs nothing more */
+            cio__slot_unreserve(loop, t->lost_slot);
+        t->lost_reserved = false;
+        call_connection_lost(t);
     }
 }
 
-/* Schedule connection_lost(@p err) once. */
+/* Schedule connection_lost(@p err) once, in the slot reserved for it: this cannot fail. */
 void cio__transport_schedule_lost(cio_transport_t *t, int err)
 {
     if (t->lost)
         return;
     t->lost = true;
     t->lost_err = err;
-    if (cio_loop_call_soon(t->loop, call_connection_lost, t, NULL) < 0)
-        call_connection_lost(t); /* out of memory: finish now rather than leak */
+    cio__slot_t proto = {.fn.cb = call_connection_lost, .arg = t, .kind = CIO__SLOT_PLAIN};
+    cio__slot_schedule_reserved(t->loop, t->lost_slot, &proto);
+    t->lost_reserved = false;
 }
 
 void cio__transport_force_close(cio_transport_t *t, int err)
@@ -224,9 +237,15 @@ void cio__transport_maybe_resume(cio_transport_t *t)
     }
 }
 
-/* Append to the write buffer, moving what waits to the front first. */
-int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t len)
+/*
+ * Make room for @p len more bytes at the end of the write buffer, moving what
+ * waits to the front first. Done before anything is copied, so a write goes
+ * into the buffer whole or not at all.
+ */
+int cio__transport_buffer_reserve(cio_transport_t *t, size_t len)
 {
+    if (len > SIZE_MAX / 2 - t->wlen)
+        return -ENOMEM;
     if (t->whead > 0 && t->whead + t->wlen + len > t->wcap) {
         memmove(t->wbuf, t->wbuf + t->whead, t->wlen);
         t->whead = 0;
@@ -241,9 +260,15 @@ int cio__transport_buffer_append(cio_transport_t *t, const void *data, size_t le
         t->wbuf = v;
         t->wcap = cap;
     }
+    return 0;
+}
+
+/* Append @p len bytes for which cio__transport_buffer_reserve() made room. */
+void cio__transport_buffer_put(cio_transport_t *t, const void *data, size_t len)
+{
+    assert(t->whead + t->wlen + len <= t->wcap);
     memcpy(t->wbuf + t->whead + t->wlen, data, len);
     t->wlen += len;
-    return 0;
 }
 
 void cio__transport_flushed(cio_transport_t *t)
@@ -398,6 +423,11 @@ cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_prot
     cio_transport_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    if (cio__slot_reserve(loop, &t->lost_slot) < 0) {
+        free(t);
+        return NULL;
+    }
+    t->lost_reserved = true;
     t->loop = loop;
     t->protocol = protocol;
     t->fd = fd;
@@ -413,6 +443,7 @@ cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_prot
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (cio_loop_call_soon(loop, call_connection_made, t, NULL) < 0) {
+        cio__slot_unreserve(loop, t->lost_slot);
         cio_future_unref(t->waiter);
         free(t);
         return NULL;

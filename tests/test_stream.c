@@ -1721,6 +1721,41 @@ START_TEST(test_a_thousand_concurrent_connections_echo_on_one_loop)
 }
 END_TEST
 
+/* A loop closed with transports open: each protocol hears the end, last, once. */
+START_TEST(test_closing_the_loop_delivers_connection_lost_to_open_transports)
+{
+    cio_loop_t *loop = cio_loop_new();
+    rec_t open_one, closing_one;
+    rec_init(&open_one);
+    rec_init(&closing_one);
+    int a[2], b[2];
+    tcp_pair(a, 0);
+    tcp_pair(b, 0);
+    cio_future_t *f1 = cio_loop_connect_accepted_socket(loop, static_factory, &open_one, a[0]);
+    cio_future_t *f2 = cio_loop_connect_accepted_socket(loop, static_factory, &closing_one, b[0]);
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f1, NULL), 0);
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f2, NULL), 0);
+    cio_future_unref(f1);
+    cio_future_unref(f2);
+    /* One is closed but its connection_lost has not run yet when the loop closes. */
+    cio_transport_close(closing_one.t);
+    ck_assert_int_eq(cio_loop_free(loop), 0);
+    ck_assert_int_eq(open_one.lost, 1);
+    ck_assert_msg(open_one.lost_err == CIO_ECLOSED, "%s", cio_err_name(open_one.lost_err));
+    ck_assert_int_eq(closing_one.lost, 1);
+    ck_assert_int_eq(closing_one.lost_err, 0);
+    ck_assert_int_eq(open_one.after_lost + closing_one.after_lost, 0);
+    /* The sockets were closed: the peers see the end. */
+    char c;
+    ck_assert_int_eq(recv(a[1], &c, 1, 0), 0);
+    ck_assert_int_eq(recv(b[1], &c, 1, 0), 0);
+    close(a[1]);
+    close(b[1]);
+    rec_fini(&open_one);
+    rec_fini(&closing_one);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -1749,6 +1784,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_set_protocol_switches_the_protocol_receiving_data);
     CIO_TEST(tc, test_writelines_sends_the_buffers_in_order);
     CIO_TEST(tc, test_a_thousand_concurrent_connections_echo_on_one_loop);
+    CIO_TEST(tc, test_closing_the_loop_delivers_connection_lost_to_open_transports);
     suite_add_tcase(s, tc);
     return s;
 }
