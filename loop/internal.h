@@ -91,6 +91,7 @@ typedef struct cio__mbox_node {
 typedef struct cio__mailbox {
     /* Written by every producer. */
     _Alignas(64) _Atomic(cio__mbox_node_t *) head;
+    _Atomic unsigned senders; /* producers inside a push: closing waits for them */
     /* Read by producers, written rarely. */
     _Alignas(64) _Atomic int sleeping;
     _Atomic int closed;

@@ -99,6 +99,7 @@ int cio__mailbox_init(cio_loop_t *loop)
     mb->tail = &mb->sentinel;
     atomic_init(&mb->sleeping, 0);
     atomic_init(&mb->closed, 0);
+    atomic_init(&mb->senders, 0);
     atomic_init(&mb->wakeups, 0);
     mb->received = 0;
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -113,14 +114,19 @@ int cio__mailbox_init(cio_loop_t *loop)
 }
 
 /*
- * Refuse new messages and leave the event loop backend. The eventfd and the
- * queue stay until cio__mailbox_destroy(), so a producer racing with close
- * never writes to a descriptor number that may have been reused.
+ * Refuse new messages, wait for the producers already inside a push (as
+ * libuv's uv__async_spin), and leave the event loop backend. Once this
+ * returns no producer will touch the loop again: every message is linked, so
+ * cio__mailbox_discard() releases them all, and the eventfd may close.
  */
 void cio__mailbox_close(cio_loop_t *loop)
 {
     cio__mailbox_t *mb = &loop->mailbox;
-    atomic_store(&mb->closed, 1);
+    /* Sequentially consistent, with the producers' increment-then-check: a
+     * producer that saw @closed clear is counted in @senders here. */
+    atomic_store_explicit(&mb->closed, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&mb->senders, memory_order_seq_cst) != 0)
+        sched_yield();
     if (mb->ev) {
         event_free(mb->ev);
         mb->ev = NULL;
@@ -152,6 +158,19 @@ int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg
     return cio__call_soon_threadsafe_owned(loop, cb, NULL, arg);
 }
 
+int cio_loop_call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, void *arg,
+                                        cio_callback_t release)
+{
+    return cio__call_soon_threadsafe_owned(loop, cb, release, arg);
+}
+
+/* Leave a push: the last access to the loop (see cio__mailbox_close()). */
+static int leave(cio__mailbox_t *mb, int rc)
+{
+    atomic_fetch_sub_explicit(&mb->senders, 1, memory_order_release);
+    return rc;
+}
+
 /*
  * call_soon_threadsafe whose @p arg is owned by the message: if the loop
  * closes before running @p cb, @p release(@p arg) runs instead, on the loop's
@@ -163,11 +182,14 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
     if (!loop || !cb)
         return -EINVAL;
     cio__mailbox_t *mb = &loop->mailbox;
-    if (atomic_load_explicit(&mb->closed, memory_order_acquire))
-        return CIO_ECLOSED;
+    /* Counted first, then the check: closing either sees us or we see it closed.
+     * The counter shares the producers' line with @head, so it costs no miss. */
+    atomic_fetch_add_explicit(&mb->senders, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&mb->closed, memory_order_seq_cst))
+        return leave(mb, CIO_ECLOSED);
     cio__mbox_node_t *n = node_alloc();
     if (!n)
-        return -ENOMEM;
+        return leave(mb, -ENOMEM);
     n->cb = cb;
     n->release = release;
     n->arg = arg;
@@ -175,10 +197,9 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
     /* The exchange is sequentially consistent: it orders against the loading
      * of @sleeping below, pairing with the loop's store-then-check. */
     cio__mbox_node_t *prev = atomic_exchange_explicit(&mb->head, n, memory_order_seq_cst);
-    /* Wake the loop before linking the node: once it is linked the loop may
-     * run the message, and that may free the loop, so the link must be the
-     * last access. A loop woken early sees the message pending and polls
-     * without blocking until the link lands. */
+    /* Wake the loop before linking the node, so the wake-up never follows a
+     * message the loop already ran. A loop woken early sees the message
+     * pending and polls without blocking until the link lands. */
     if (atomic_load_explicit(&mb->sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&mb->sleeping, 0, memory_order_seq_cst)) {
         uint64_t one = 1;
@@ -187,7 +208,9 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
             ;
     }
     atomic_store_explicit(&prev->next, n, memory_order_release);
-    return 0;
+    /* The message may run (and free the loop) from here on, but only after
+     * closing, which waits for this release of the count. */
+    return leave(mb, 0);
 }
 
 /* Whether a message was pushed that the loop has not drained yet. */

@@ -5,6 +5,8 @@
  * Built from the loop sources directly, not from libcoreio.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <math.h>
 
 #include "internal.h"
@@ -153,6 +155,40 @@ START_TEST(test_an_internal_task_cancelled_before_it_starts_frees_its_argument)
 }
 END_TEST
 
+/* ---- the mailbox: closing waits for a producer inside a push ---------------------- */
+
+typedef struct closer {
+    cio_loop_t *loop;
+    _Atomic int done;
+} closer_t;
+
+static void *close_thread(void *arg)
+{
+    closer_t *c = arg;
+    cio_loop_close(c->loop);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+START_TEST(test_closing_waits_for_a_producer_inside_a_push)
+{
+    closer_t c = {.loop = cio_loop_new()};
+    /* As a producer does on entry: counted, then it saw the mailbox open. */
+    atomic_fetch_add(&c.loop->mailbox.senders, 1);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, close_thread, &c), 0);
+    usleep(100000);
+    ck_assert_int_eq(atomic_load(&c.done), 0); /* still waiting for the producer */
+    ck_assert_int_eq(atomic_load(&c.loop->mailbox.closed), 1);
+    atomic_fetch_sub(&c.loop->mailbox.senders, 1); /* the producer leaves */
+    pthread_join(th, NULL);
+    ck_assert_int_eq(atomic_load(&c.done), 1);
+    ck_assert_int_eq(cio_loop_call_soon_threadsafe(c.loop, noop_cb, NULL), CIO_ECLOSED);
+    ck_assert_uint_eq(atomic_load(&c.loop->mailbox.senders), 0); /* a refused call leaves too */
+    cio_loop_free(c.loop);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("internal");
@@ -165,6 +201,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_ready_ring_keeps_fifo_order_across_growth_and_wrap);
     CIO_TEST(tc, test_freed_slot_is_reused_with_a_new_generation);
     CIO_TEST(tc, test_an_internal_task_cancelled_before_it_starts_frees_its_argument);
+    CIO_TEST(tc, test_closing_waits_for_a_producer_inside_a_push);
     suite_add_tcase(s, tc);
     return s;
 }

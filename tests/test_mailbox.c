@@ -3,8 +3,10 @@
  * message from any number of producer threads runs exactly once and in order
  * per producer; a sleeping loop is woken, a busy one is not.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -206,6 +208,44 @@ START_TEST(test_messages_queued_before_close_are_dropped_without_leak)
 }
 END_TEST
 
+static int released;
+
+static int release_cb(void *arg)
+{
+    released++;
+    free(arg);
+    return 0;
+}
+
+static int free_cb(void *arg)
+{
+    free(arg);
+    return 0;
+}
+
+/* A message with a destructor: run, or released if the loop closes first. */
+START_TEST(test_owned_messages_are_released_when_the_loop_closes_first)
+{
+    cio_loop_t *loop = cio_loop_new();
+    released = 0;
+    ck_assert_int_eq(cio_loop_call_soon_threadsafe_owned(loop, free_cb, malloc(8), release_cb), 0);
+    cio_loop_call_soon(loop, cio_test_stop_cb, loop, NULL);
+    ck_assert_int_eq(cio_loop_run_forever(loop), 0);
+    ck_assert_int_eq(released, 0); /* ran: the callback freed it */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(cio_loop_call_soon_threadsafe_owned(loop, free_cb, malloc(8), release_cb),
+                         0);
+    ck_assert_int_eq(cio_loop_close(loop), 0);
+    ck_assert_int_eq(released, 5);
+    void *keep = malloc(8);
+    ck_assert_int_eq(cio_loop_call_soon_threadsafe_owned(loop, free_cb, keep, release_cb),
+                     CIO_ECLOSED);
+    free(keep); /* refused: still the caller's */
+    ck_assert_int_eq(cio_loop_call_soon_threadsafe_owned(NULL, free_cb, NULL, NULL), -EINVAL);
+    cio_loop_free(loop);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("mailbox");
@@ -215,6 +255,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_busy_loop_receives_without_eventfd_writes);
     CIO_TEST(tc, test_pending_messages_are_drained_in_one_batch);
     CIO_TEST(tc, test_messages_queued_before_close_are_dropped_without_leak);
+    CIO_TEST(tc, test_owned_messages_are_released_when_the_loop_closes_first);
     suite_add_tcase(s, tc);
     return s;
 }

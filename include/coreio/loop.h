@@ -125,9 +125,21 @@ CIO_EXTERN int cio_loop_call_at(cio_loop_t *loop, double when, cio_callback_t cb
  * through its eventfd only when it is asleep, and drains all pending messages
  * per wake. Returns 0, -EINVAL, -ENOMEM or CIO_ECLOSED (a loop closed after the
  * message was queued drops it). Unlike asyncio it returns no handle: a handle
- * is loop-confined. Any thread.
+ * is loop-confined. Closing the loop waits for senders already inside this
+ * call, so a call that started while the loop was open finishes safely. Any
+ * thread.
  */
 CIO_EXTERN int cio_loop_call_soon_threadsafe(cio_loop_t *loop, cio_callback_t cb, void *arg);
+
+/**
+ * As cio_loop_call_soon_threadsafe(), with a destructor: the message owns
+ * @p arg, and if the loop closes before running @p cb, @p release(@p arg)
+ * runs instead (on the thread closing the loop), so nothing sent to a
+ * closing loop leaks. On a non-zero return the caller keeps @p arg. Any
+ * thread. A coreio extension.
+ */
+CIO_EXTERN int cio_loop_call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, void *arg,
+                                                   cio_callback_t release);
 
 /**
  * Cancel the callback: it will not run. A no-op for a stale handle (its
