@@ -16,27 +16,37 @@
 
 #define SLAB_MIN 64
 
-/* Take a free slot, growing the slab if none is left. */
-int cio__slab_alloc(cio__slab_t *s, uint32_t *index)
+/* Chain new slots onto an exhausted slab, doubling it. */
+static int slab_grow(cio__slab_t *s)
 {
-    if (s->free_head == UINT32_MAX) {
-        uint32_t old = s->cap, cap = old ? old * 2 : SLAB_MIN;
-        if (cap <= old)
-            return -ENOMEM;
-        cio__slot_t *v = realloc(s->v, (size_t)cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        /* Chain the new slots in index order so low indexes are used first. */
-        for (uint32_t i = old; i < cap; i++) {
-            v[i] = (cio__slot_t){.gen = 1, .next_free = i + 1 < cap ? i + 1 : UINT32_MAX};
-        }
-        s->v = v;
-        s->cap = cap;
-        s->free_head = old;
-    }
+    uint32_t old = s->cap, cap = old ? old * 2 : SLAB_MIN;
+    if (cap <= old)
+        return -ENOMEM;
+    cio__slot_t *v = realloc(s->v, (size_t)cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    /* Chain the new slots in index order so low indexes are used first. */
+    for (uint32_t i = old; i < cap; i++)
+        v[i] = (cio__slot_t){.gen = 1, .next_free = i + 1 < cap ? i + 1 : UINT32_MAX};
+    s->v = v;
+    s->cap = cap;
+    s->free_head = old;
+    return 0;
+}
+
+/* Take a free slot, growing the slab if none is left. */
+static inline int slab_alloc(cio__slab_t *s, uint32_t *index)
+{
+    if (s->free_head == UINT32_MAX && slab_grow(s) < 0)
+        return -ENOMEM;
     *index = s->free_head;
     s->free_head = s->v[*index].next_free;
     return 0;
+}
+
+int cio__slab_alloc(cio__slab_t *s, uint32_t *index)
+{
+    return slab_alloc(s, index);
 }
 
 /* Return a slot to the free list; its generation moves on so handles go stale. */
@@ -79,6 +89,14 @@ static int ring_grow(cio__ring_t *r, uint32_t want)
     return 0;
 }
 
+/* Append to a ring known to have room (the loop's, by cio__slot_alloc's invariant). */
+static inline void ring_put(cio__ring_t *r, uint32_t index)
+{
+    assert(r->len < ring_cap(r));
+    r->v[(r->head + r->len) & r->mask] = index;
+    r->len++;
+}
+
 int cio__ring_push(cio__ring_t *r, uint32_t index)
 {
     uint32_t cap = ring_cap(r);
@@ -87,8 +105,7 @@ int cio__ring_push(cio__ring_t *r, uint32_t index)
         if (ncap <= cap || ring_grow(r, ncap) < 0)
             return -ENOMEM;
     }
-    r->v[(r->head + r->len) & r->mask] = index;
-    r->len++;
+    ring_put(r, index);
     return 0;
 }
 
@@ -97,18 +114,25 @@ int cio__ring_push(cio__ring_t *r, uint32_t index)
  * the slab (a slot is in the ring at most once), so pushing a slot that is
  * already allocated never allocates: reserved slots rely on that.
  */
-int cio__slot_alloc(cio_loop_t *loop, uint32_t *index)
+static inline int slot_alloc(cio_loop_t *loop, uint32_t *index)
 {
-    int rc = cio__slab_alloc(&loop->slab, index);
-    if (rc == 0 && (rc = ring_grow(&loop->ready, loop->slab.cap)) < 0)
+    int rc = slab_alloc(&loop->slab, index);
+    /* The slab only grew if it outgrew the ring: the common case is one compare. */
+    if (rc == 0 && loop->slab.cap > ring_cap(&loop->ready) &&
+        (rc = ring_grow(&loop->ready, loop->slab.cap)) < 0)
         cio__slab_free(&loop->slab, *index);
     assert(rc < 0 || ring_cap(&loop->ready) >= loop->slab.cap);
     return rc;
 }
 
+int cio__slot_alloc(cio_loop_t *loop, uint32_t *index)
+{
+    return slot_alloc(loop, index);
+}
+
 int cio__slot_reserve(cio_loop_t *loop, uint32_t *index)
 {
-    int rc = cio__slot_alloc(loop, index);
+    int rc = slot_alloc(loop, index);
     if (rc == 0)
         loop->slab.v[*index].state = CIO__SLOT_RESERVED;
     return rc;
@@ -118,13 +142,12 @@ void cio__slot_schedule_reserved(cio_loop_t *loop, uint32_t index, const cio__sl
 {
     cio__slot_t *slot = &loop->slab.v[index];
     assert(slot->state == CIO__SLOT_RESERVED);
-    assert(loop->ready.len < ring_cap(&loop->ready)); /* the invariant of cio__slot_alloc */
     uint32_t gen = slot->gen;
     *slot = *proto;
     slot->gen = gen;
     slot->state = CIO__SLOT_READY;
     slot->in_heap = 0;
-    cio__ring_push(&loop->ready, index);
+    ring_put(&loop->ready, index); /* room for every slot: cio__slot_alloc's invariant */
 }
 
 void cio__slot_unreserve(cio_loop_t *loop, uint32_t index)
@@ -168,11 +191,10 @@ int cio__schedule_check(cio_loop_t *loop, const void *cb)
 int cio__schedule(cio_loop_t *loop, const cio__slot_t *proto, cio_handle_t *handle)
 {
     uint32_t index;
-    int rc = cio__slot_alloc(loop, &index);
+    int rc = slot_alloc(loop, &index);
     if (rc < 0)
         return rc;
-    rc = cio__ring_push(&loop->ready, index);
-    assert(rc == 0); /* the ring has room for every slot */
+    ring_put(&loop->ready, index); /* room for every slot: cio__slot_alloc's invariant */
     cio__slot_t *slot = &loop->slab.v[index];
     uint32_t gen = slot->gen;
     *slot = *proto;
