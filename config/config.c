@@ -7,8 +7,10 @@
  * and it continues a value on an indented line. So this file reads section
  * headers, comments and blank lines itself, refuses lines over
  * CIO_CONFIG_LINE_MAX, and hands inih one key line at a time to split into
- * key and value. Each error is collected with its line and all of them are
- * returned, sorted by line.
+ * key and value. Each error is collected with its line; the first
+ * CIO_CONFIG_ERRORS_MAX in line order are returned, sorted by line, and the
+ * others counted, so that neither the time nor the memory an error costs
+ * grows with the number of errors before it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -23,8 +25,8 @@
 
 #include "internal.h"
 
-/* cio_config_load() refuses larger files (/dev/zero must not fill memory). */
-#define FILE_MAX (4u << 20)
+/* cio_config_load() reads a device or a pipe, whose size is not known, in pieces this large. */
+#define READ_CHUNK (64u << 10)
 
 static const char default_text[] =
     "; coreio default configuration: what coreiod runs when no -c FILE is given.\n"
@@ -60,29 +62,67 @@ const char *cio_config_default_text(void)
 
 /* ---- errors ------------------------------------------------------------------- */
 
+/* Whether @p a comes before @p b in the text: by line, then in the order found. */
+static bool error_before(const cio__config_error_t *a, const cio__config_error_t *b)
+{
+    return a->line != b->line ? a->line < b->line : a->seq < b->seq;
+}
+
+static void swap_errors(cio__config_error_t *v, size_t i, size_t j)
+{
+    cio__config_error_t t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+}
+
+/* Restore the max-heap of @p n errors after v[i] became earlier. */
+static void sift_down(cio__config_error_t *v, size_t n, size_t i)
+{
+    for (;;) {
+        size_t last = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && error_before(&v[last], &v[l]))
+            last = l;
+        if (r < n && error_before(&v[last], &v[r]))
+            last = r;
+        if (last == i)
+            return;
+        swap_errors(v, i, last);
+        i = last;
+    }
+}
+
+/* Restore the max-heap after v[i] was added at its end. */
+static void sift_up(cio__config_error_t *v, size_t i)
+{
+    while (i > 0 && error_before(&v[(i - 1) / 2], &v[i])) {
+        swap_errors(v, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
 void cio__config_error(cio__parser_t *p, unsigned line, const char *fmt, ...)
 {
+    cio__config_error_t e = {line, p->nerrors++, NULL};
+    bool full = p->nkept == CIO_CONFIG_ERRORS_MAX;
     va_list ap;
-    char *text;
-    if (p->nerrors == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 16;
-        cio__config_error_t *v = realloc(p->errors, cap * sizeof(*v));
-        if (!v) {
-            p->oom = true;
-            return;
-        }
-        p->errors = v;
-        p->cap = cap;
-    }
+    /* Errors come nearly in line order: most past the limit are only counted, unformatted. */
+    if (full && !error_before(&e, &p->errors[0]))
+        return;
     va_start(ap, fmt);
-    int n = vasprintf(&text, fmt, ap);
+    int n = vasprintf(&e.text, fmt, ap);
     va_end(ap);
     if (n < 0) {
         p->oom = true;
         return;
     }
-    p->errors[p->nerrors] = (cio__config_error_t){line, p->nerrors, text};
-    p->nerrors++;
+    if (full) {
+        free(p->errors[0].text);
+        p->errors[0] = e;
+        sift_down(p->errors, p->nkept, 0);
+    } else {
+        p->errors[p->nkept++] = e;
+        sift_up(p->errors, p->nkept - 1);
+    }
 }
 
 char *cio__config_strdup(cio__parser_t *p, const char *s)
@@ -96,22 +136,26 @@ char *cio__config_strdup(cio__parser_t *p, const char *s)
 static int by_line(const void *a, const void *b)
 {
     const cio__config_error_t *x = a, *y = b;
-    if (x->line != y->line)
-        return x->line < y->line ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    return error_before(x, y) ? -1 : error_before(y, x);
 }
 
-/* The errors as one text, "FILE:LINE: message\n" each, in line order; NULL if out of memory. */
+/*
+ * The errors kept as one text, "FILE:LINE: message\n" each, in line order,
+ * then "FILE: N more errors" for those only counted; NULL if out of memory.
+ */
 static char *error_text(cio__parser_t *p)
 {
     char *text = NULL;
-    size_t size = 0;
+    size_t size = 0, more = p->nerrors - p->nkept;
     FILE *f = open_memstream(&text, &size);
     if (!f)
         return NULL;
-    qsort(p->errors, p->nerrors, sizeof(*p->errors), by_line);
-    for (size_t i = 0; i < p->nerrors; i++)
+    qsort(p->errors, p->nkept, sizeof(*p->errors), by_line);
+    for (size_t i = 0; i < p->nkept; i++)
         fprintf(f, "%s:%u: %s\n", p->file, p->errors[i].line, p->errors[i].text);
+    if (more)
+        fprintf(f, "%s: %zu more error%s (only the first %d are listed)\n", p->file, more,
+                more == 1 ? "" : "s", CIO_CONFIG_ERRORS_MAX);
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -119,10 +163,75 @@ static char *error_text(cio__parser_t *p)
     return text;
 }
 
+/* ---- hashing ------------------------------------------------------------------ */
+
+uint64_t cio__config_hash(uint64_t h, const void *s, size_t n)
+{
+    const unsigned char *b = s;
+    for (size_t i = 0; i < n; i++)
+        h = cio__config_hash_byte(h, b[i]);
+    return h;
+}
+
+size_t cio__config_index_next(const cio__config_index_t *ix, uint64_t hash, size_t *pos)
+{
+    if (!ix->slots)
+        return SIZE_MAX;
+    /* Linear probing: the run of used slots from the hash's home holds every candidate. */
+    for (size_t i = (size_t)hash + *pos; ix->slots[i & ix->mask].item; i++) {
+        const cio__config_slot_t *s = &ix->slots[i & ix->mask];
+        ++*pos;
+        if (s->hash == hash)
+            return s->item - 1;
+    }
+    return SIZE_MAX;
+}
+
+/* Put @p item in the first free slot of its run (there is room: the table is half empty). */
+static void index_put(cio__config_slot_t *slots, size_t mask, uint64_t hash, size_t item)
+{
+    size_t i = (size_t)hash;
+    while (slots[i & mask].item)
+        i++;
+    slots[i & mask] = (cio__config_slot_t){hash, item};
+}
+
+int cio__config_index_add(cio__config_index_t *ix, uint64_t hash, size_t item)
+{
+    if (2 * (ix->count + 1) > ix->mask + 1 || !ix->slots) {
+        size_t n = ix->slots ? 2 * (ix->mask + 1) : 64;
+        cio__config_slot_t *slots = calloc(n, sizeof(*slots));
+        if (!slots)
+            return -ENOMEM;
+        for (size_t i = 0; ix->slots && i <= ix->mask; i++)
+            if (ix->slots[i].item)
+                index_put(slots, n - 1, ix->slots[i].hash, ix->slots[i].item);
+        free(ix->slots);
+        ix->slots = slots;
+        ix->mask = n - 1;
+    }
+    index_put(ix->slots, ix->mask, hash, item + 1);
+    ix->count++;
+    return 0;
+}
+
+void cio__config_index_free(cio__config_index_t *ix)
+{
+    free(ix->slots);
+    memset(ix, 0, sizeof(*ix));
+}
+
 /* "FILE: message\n" for a file that could not be read at all. */
 static void fail_file(const char *file, int err, char **errors)
 {
-    if (errors && asprintf(errors, "%s: %s\n", file, strerror(err)) < 0)
+    int n;
+    if (!errors)
+        return;
+    if (err == EFBIG)
+        n = asprintf(errors, "%s: file is larger than %u MiB\n", file, CIO_CONFIG_FILE_MAX >> 20);
+    else
+        n = asprintf(errors, "%s: %s\n", file, strerror(err));
+    if (n < 0)
         *errors = NULL;
 }
 
@@ -161,11 +270,47 @@ static void open_global(cio__parser_t *p)
     p->sec.scratch = true;
 }
 
+/* The listener called @p name (whose hash is @p h), or NULL. */
+static const cio_config_listener_t *find_name(const cio__parser_t *p, const char *name, uint64_t h)
+{
+    size_t pos = 0, i;
+    while ((i = cio__config_index_next(&p->names, h, &pos)) != SIZE_MAX)
+        if (strcmp(p->c->listeners[i].name, name) == 0)
+            return &p->c->listeners[i];
+    return NULL;
+}
+
+/* A new listener at the end of the list, known by @p name; NULL if out of memory. */
+static cio_config_listener_t *add_listener(cio__parser_t *p, const char *name, uint64_t h)
+{
+    cio_config_t *c = p->c;
+    if (c->nlisteners == p->listeners_cap) {
+        /* Doubling: the copies cost the list's length once over, not once per listener. */
+        size_t cap = p->listeners_cap ? 2 * p->listeners_cap : 8;
+        cio_config_listener_t *v = realloc(c->listeners, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        c->listeners = v;
+        p->listeners_cap = cap;
+    }
+    cio_config_listener_t *l = &c->listeners[c->nlisteners];
+    memset(l, 0, sizeof(*l));
+    cio__config_listener_defaults(l);
+    if (!(l->name = strdup(name)) || cio__config_index_add(&p->names, h, c->nlisteners) < 0) {
+        free(l->name);
+        return NULL;
+    }
+    l->line = p->lineno;
+    c->nlisteners++;
+    return l;
+}
+
 /* [listener NAME]: exactly one space, then a NAME no other listener has. */
 static void open_listener(cio__parser_t *p, const char *header)
 {
     bool one_space = header[8] == ' ';
     const char *name = one_space ? header + 9 : "";
+    uint64_t h = cio__config_hash(CIO__CONFIG_HASH_SEED, name, strlen(name));
     const cio_config_listener_t *other = NULL;
     int rc = one_space ? cio__config_name(name) : -EINVAL;
     if (rc == -ENAMETOOLONG)
@@ -176,7 +321,7 @@ static void open_listener(cio__parser_t *p, const char *header)
                           "[%s]: expected [listener NAME], the NAME made of letters, digits, "
                           "'_', '.' and '-'",
                           header);
-    else if ((other = cio_config_find_listener(p->c, name)))
+    else if ((other = find_name(p, name, h)))
         cio__config_error(p, p->lineno, "duplicate section [listener %s] (first at line %u)", name,
                           other->line);
     p->sec.kind = CIO__SECTION_LISTENER;
@@ -187,20 +332,10 @@ static void open_listener(cio__parser_t *p, const char *header)
         p->sec.scratch = true;
         return;
     }
-    cio_config_t *c = p->c;
-    cio_config_listener_t *v = realloc(c->listeners, (c->nlisteners + 1) * sizeof(*v));
-    if (!v) {
+    if (!(p->sec.target = add_listener(p, name, h))) {
         p->oom = true;
         p->sec.kind = CIO__SECTION_SKIP;
-        return;
     }
-    c->listeners = v;
-    cio_config_listener_t *l = &v[c->nlisteners++];
-    memset(l, 0, sizeof(*l));
-    cio__config_listener_defaults(l);
-    l->name = cio__config_strdup(p, name);
-    l->line = p->lineno;
-    p->sec.target = l;
 }
 
 /* A line starting with '[' (@p s, NUL-terminated, blanks skipped). */
@@ -385,9 +520,10 @@ static cio_config_t *parse(const char *text, size_t len, const char *name, char 
         cio_config_free(c);
         c = NULL;
     }
-    for (size_t i = 0; i < p.nerrors; i++)
+    for (size_t i = 0; i < p.nkept; i++)
         free(p.errors[i].text);
-    free(p.errors);
+    cio__config_index_free(&p.names);
+    cio__config_index_free(&p.addresses);
     return c;
 }
 
@@ -402,49 +538,68 @@ cio_config_t *cio_config_parse(const char *text, const char *name, char **errors
     return parse(text, strlen(text), name, errors);
 }
 
-/* The whole file at @p path into a malloc'd buffer; 0 or -errno. */
+/* Room for @p want more bytes after the @p n in *@p buf, doubling up to @p limit; 0 or -ENOMEM. */
+static int make_room(char **buf, size_t *size, size_t n, size_t want, size_t limit)
+{
+    if (*size - n >= want)
+        return 0;
+    size_t grown = 2 * *size > n + want ? 2 * *size : n + want;
+    if (grown > limit)
+        grown = limit; /* never below n + want: callers ask for no more than the limit */
+    char *b = realloc(*buf, grown);
+    if (!b)
+        return -ENOMEM;
+    *buf = b;
+    *size = grown;
+    return 0;
+}
+
+/*
+ * The whole file at @p path into a malloc'd buffer; 0 or -errno, -EFBIG past
+ * CIO_CONFIG_FILE_MAX bytes. The buffer grows with what is read (from the
+ * size fstat() gives, a guess only), so a device such as /dev/zero stops at
+ * the limit.
+ */
 static int read_file(const char *path, char **text, size_t *len)
 {
+    const size_t limit = (size_t)CIO_CONFIG_FILE_MAX + 1;
     struct stat st;
     char *buf = NULL;
-    size_t n = 0;
+    size_t n = 0, size = 0;
     int rc = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (S_ISDIR(st.st_mode))
         rc = -EISDIR;
-        goto out_close;
-    }
-    if (!(buf = malloc(FILE_MAX + 1))) {
-        rc = -ENOMEM;
-        goto out_close;
-    }
-    while (n <= FILE_MAX) {
-        ssize_t got = read(fd, buf + n, FILE_MAX + 1 - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
+    else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > CIO_CONFIG_FILE_MAX)
+        rc = -EFBIG;
+    while (rc == 0 && n < limit) {
+        /* A regular file in one read, and one byte more to see its end. */
+        size_t want =
+            S_ISREG(st.st_mode) && (size_t)st.st_size >= n ? st.st_size + 1 - n : READ_CHUNK;
+        want = want < limit - n ? want : limit - n;
+        if ((rc = make_room(&buf, &size, n, want, limit)) < 0)
+            break;
+        ssize_t got = read(fd, buf + n, want);
+        if (got < 0 && errno != EINTR)
             rc = -errno;
-            goto out_free;
-        }
         if (got == 0)
             break;
-        n += (size_t)got;
+        n += got > 0 ? (size_t)got : 0;
     }
-    if (n > FILE_MAX) {
+    close(fd);
+    if (rc == 0 && n == limit)
         rc = -EFBIG;
-        goto out_free;
+    if (rc < 0) {
+        free(buf);
+        return rc;
     }
     *text = buf;
     *len = n;
-    goto out_close;
-
-out_free:
-    free(buf);
-out_close:
-    close(fd);
-    return rc;
+    return 0;
 }
 
 cio_config_t *cio_config_load(const char *path, char **errors)

@@ -3,7 +3,9 @@
  * syntaxes (numbers, sizes, durations, booleans, names, addresses); keys.c
  * knows the schema (the keys of [global] and [listener NAME] and how they
  * depend on each other); config.c splits the text into lines, hands key lines
- * to inih, tracks sections and collects the errors.
+ * to inih, tracks sections and collects the errors. Every pass is linear in
+ * the text: listeners are found by name and by address through hash indexes,
+ * never by walking the ones before.
  */
 #ifndef CIO_CONFIG_INTERNAL_H
 #define CIO_CONFIG_INTERNAL_H
@@ -53,6 +55,49 @@ int cio__config_address(const char *s, char **host, char **port, char *why, size
 /* Whether two hosts from cio__config_address() name the same address as written. */
 bool cio__config_same_host(const char *a, const char *b);
 
+/* ---- hashing (config.c) --------------------------------------------------- */
+
+#define CIO__CONFIG_HASH_SEED 0xcbf29ce484222325u /* FNV-1a's offset basis */
+
+/* FNV-1a: @p h extended with the byte @p c. */
+static inline uint64_t cio__config_hash_byte(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * 0x100000001b3u;
+}
+
+/* @p h extended with the @p n bytes at @p s. */
+uint64_t cio__config_hash(uint64_t h, const void *s, size_t n);
+
+/* @p h extended with @p host so that hosts cio__config_same_host() calls equal hash alike. */
+uint64_t cio__config_hash_host(uint64_t h, const char *host);
+
+/*
+ * A set of listeners (indexes into cio_config_t.listeners) by hash, with
+ * linear probing, at most half full. It holds the hashes only: the caller
+ * compares the candidates it returns.
+ */
+typedef struct cio__config_slot {
+    uint64_t hash;
+    size_t item; /* the listener's index + 1; 0: the slot is free */
+} cio__config_slot_t;
+
+typedef struct cio__config_index {
+    cio__config_slot_t *slots;
+    size_t mask; /* the number of slots - 1 (a power of two), 0 before the first add */
+    size_t count;
+} cio__config_index_t;
+
+/*
+ * The next listener added with @p hash, or SIZE_MAX when there is none left;
+ * *@p pos starts at 0 and keeps the place between calls.
+ */
+size_t cio__config_index_next(const cio__config_index_t *ix, uint64_t hash, size_t *pos);
+
+/* Add listener @p item with @p hash; 0 or -ENOMEM. */
+int cio__config_index_add(cio__config_index_t *ix, uint64_t hash, size_t item);
+
+void cio__config_index_free(cio__config_index_t *ix);
+
 /* ---- the parser, shared by config.c and keys.c --------------------------- */
 
 typedef enum cio__section_kind {
@@ -83,12 +128,18 @@ typedef struct cio__config_error {
 typedef struct cio__parser {
     const char *file;
     cio_config_t *c;
+    size_t listeners_cap;          /* room in c->listeners, which grows by doubling */
+    cio__config_index_t names;     /* the listeners by name */
+    cio__config_index_t addresses; /* by protocol and address, the first of each only */
     cio_config_t scratch_global;
     cio_config_listener_t scratch_listener;
     cio__section_t sec;
     unsigned global_line; /* the first [global], 0 when none yet */
-    cio__config_error_t *errors;
-    size_t nerrors, cap;
+    /* The errors first in line order, a max-heap on (line, seq): errors[0] is the last. */
+    cio__config_error_t errors[CIO_CONFIG_ERRORS_MAX];
+    size_t nkept;                                         /* errors held in errors[] */
+    size_t nerrors;                                       /* errors found, listed or not */
+    uint64_t core_bits[(CIO__CONFIG_CORE_MAX + 64) / 64]; /* cores of a list, zero between lists */
     bool oom;
     /* The line inih is reading (config.c). */
     unsigned lineno;
@@ -100,7 +151,10 @@ typedef struct cio__parser {
     bool handled; /* inih called the handler for the line */
 } cio__parser_t;
 
-/* Record "FILE:LINE: message" (config.c). */
+/*
+ * Record "FILE:LINE: message" (config.c): counted always, formatted and kept
+ * only while among the CIO_CONFIG_ERRORS_MAX first in line order.
+ */
 void cio__config_error(cio__parser_t *p, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

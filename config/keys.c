@@ -3,7 +3,9 @@
  * the function that reads its value into the section's struct; the checks
  * that need several keys (cores and placement, a listener's address and its
  * protocol, the two write buffer limits, addresses used twice) run when the
- * section is complete, since keys come in any order.
+ * section is complete, since keys come in any order. An address is checked
+ * against the others through the parser's hash index of addresses, in
+ * constant time, whatever the number of listeners before it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -111,9 +113,12 @@ static bool set_placement(cio__parser_t *p, const char *key, const char *value)
     return true;
 }
 
-/* Read one core of the list @p value; @p item is the text between two commas. */
+/*
+ * Read one core of the list @p value; @p item is the text between two commas.
+ * p->core_bits has a bit set for each core read before from the same list.
+ */
 static bool read_core(cio__parser_t *p, const char *value, const char *item, size_t len,
-                      const unsigned *cores, size_t n, unsigned *out)
+                      unsigned *out)
 {
     char buf[24];
     uint64_t v;
@@ -132,14 +137,21 @@ static bool read_core(cio__parser_t *p, const char *value, const char *item, siz
         cio__config_error(p, p->lineno, "cores: \"%s\" is not a list of core numbers", value);
         return false;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (cores[i] == v) {
-            cio__config_error(p, p->lineno, "cores: core %u is listed twice", cores[i]);
-            return false;
-        }
+    uint64_t bit = (uint64_t)1 << (v % 64);
+    if (p->core_bits[v / 64] & bit) {
+        cio__config_error(p, p->lineno, "cores: core %u is listed twice", (unsigned)v);
+        return false;
     }
+    p->core_bits[v / 64] |= bit;
     *out = (unsigned)v;
     return true;
+}
+
+/* Clear the bits of the @p n cores read, for the next list: cheaper than the whole bitmap. */
+static void clear_core_bits(cio__parser_t *p, const unsigned *cores, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p->core_bits[cores[i] / 64] = 0;
 }
 
 /* cores = 0,1,...: logical core numbers, each once, at most one per possible worker. */
@@ -159,18 +171,20 @@ static bool set_cores(cio__parser_t *p, const char *key, const char *value)
                               CIO__CONFIG_WORKERS_MAX);
             goto fail_free;
         }
-        if (!read_core(p, value, s, len, cores, n, &cores[n]))
+        if (!read_core(p, value, s, len, &cores[n]))
             goto fail_free;
         n++;
         s += len;
         if (*s == '\0')
             break;
     }
+    clear_core_bits(p, cores, n);
     g->cores = cores;
     g->ncores = n;
     return true;
 
 fail_free:
+    clear_core_bits(p, cores, n);
     free(cores);
     return false;
 }
@@ -437,17 +451,35 @@ static bool same_address(const cio_config_listener_t *a, const cio_config_listen
            cio__config_same_host(a->host, b->host);
 }
 
-/* The listener just read against the ones before it. */
+/* A hash of what same_address() compares, so that equal addresses hash alike. */
+static uint64_t address_hash(const cio_config_listener_t *l)
+{
+    uint64_t h = cio__config_hash_byte(CIO__CONFIG_HASH_SEED, (unsigned char)l->protocol);
+    if (l->protocol == CIO_CONFIG_UNIX)
+        return cio__config_hash(h, l->path, strlen(l->path));
+    h = cio__config_hash(h, l->port, strlen(l->port) + 1);
+    return cio__config_hash_host(h, l->host);
+}
+
+/* The listener just read against the ones before it, through the index of addresses. */
 static void check_unique(cio__parser_t *p, const cio_config_listener_t *l)
 {
-    for (const cio_config_listener_t *k = p->c->listeners; k != l; k++) {
-        if (same_address(k, l)) {
+    const cio_config_t *c = p->c;
+    size_t pos = 0, k;
+    if (l->port && strcmp(l->port, "0") == 0)
+        return; /* a new port each time: it clashes with none */
+    uint64_t h = address_hash(l);
+    while ((k = cio__config_index_next(&p->addresses, h, &pos)) != SIZE_MAX) {
+        if (same_address(&c->listeners[k], l)) {
             cio__config_error(p, p->sec.seen[L_ADDRESS],
                               "address: %s is already used by [listener %s] at line %u",
-                              p->sec.address, k->name, k->line);
+                              p->sec.address, c->listeners[k].name, c->listeners[k].line);
             return;
         }
     }
+    /* Only the first listener of an address goes in: a third is blamed on the first too. */
+    if (cio__config_index_add(&p->addresses, h, (size_t)(l - c->listeners)) < 0)
+        p->oom = true;
 }
 
 static void check_balance(cio__parser_t *p, cio_config_listener_t *l)

@@ -235,3 +235,19 @@ bool cio__config_same_host(const char *a, const char *b)
         return memcmp(x, y, sizeof(struct in6_addr)) == 0;
     return strcasecmp(a, b) == 0;
 }
+
+uint64_t cio__config_hash_host(uint64_t h, const char *host)
+{
+    unsigned char x[sizeof(struct in6_addr)];
+    /* A kind byte, then what cio__config_same_host() compares: the value, or the folded name. */
+    if (!host)
+        return cio__config_hash_byte(h, '*');
+    if (inet_pton(AF_INET, host, x) == 1)
+        return cio__config_hash(cio__config_hash_byte(h, '4'), x, sizeof(struct in_addr));
+    if (inet_pton(AF_INET6, host, x) == 1)
+        return cio__config_hash(cio__config_hash_byte(h, '6'), x, sizeof(struct in6_addr));
+    h = cio__config_hash_byte(h, 'n');
+    for (const char *s = host; *s; s++)
+        h = cio__config_hash_byte(h, (unsigned char)tolower((unsigned char)*s));
+    return h;
+}

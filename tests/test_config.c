@@ -5,7 +5,9 @@
  * the edges of sizes, durations, numbers, booleans and addresses; lines and
  * names at and past their limits (and across inih's own 200-byte line
  * buffer); unreadable files; the files of tests/config/; the helpers
- * cio_config_find_listener() and cio_config_listener_same_socket().
+ * cio_config_find_listener() and cio_config_listener_same_socket(). The
+ * limits: the error list bounded at CIO_CONFIG_ERRORS_MAX (in text and in
+ * memory), the file size, huge lines, and 100,000 listeners in one file.
  */
 #include <errno.h>
 #include <glob.h>
@@ -81,6 +83,19 @@ static const char *config_dir(char *buf, size_t size)
         snprintf(buf, size, "%.*sconfig", slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__);
     }
     return buf;
+}
+
+/* Write @p len bytes of @p text to a new file named after the mkstemp() template @p path. */
+static void write_temp(char *path, const char *text, size_t len)
+{
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(fd, text + done, len - done);
+        ck_assert_int_gt(n, 0);
+        done += (size_t)n;
+    }
+    close(fd);
 }
 
 /* ---- defaults ------------------------------------------------------------------ */
@@ -417,6 +432,14 @@ START_TEST(test_config_global_value_errors)
         {"[global]\nplacement = list\ncores = 0,x\n",
          "t:3: cores: \"0,x\" is not a list of core numbers\n"},
         {"[global]\nplacement = list\ncores = 3,1,3\n", "t:3: cores: core 3 is listed twice\n"},
+        {"[global]\nplacement = list\ncores = 65535,0,64,65535\n",
+         "t:3: cores: core 65535 is listed twice\n"},
+        /* Each list is judged alone: cores of an earlier list, good or not, are no duplicates. */
+        {"[global]\nplacement = list\ncores = 3,1,64\n[global]\nplacement = list\n"
+         "cores = 64,3,1,5,5\n[global]\nplacement = list\ncores = 5,1,3,64\n",
+         "t:4: duplicate section [global] (first at line 1)\n"
+         "t:6: cores: core 5 is listed twice\n"
+         "t:7: duplicate section [global] (first at line 1)\n"},
         {"[global]\nplacement = list\ncores = 65536\n",
          "t:3: cores: core 65536 is out of range (0..65535)\n"},
     };
@@ -523,6 +546,19 @@ START_TEST(test_config_same_address_twice_is_an_error_on_the_second)
         {"[listener a]\nservice = echo\nprotocol = unix\naddress = /s\n"
          "[listener b]\nservice = echo\nprotocol = unix\naddress = /s\n",
          "t:8: address: /s is already used by [listener a] at line 1\n"},
+        /* Host names and zones compare in any case; IPv4 literals by value. */
+        {"[listener a]\nservice = echo\naddress = My-Host.example:80\n"
+         "[listener b]\nservice = echo\naddress = my-host.EXAMPLE:80\n",
+         "t:6: address: my-host.EXAMPLE:80 is already used by [listener a] at line 1\n"},
+        {"[listener a]\nservice = echo\naddress = [fe80::1%eth0]:80\n"
+         "[listener b]\nservice = echo\naddress = [FE80::1%ETH0]:80\n",
+         "t:6: address: [FE80::1%ETH0]:80 is already used by [listener a] at line 1\n"},
+        /* A third listener on an address is blamed on the first, not on the second. */
+        {"[listener a]\nservice = echo\naddress = 10.0.0.1:80\n"
+         "[listener b]\nservice = echo\naddress = 10.0.0.1:80\n"
+         "[listener c]\nservice = echo\naddress = 10.0.0.1:0080\n",
+         "t:6: address: 10.0.0.1:80 is already used by [listener a] at line 1\n"
+         "t:9: address: 10.0.0.1:0080 is already used by [listener a] at line 1\n"},
     };
     CHECK_CASES(cases);
     /* Other protocols, other hosts and port 0 (a new port each time) are no clash. */
@@ -532,6 +568,13 @@ START_TEST(test_config_same_address_twice_is_an_error_on_the_second)
                                              "[listener d]\nservice = echo\naddress = *:0\n"
                                              "[listener e]\nservice = echo\naddress = *:0\n");
     ck_assert_uint_eq(c->nlisteners, 5);
+    cio_config_free(c);
+    /* Neither does a host name against a literal, nor an IPv4 against an IPv6 address. */
+    c = parse_ok("[listener a]\nservice = echo\naddress = localhost:80\n"
+                 "[listener b]\nservice = echo\naddress = 127.0.0.1:80\n"
+                 "[listener c]\nservice = echo\naddress = [::ffff:127.0.0.1]:80\n"
+                 "[listener d]\nservice = echo\nprotocol = unix\naddress = /80\n");
+    ck_assert_uint_eq(c->nlisteners, 4);
     cio_config_free(c);
 }
 END_TEST
@@ -767,6 +810,220 @@ START_TEST(test_config_name_limit)
 }
 END_TEST
 
+/* Errors are all found but only the first CIO_CONFIG_ERRORS_MAX in line order listed. */
+START_TEST(test_config_errors_past_the_limit_are_counted_not_listed)
+{
+    char text[4096], want[4096];
+    size_t t = 0, w = 0;
+    _Static_assert(CIO_CONFIG_ERRORS_MAX == 20, "the cases below count 20 errors");
+    /* Exactly the limit: every error, no count. */
+    for (int i = 1; i <= 20; i++) {
+        t += (size_t)snprintf(text + t, sizeof(text) - t, "x\n");
+        w += (size_t)snprintf(want + w, sizeof(want) - w,
+                              "t:%d: expected KEY = VALUE, [SECTION] or a comment\n", i);
+    }
+    check_errors(text, want);
+    /* One more: counted in the singular. */
+    snprintf(text + t, sizeof(text) - t, "x\n");
+    snprintf(want + w, sizeof(want) - w, "t: 1 more error (only the first 20 are listed)\n");
+    check_errors(text, want);
+
+    /* Errors found last (missing keys, at the header) come first, and push out the later lines. */
+    t = (size_t)snprintf(text, sizeof(text), "[listener a]\n");
+    w = (size_t)snprintf(want, sizeof(want),
+                         "t:1: [listener a]: missing required key \"service\"\n"
+                         "t:1: [listener a]: missing required key \"address\"\n");
+    for (int i = 2; i <= 31; i++) {
+        t += (size_t)snprintf(text + t, sizeof(text) - t, "x\n");
+        if (i <= 19)
+            w += (size_t)snprintf(want + w, sizeof(want) - w,
+                                  "t:%d: expected KEY = VALUE, [SECTION] or a comment\n", i);
+    }
+    snprintf(want + w, sizeof(want) - w, "t: 12 more errors (only the first 20 are listed)\n");
+    check_errors(text, want);
+}
+END_TEST
+
+/* The peak resident size of this process in KiB (VmHWM), or -1. */
+static long peak_rss_kib(void)
+{
+    char line[256];
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Start the peak resident size afresh where the kernel allows it (Linux 4.0 on). */
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+/* Two million bad lines: twenty listed, the rest counted, and memory does not grow with them. */
+START_TEST(test_config_error_flood_is_bounded_in_text_and_memory)
+{
+    const size_t lines = 2000000;
+    char *text = malloc(2 * lines + 1), want[4096];
+    size_t w = 0;
+    for (size_t i = 0; i < lines; i++)
+        memcpy(text + 2 * i, "x\n", 2);
+    text[2 * lines] = '\0';
+    for (int i = 1; i <= CIO_CONFIG_ERRORS_MAX; i++)
+        w += (size_t)snprintf(want + w, sizeof(want) - w,
+                              "t:%d: expected KEY = VALUE, [SECTION] or a comment\n", i);
+    snprintf(want + w, sizeof(want) - w, "t: %zu more errors (only the first %d are listed)\n",
+             lines - CIO_CONFIG_ERRORS_MAX, CIO_CONFIG_ERRORS_MAX);
+    reset_peak_rss();
+    long before = peak_rss_kib();
+    char *errors = NULL;
+    ck_assert_ptr_null(cio_config_parse(text, "t", &errors));
+    long after = peak_rss_kib();
+    ck_assert_ptr_nonnull(errors);
+    /* Kept, the messages alone would take over 100 MiB; the text parsed is 4 MB. */
+    ck_assert_int_ge(before, 0);
+    ck_assert_msg(after - before < 16 * 1024, "peak resident size grew by %ld KiB", after - before);
+    ck_assert_msg(strcmp(errors, want) == 0, "got %zu bytes:\n%.3000s", strlen(errors), errors);
+    free(errors);
+    free(text);
+}
+END_TEST
+
+/* A huge line inside a file of allowed size is reported on its line, and reading goes on. */
+START_TEST(test_config_huge_line_is_reported_on_its_line)
+{
+    const size_t digits = 10u << 20;
+    char path[] = "/tmp/cio-test-config-XXXXXX", want[512];
+    char *text = malloc(digits + 64);
+    size_t n = (size_t)snprintf(text, 64, "[global]\nworkers = ");
+    memset(text + n, '1', digits);
+    n += digits;
+    n += (size_t)snprintf(text + n, 64, "\npin = x\n");
+    write_temp(path, text, n);
+    char *errors = NULL;
+    ck_assert_ptr_null(cio_config_load(path, &errors));
+    snprintf(want, sizeof(want),
+             "%s:2: line too long (%zu bytes, at most 1024)\n"
+             "%s:3: pin: \"x\" is not a boolean (yes/no, on/off, true/false, 1/0)\n",
+             path, digits + strlen("workers = "), path);
+    ck_assert_str_eq(errors, want);
+    free(errors);
+    unlink(path);
+    free(text);
+}
+END_TEST
+
+/* CIO_CONFIG_FILE_MAX bytes are read; one more is an error that names the limit. */
+START_TEST(test_config_file_size_limit)
+{
+    char path[] = "/tmp/cio-test-config-XXXXXX", want[512];
+    char *errors = NULL;
+    /* "[global]" then NUL bytes, as a sparse file: line 2 runs to the end. */
+    write_temp(path, "[global]\n", 9);
+    ck_assert_int_eq(truncate(path, CIO_CONFIG_FILE_MAX), 0);
+    ck_assert_ptr_null(cio_config_load(path, &errors));
+    snprintf(want, sizeof(want), "%s:2: line too long (%u bytes, at most 1024)\n", path,
+             CIO_CONFIG_FILE_MAX - 9);
+    ck_assert_str_eq(errors, want);
+    free(errors);
+
+    ck_assert_int_eq(truncate(path, CIO_CONFIG_FILE_MAX + 1), 0);
+    ck_assert_ptr_null(cio_config_load(path, &errors));
+    snprintf(want, sizeof(want), "%s: file is larger than %u MiB\n", path,
+             CIO_CONFIG_FILE_MAX >> 20);
+    ck_assert_str_eq(errors, want);
+    ck_assert_str_eq(want + strlen(path), ": file is larger than 16 MiB\n");
+    free(errors);
+    unlink(path);
+
+    /* A device without end stops at the limit too. */
+    ck_assert_ptr_null(cio_config_load("/dev/zero", &errors));
+    ck_assert_str_eq(errors, "/dev/zero: file is larger than 16 MiB\n");
+    free(errors);
+}
+END_TEST
+
+#define MANY_LISTENERS 100000u
+
+/* Listener @p i of many_listeners(): IPv4, IPv6 and host names by turns, all different. */
+static void many_address(char *buf, size_t size, unsigned i)
+{
+    if (i % 3 == 0)
+        snprintf(buf, size, "10.%u.%u.%u:7", i >> 16, (i >> 8) & 255, i & 255);
+    else if (i % 3 == 1)
+        snprintf(buf, size, "[fd00::%x:%x]:7", i >> 16, i & 0xffff);
+    else
+        snprintf(buf, size, "host-%u.example:7", i);
+}
+
+/* A file of MANY_LISTENERS listeners, l<i> at line 4i+1, then @p tail; its name in @p path. */
+static void write_many_listeners(char *path, const char *tail)
+{
+    char *text = NULL, address[64];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    for (unsigned i = 0; i < MANY_LISTENERS; i++) {
+        many_address(address, sizeof(address), i);
+        fprintf(f, "[listener l%u]\nservice = echo\naddress = %s\n\n", i, address);
+    }
+    fputs(tail, f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_uint_gt(len, 4u << 20); /* past the former 4 MiB limit */
+    write_temp(path, text, len);
+    free(text);
+}
+
+/* 100,000 listeners load in file order; duplicates after them are still found, on their line. */
+START_TEST(test_config_many_listeners_load_and_duplicates_are_found)
+{
+    char path[] = "/tmp/cio-test-config-XXXXXX", address[64], name[32], want[1024];
+    char *errors = NULL;
+    write_many_listeners(path, "");
+    cio_config_t *c = cio_config_load(path, &errors);
+    ck_assert_msg(c != NULL, "%.1000s", errors ? errors : "(no errors)");
+    ck_assert_uint_eq(c->nlisteners, MANY_LISTENERS);
+    for (unsigned i = 0; i < MANY_LISTENERS; i++) {
+        snprintf(name, sizeof(name), "l%u", i);
+        ck_assert_str_eq(c->listeners[i].name, name);
+        ck_assert_uint_eq(c->listeners[i].line, 4 * i + 1);
+    }
+    many_address(address, sizeof(address), MANY_LISTENERS - 1);
+    ck_assert_str_eq(address, "10.1.134.159:7");
+    ck_assert_str_eq(c->listeners[MANY_LISTENERS - 1].host, "10.1.134.159");
+    ck_assert_ptr_eq(cio_config_find_listener(c, "l99999"), &c->listeners[MANY_LISTENERS - 1]);
+    cio_config_free(c);
+    unlink(path);
+    strcpy(path, "/tmp/cio-test-config-XXXXXX");
+
+    /* l99997 is [fd00::1:869d]:7, l99998 host-99998.example:7; the tail starts at line 400001. */
+    write_many_listeners(path, "[listener l0]\nservice = echo\naddress = *:1\n"
+                               "[listener v6]\nservice = echo\naddress = [FD00:0:0::1:869D]:007\n"
+                               "[listener name]\nservice = echo\naddress = HOST-99998.Example:7\n"
+                               "[listener l99999]\n");
+    ck_assert_ptr_null(cio_config_load(path, &errors));
+    snprintf(want, sizeof(want),
+             "%s:400001: duplicate section [listener l0] (first at line 1)\n"
+             "%s:400006: address: [FD00:0:0::1:869D]:007 is already used by [listener l99997] at "
+             "line 399989\n"
+             "%s:400009: address: HOST-99998.Example:7 is already used by [listener l99998] at "
+             "line 399993\n"
+             "%s:400010: duplicate section [listener l99999] (first at line 399997)\n",
+             path, path, path, path);
+    ck_assert_str_eq(errors, want);
+    free(errors);
+    unlink(path);
+}
+END_TEST
+
 /* ---- files ------------------------------------------------------------------------ */
 
 /* An unreadable file is one error naming the file; errors may be NULL. */
@@ -897,6 +1154,14 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_config_line_limit);
     CIO_TEST(tc, test_config_lines_longer_than_inih_buffer_are_read_whole);
     CIO_TEST(tc, test_config_name_limit);
+    CIO_TEST(tc, test_config_errors_past_the_limit_are_counted_not_listed);
+    CIO_TEST(tc, test_config_error_flood_is_bounded_in_text_and_memory);
+    CIO_TEST(tc, test_config_huge_line_is_reported_on_its_line);
+    CIO_TEST(tc, test_config_file_size_limit);
+    suite_add_tcase(s, tc);
+
+    tc = cio_test_case("scale");
+    CIO_TEST(tc, test_config_many_listeners_load_and_duplicates_are_found);
     suite_add_tcase(s, tc);
 
     tc = cio_test_case("files");

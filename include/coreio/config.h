@@ -3,7 +3,9 @@
  * inih into a typed, validated structure. Every problem (unknown section or
  * key, a duplicate, a bad or out-of-range value, an overlong line or name) is
  * an error naming the file and the line; nothing is truncated or ignored.
- * docs/coreio.ini.5 documents every key and its default.
+ * Parsing takes time linear in the size of the file, and the error text is
+ * bounded: the first CIO_CONFIG_ERRORS_MAX errors, then their count.
+ * docs/coreio.ini.5 documents every key, its default and these limits.
  *
  * Sizes take K, M or G suffixes (powers of 1024); durations take ms, s or m
  * (a bare number is seconds, decimals allowed, at most 365 days); booleans
@@ -24,8 +26,10 @@
 extern "C" {
 #endif
 
-#define CIO_CONFIG_NAME_MAX 63   /* listener and service names */
-#define CIO_CONFIG_LINE_MAX 1024 /* one line of the file, newline excluded */
+#define CIO_CONFIG_NAME_MAX   63          /* listener and service names */
+#define CIO_CONFIG_LINE_MAX   1024        /* one line of the file, newline excluded */
+#define CIO_CONFIG_FILE_MAX   (16u << 20) /* bytes cio_config_load() reads at most */
+#define CIO_CONFIG_ERRORS_MAX 20          /* errors listed, the rest only counted */
 
 /** What a listener speaks. */
 typedef enum cio_config_proto {
@@ -73,15 +77,18 @@ typedef struct cio_config {
  * Parse the ini file at @p path. Returns the configuration, or NULL when the
  * file cannot be read or has errors; then *@p errors (if not NULL) is a
  * malloc'd text, one "FILE:LINE: message" per line, for the caller to free
- * (an unreadable file gives "FILE: strerror"), sorted by line; on success
- * *@p errors is NULL. Every error of the file is reported, not only the
- * first. The caller frees the configuration with cio_config_free(). Any thread.
+ * (an unreadable file gives "FILE: strerror"; a file over CIO_CONFIG_FILE_MAX
+ * bytes "FILE: file is larger than 16 MiB"), sorted by line; on success
+ * *@p errors is NULL. Every error of the file is found, not only the first:
+ * the CIO_CONFIG_ERRORS_MAX first in line order are listed, and a last line
+ * "FILE: N more errors (...)" counts the others. The caller frees the
+ * configuration with cio_config_free(). Any thread.
  */
 CIO_EXTERN cio_config_t *cio_config_load(const char *path, char **errors);
 
 /**
- * As cio_config_load(), from the text @p text; @p name stands for the file in
- * errors ("<text>" if NULL). Any thread.
+ * As cio_config_load(), from the text @p text (of any length); @p name stands
+ * for the file in errors ("<text>" if NULL). Any thread.
  */
 CIO_EXTERN cio_config_t *cio_config_parse(const char *text, const char *name, char **errors);
 
