@@ -119,15 +119,16 @@ signal_server() {
 }
 
 # Start server command $1 (with {PORT} already replaced) pinned to $srv_cpu,
-# in its own process group; wait up to 10 s for "listening". Its TMPDIR is
-# $tmp, so that what a wrapper script leaves there when it is killed goes too.
+# in its own process group; wait up to $2 s (default 10) for "listening". Its
+# TMPDIR is $tmp, so that what a wrapper script leaves there when it is killed
+# goes too.
 start_server() {
     : >"$tmp/srv.out" # before the fork: the last server's "listening" must not count
     TMPDIR=$tmp setsid taskset -c "$srv_cpu" sh -c "exec $1" \
         </dev/null >"$tmp/srv.out" 2>"$tmp/srv.err" &
     srv_pid=$!
     i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt $((${2:-10} * 10)) ]; do
         grep -q listening "$tmp/srv.out" && return 0
         alive "$srv_pid" || return 1
         sleep 0.1
@@ -137,16 +138,16 @@ start_server() {
 }
 
 # SIGTERM to the server's process group; SIGKILL if some of it is still there
-# after 5 s. Then the last lines of its stderr, if any.
+# after $1 s (default 5). Then the last lines of its stderr, if any.
 stop_server() {
     signal_server TERM
     i=0
-    while group_alive "$srv_pid" && [ $i -lt 50 ]; do
+    while group_alive "$srv_pid" && [ $i -lt $((${1:-5} * 10)) ]; do
         sleep 0.1
         i=$((i + 1))
     done
     if group_alive "$srv_pid"; then
-        warn "$name: still running 5 s after SIGTERM, killed"
+        warn "$name: still running ${1:-5} s after SIGTERM, killed"
         signal_server KILL
     fi
     status=0

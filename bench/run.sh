@@ -5,7 +5,9 @@
 # coreio's (above 1: coreio is faster or smaller); then call_soon_threadsafe
 # between two pinned worker loops (coreio alone), the heap cost of an idle
 # connection, the TCP echo comparison of bench/echo_run.sh (raw epoll,
-# asyncio, uvloop, libuv, coreio, coreiod), coreiod's echo with 1 and 2
+# asyncio, uvloop, libuv, coreio, coreiod), the instructions per echo request
+# under callgrind (bench/callgrind_echo.sh: libevent, libuv, coreio; skipped
+# without valgrind), coreiod's echo with 1 and 2
 # workers (bench/workers_run.sh) and coreiod's http-hello against nginx
 # (bench/http_run.sh). Missing peers, and coreio programs not built, are
 # skipped with a message on stderr. The exit status is 1 if a network
@@ -98,6 +100,13 @@ else
 fi
 echo
 top_srcdir="$s" sh "$s/bench/echo_run.sh" "$@" || status=1
+
+echo
+if command -v valgrind >/dev/null 2>&1 && [ -x "$b/bench/echo_libevent" ]; then
+    top_srcdir="$s" sh "$s/bench/callgrind_echo.sh" "$b" || status=1
+else
+    echo "skipped instructions per request: needs valgrind and $b/bench/echo_libevent" >&2
+fi
 
 if [ -x "$coreiod" ]; then
     echo
