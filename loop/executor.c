@@ -1,10 +1,13 @@
 /*
- * loop/executor.c: thread pools for run_in_executor. Pool threads only ever
- * touch a job record; the future it settles belongs to the submitting loop
- * and is touched on that loop's thread only: the job's outcome travels there
- * in a mailbox message. A closing loop takes back its queued jobs and orphans
- * its running ones (their outcome is dropped when they end), so a pool never
- * posts to a loop that is gone and nothing leaks.
+ * loop/executor.c: thread pools for run_in_executor, and the same pool code
+ * behind the resolver's private pool. Pool threads only ever touch a job
+ * record; the future it settles belongs to the submitting loop and is touched
+ * on that loop's thread only: the job's outcome travels there in a mailbox
+ * message that carries its destructor. A closing loop orphans its jobs (the
+ * rule is in coreio/executor.h): queued ones are dropped, running ones run to
+ * their end and free their outcome on the pool thread, and their futures are
+ * cancelled. So a pool never posts to a loop that is gone, closing never waits
+ * for a job, and nothing leaks.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,14 +19,14 @@
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_ORPHANED };
 
 typedef struct job {
-    cio__queue_t link; /* in the executor's queue or running list */
+    cio__queue_t link; /* in the executor's queue or running list, or a local list */
     cio_executor_t *ex;
     cio_loop_t *loop;
     struct exec_future *fut; /* loop-side; NULL once orphaned */
-    cio_task_fn fn;
-    void *arg;
-    int rc;
-    void *result;
+    cio__job_spec_t spec;
+    bool ran;     /* fn has returned and the argument is freed */
+    int rc;       /* fn's return value */
+    void *result; /* fn's result while no future owns it */
     enum job_state state;
 } job_t;
 
@@ -51,11 +54,34 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static cio__queue_t registry = {&registry, &registry};
 static cio_executor_t *default_executor;
 
-/* ---- the pool side ----------------------------------------------------------- */
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* Free a job and what it still owns: its argument if it never ran, its result. */
+static void job_free(job_t *j)
+{
+    if (!j->ran && j->spec.free_arg)
+        j->spec.free_arg(j->spec.arg);
+    if (j->result && j->spec.free_result)
+        j->spec.free_result(j->result);
+    free(j);
+}
+
+/* Free every job of a local list, outside the pool's lock: destructors are user code. */
+static void job_free_list(cio__queue_t *list)
+{
+    while (!cio__queue_empty(list)) {
+        job_t *j = cio_container_of(list->next, job_t, link);
+        cio__queue_remove(&j->link);
+        job_free(j);
+    }
+}
 
 /* On the loop thread: one job of @p loop is over, one way or another. */
-static void job_gone(cio_loop_t *loop)
+static void job_gone(job_t *j)
 {
+    cio_loop_t *loop = j->loop;
+    if (j->spec.uncounted)
+        return;
     if (--loop->executor_jobs == 0 && loop->executor_idle) {
         cio_future_t *idle = loop->executor_idle;
         loop->executor_idle = NULL;
@@ -64,33 +90,58 @@ static void job_gone(cio_loop_t *loop)
     }
 }
 
-/* On the loop thread: settle the future with the job's outcome. */
+/* On the loop thread: settle the pending future @p fut with the job's outcome. */
+static void job_settle(job_t *j, cio_future_t *fut)
+{
+    if (j->rc == 0 && j->result && j->spec.free_result) {
+        cio__future_set_owned_result(fut, j->result, j->spec.free_result);
+        j->result = NULL; /* the future's now */
+    } else if (j->rc == 0) {
+        cio__future_set_result(fut, j->result);
+        j->result = NULL; /* not owned by anyone */
+    } else if (j->rc == -ECANCELED) {
+        cio__future_set_cancelled(fut, NULL);
+    } else {
+        int err = j->rc < 0 ? j->rc : -EINVAL;
+        cio__future_set_error(fut, err, j->spec.describe_errors ? cio_strerror(err) : NULL);
+    }
+}
+
+/* On the loop thread: the job's outcome arrived. A done future drops it. */
 static int job_complete(void *arg)
 {
     job_t *j = arg;
-    exec_future_t *f = j->fut;
-    if (!cio_future_done(&f->fut)) {
-        if (j->rc == 0)
-            cio__future_set_result(&f->fut, j->result);
-        else if (j->rc == -ECANCELED)
-            cio__future_set_cancelled(&f->fut, NULL);
-        else
-            cio__future_set_error(&f->fut, j->rc < 0 ? j->rc : -EINVAL, NULL);
-    }
-    job_gone(j->loop);
-    cio_future_unref(&f->fut);
-    free(j);
+    cio_future_t *fut = &j->fut->fut;
+    if (!cio_future_done(fut))
+        job_settle(j, fut);
+    job_gone(j);
+    cio_future_unref(fut);
+    job_free(j);
     return 0;
 }
 
-/* On the loop thread, when the loop closed before the outcome ran. */
+/* On the loop thread, when the loop closed before the outcome ran: orphaned too. */
 static int job_release(void *arg)
 {
     job_t *j = arg;
-    job_gone(j->loop);
+    cio__future_set_cancelled(&j->fut->fut, NULL);
+    job_gone(j);
     cio_future_unref(&j->fut->fut);
-    free(j);
+    job_free(j);
     return 0;
+}
+
+/* ---- the pool side ----------------------------------------------------------- */
+
+/* Under ex->mu: take the next queued job and mark it running. */
+static job_t *job_start(cio_executor_t *ex)
+{
+    job_t *j = cio_container_of(ex->queue.next, job_t, link);
+    cio__queue_remove(&j->link);
+    cio__queue_insert_tail(&ex->running, &j->link);
+    j->state = JOB_RUNNING;
+    j->fut->job = NULL;
+    return j;
 }
 
 static void *worker(void *arg)
@@ -105,19 +156,23 @@ static void *worker(void *arg)
         }
         if (cio__queue_empty(&ex->queue))
             break; /* shut down and nothing left */
-        job_t *j = cio_container_of(ex->queue.next, job_t, link);
-        cio__queue_remove(&j->link);
-        cio__queue_insert_tail(&ex->running, &j->link);
-        j->state = JOB_RUNNING;
-        j->fut->job = NULL;
+        job_t *j = job_start(ex);
         pthread_mutex_unlock(&ex->mu);
-        j->rc = j->fn(j->arg, &j->result);
+        j->rc = j->spec.fn(j->spec.arg, &j->result);
+        if (j->spec.free_arg)
+            j->spec.free_arg(j->spec.arg);
+        j->ran = true;
         pthread_mutex_lock(&ex->mu);
         cio__queue_remove(&j->link);
-        /* Posted under the lock: a closing loop orphans its jobs under it. */
-        if (j->state == JOB_ORPHANED ||
-            cio__call_soon_threadsafe_owned(j->loop, job_complete, job_release, j) < 0)
-            free(j);
+        /* Posted under the lock: a closing loop orphans its jobs under it. A
+         * failed post (out of memory) leaves the future pending. */
+        bool drop = j->state == JOB_ORPHANED ||
+                    cio__call_soon_threadsafe_owned(j->loop, job_complete, job_release, j) < 0;
+        if (drop) {
+            pthread_mutex_unlock(&ex->mu);
+            job_free(j); /* the answer goes with its destructor */
+            pthread_mutex_lock(&ex->mu);
+        }
     }
     pthread_mutex_unlock(&ex->mu);
     return NULL;
@@ -160,29 +215,33 @@ cio_executor_t *cio_executor_new(size_t threads)
     return ex;
 }
 
-/* A queued job will not run: its future is cancelled on its loop. */
-static void drop_queued(job_t *j)
+/*
+ * Under ex->mu: a queued job will not run; its future is cancelled on its
+ * loop. A job that cannot be posted (out of memory) goes to @p dropped.
+ */
+static void drop_queued(job_t *j, cio__queue_t *dropped)
 {
+    cio__queue_remove(&j->link);
+    j->fut->job = NULL;
     j->rc = -ECANCELED;
     if (cio__call_soon_threadsafe_owned(j->loop, job_complete, job_release, j) < 0)
-        free(j); /* its loop is closing, and takes the future back itself */
+        cio__queue_insert_tail(dropped, &j->link);
 }
 
 void cio_executor_shutdown(cio_executor_t *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return;
+    cio__queue_t dropped;
+    cio__queue_init(&dropped);
     pthread_mutex_lock(&ex->mu);
     ex->shutdown = true;
-    while (cancel_futures && !cio__queue_empty(&ex->queue)) {
-        job_t *j = cio_container_of(ex->queue.next, job_t, link);
-        cio__queue_remove(&j->link);
-        j->fut->job = NULL;
-        drop_queued(j);
-    }
+    while (cancel_futures && !cio__queue_empty(&ex->queue))
+        drop_queued(cio_container_of(ex->queue.next, job_t, link), &dropped);
     pthread_cond_broadcast(&ex->work);
     size_t n = ex->nthreads;
     pthread_mutex_unlock(&ex->mu);
+    job_free_list(&dropped);
     for (size_t i = 0; wait && i < n; i++)
         pthread_join(ex->threads[i], NULL);
     if (wait) {
@@ -219,12 +278,12 @@ static bool exec_cancel(cio_future_t *fut, const char *message)
     if (j) {
         cio__queue_remove(&j->link);
         f->job = NULL;
-        free(j);
     }
     pthread_mutex_unlock(&f->ex->mu);
     if (j) {
-        job_gone(fut->loop);
+        job_gone(j);
         cio_future_unref(fut); /* the job's reference */
+        job_free(j);
     }
     return cio__future_set_cancelled(fut, message);
 }
@@ -255,45 +314,89 @@ static cio_executor_t *get_default(void)
     return d;
 }
 
-cio_future_t *cio_loop_run_in_executor(cio_loop_t *loop, cio_executor_t *executor, cio_task_fn fn,
-                                       void *arg)
+/* A job that will not run settles its new future with @p err at once. */
+static cio_future_t *refuse(exec_future_t *f, job_t *j, int err, const char *message)
 {
-    if (cio__schedule_check(loop, (const void *)fn) < 0)
+    job_free(j);
+    cio__future_set_error(&f->fut, err, message);
+    return &f->fut;
+}
+
+/* Queue @p j on @p ex, with a pool thread to run it. */
+static cio_future_t *enqueue(cio_executor_t *ex, exec_future_t *f, job_t *j)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (ex->shutdown) {
+        pthread_mutex_unlock(&ex->mu);
+        return refuse(f, j, CIO_ECLOSED, "cannot schedule new jobs after shutdown");
+    }
+    maybe_spawn(ex);
+    if (ex->nthreads == 0) {
+        pthread_mutex_unlock(&ex->mu);
+        return refuse(f, j, -EAGAIN, "cannot start a pool thread");
+    }
+    cio_future_ref(&f->fut); /* the job's reference, dropped on the loop thread */
+    if (!j->spec.uncounted)
+        j->loop->executor_jobs++;
+    f->job = j;
+    cio__queue_insert_tail(&ex->queue, &j->link);
+    pthread_cond_signal(&ex->work);
+    pthread_mutex_unlock(&ex->mu);
+    return &f->fut;
+}
+
+/*
+ * Run @p spec on @p ex for @p loop, on the loop's thread. Its argument is
+ * freed whatever happens: NULL (closed loop, out of memory) frees it at once.
+ */
+cio_future_t *cio__executor_submit(cio_loop_t *loop, cio_executor_t *ex,
+                                   const cio__job_spec_t *spec)
+{
+    exec_future_t *f = NULL;
+    job_t *j = atomic_load(&loop->closed) ? NULL : calloc(1, sizeof(*j));
+    if (j)
+        *j = (job_t){.ex = ex, .loop = loop, .spec = *spec};
+    if (!j || !ex || !(f = calloc(1, sizeof(*f)))) {
+        if (j)
+            job_free(j);
+        else if (spec->free_arg)
+            spec->free_arg(spec->arg);
         return NULL;
+    }
+    cio__future_init(&f->fut, loop, &exec_ops);
+    f->ex = ex;
+    j->fut = f;
+    return enqueue(ex, f, j);
+}
+
+cio_future_t *cio_loop_run_in_executor_owned(cio_loop_t *loop, cio_executor_t *executor,
+                                             cio_task_fn fn, void *arg, void (*free_arg)(void *),
+                                             void (*free_result)(void *))
+{
+    cio__job_spec_t spec = {.fn = fn, .arg = arg, .free_arg = free_arg, .free_result = free_result};
+    if (!fn || cio__schedule_check(loop, (const void *)fn) < 0) {
+        if (free_arg)
+            free_arg(arg);
+        return NULL;
+    }
     if (!executor && loop->executor_shutdown) {
         cio_future_t *fut = cio_loop_create_future(loop);
         if (fut)
             cio_future_set_error(fut, CIO_ECLOSED, "Executor shutdown has been called");
+        if (free_arg)
+            free_arg(arg);
         return fut;
     }
     cio_executor_t *ex = executor                 ? executor
                          : loop->default_executor ? loop->default_executor
                                                   : get_default();
-    exec_future_t *f = calloc(1, sizeof(*f));
-    job_t *j = calloc(1, sizeof(*j));
-    if (!ex || !f || !j) {
-        free(f);
-        free(j);
-        return NULL;
-    }
-    cio__future_init(&f->fut, loop, &exec_ops);
-    f->ex = ex;
-    *j = (job_t){.ex = ex, .loop = loop, .fut = f, .fn = fn, .arg = arg};
-    pthread_mutex_lock(&ex->mu);
-    if (ex->shutdown) {
-        pthread_mutex_unlock(&ex->mu);
-        free(j);
-        cio__future_set_error(&f->fut, CIO_ECLOSED, "cannot schedule new jobs after shutdown");
-        return &f->fut;
-    }
-    cio_future_ref(&f->fut); /* the job's reference, dropped on the loop thread */
-    loop->executor_jobs++;
-    f->job = j;
-    cio__queue_insert_tail(&ex->queue, &j->link);
-    maybe_spawn(ex);
-    pthread_cond_signal(&ex->work);
-    pthread_mutex_unlock(&ex->mu);
-    return &f->fut;
+    return cio__executor_submit(loop, ex, &spec);
+}
+
+cio_future_t *cio_loop_run_in_executor(cio_loop_t *loop, cio_executor_t *executor, cio_task_fn fn,
+                                       void *arg)
+{
+    return cio_loop_run_in_executor_owned(loop, executor, fn, arg, NULL, NULL);
 }
 
 void cio_loop_set_default_executor(cio_loop_t *loop, cio_executor_t *executor)
@@ -317,8 +420,19 @@ cio_future_t *cio_loop_shutdown_default_executor(cio_loop_t *loop)
     return cio_future_ref(loop->executor_idle);
 }
 
-/* Take back @p loop's jobs from one pool: queued ones go, running ones are orphaned. */
-static void forget_in(cio_executor_t *ex, cio_loop_t *loop)
+/* Under ex->mu, on the closing loop's thread: the job's future ends cancelled. */
+static void orphan_future(job_t *j)
+{
+    exec_future_t *f = j->fut;
+    f->job = NULL;
+    j->fut = NULL;
+    cio__future_set_cancelled(&f->fut, NULL); /* no callback can run on a closed loop */
+    job_gone(j);
+    cio_future_unref(&f->fut); /* the job's reference */
+}
+
+/* Orphan @p loop's jobs on one pool: queued ones go to @p dropped, running ones run on. */
+static void forget_in(cio_executor_t *ex, cio_loop_t *loop, cio__queue_t *dropped)
 {
     pthread_mutex_lock(&ex->mu);
     cio__queue_t *q = ex->queue.next;
@@ -328,18 +442,15 @@ static void forget_in(cio_executor_t *ex, cio_loop_t *loop)
         if (j->loop != loop)
             continue;
         cio__queue_remove(&j->link);
-        job_gone(loop);
-        cio_future_unref(&j->fut->fut);
-        free(j);
+        orphan_future(j);
+        cio__queue_insert_tail(dropped, &j->link);
     }
     cio__queue_foreach(q, &ex->running)
     {
         job_t *j = cio_container_of(q, job_t, link);
         if (j->loop == loop && j->state == JOB_RUNNING) {
             j->state = JOB_ORPHANED;
-            job_gone(loop);
-            cio_future_unref(&j->fut->fut);
-            j->fut = NULL;
+            orphan_future(j);
         }
     }
     pthread_mutex_unlock(&ex->mu);
@@ -348,8 +459,12 @@ static void forget_in(cio_executor_t *ex, cio_loop_t *loop)
 /* The loop is closing: no pool may post to it afterwards (see the file head). */
 void cio__executors_forget_loop(cio_loop_t *loop)
 {
+    cio__queue_t dropped;
+    cio__queue_init(&dropped);
     pthread_mutex_lock(&registry_mu);
     cio__queue_t *q;
-    cio__queue_foreach(q, &registry) forget_in(cio_container_of(q, cio_executor_t, link), loop);
+    cio__queue_foreach(q, &registry)
+        forget_in(cio_container_of(q, cio_executor_t, link), loop, &dropped);
     pthread_mutex_unlock(&registry_mu);
+    job_free_list(&dropped);
 }

@@ -330,14 +330,23 @@ int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_
 
 void *cio__future_take_result(cio_future_t *fut);
 
-/* loop/executor.c */
+/* loop/executor.c: a job, what it owns, and how its future reports. */
+typedef struct cio__job_spec {
+    cio_task_fn fn;
+    void *arg;
+    void (*free_arg)(void *arg);       /* once the job is done with arg (ran or never will) */
+    void (*free_result)(void *result); /* the future owns the result; NULL: nobody does */
+    bool describe_errors;              /* an error's message is cio_strerror()'s */
+    bool uncounted;                    /* not a run_in_executor job: not in executor_jobs */
+} cio__job_spec_t;
+cio_future_t *cio__executor_submit(cio_loop_t *loop, cio_executor_t *ex,
+                                   const cio__job_spec_t *spec);
 void cio__executors_forget_loop(cio_loop_t *loop);
 
 /* loop/signal.c */
 void cio__signals_forget_loop(cio_loop_t *loop);
 
 /* loop/resolver.c */
-void cio__resolver_forget_loop(cio_loop_t *loop);
 struct addrinfo;
 int cio__resolve(cio_loop_t *loop, const char *host, const char *port, const struct addrinfo *hints,
                  struct addrinfo **res);

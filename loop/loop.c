@@ -94,8 +94,7 @@ int cio_loop_close(cio_loop_t *loop)
     atomic_store(&loop->closed, 1);
     /* No thread may post to the loop after this: then nothing posted leaks. */
     cio__signals_forget_loop(loop);
-    cio__resolver_forget_loop(loop);
-    cio__executors_forget_loop(loop);
+    cio__executors_forget_loop(loop); /* the resolver's pool too */
     cio_future_unref(loop->executor_idle); /* its waiters are discarded below */
     loop->executor_idle = NULL;
     cio__mailbox_close(loop);

@@ -3,7 +3,9 @@
  * loop thread and settle their futures on the loop that submitted them; the
  * process-wide default pool serves several loops; set_default_executor;
  * cancelling queued and running jobs; shutdown with and without waiting; a
- * loop closing while its jobs run.
+ * loop closing while its jobs run orphans them (it does not wait, cancels
+ * their futures, and what the jobs own is freed); jobs that own their
+ * argument and result free each exactly once, whatever happens.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -245,7 +247,7 @@ START_TEST(test_shutdown_waits_or_cancels_and_refuses_new_jobs)
 }
 END_TEST
 
-START_TEST(test_closing_a_loop_does_not_wait_for_its_running_jobs)
+START_TEST(test_closing_a_loop_orphans_its_jobs_and_cancels_their_futures)
 {
     cio_loop_t *loop = cio_loop_new();
     cio_executor_t *pool = cio_executor_new(1);
@@ -254,16 +256,170 @@ START_TEST(test_closing_a_loop_does_not_wait_for_its_running_jobs)
     cio_future_t *g = cio_loop_run_in_executor(loop, pool, job_fn, &queued);
     while (!atomic_load(&slow.started))
         sleep_ms(1);
-    cio_future_unref(f);
-    cio_future_unref(g);
-    /* Close returns while the job still runs; the queued job is dropped. */
+    /* Close returns while the job still runs; both futures end cancelled. */
     ck_assert_int_eq(cio_loop_close(loop), 0);
     ck_assert_int_eq(atomic_load(&slow.finished), 0);
+    ck_assert(cio_future_cancelled(f));
+    ck_assert(cio_future_cancelled(g));
+    cio_future_unref(f);
+    cio_future_unref(g);
     cio_loop_free(loop);
     /* The job ends later without a loop to post to (ASan: nothing leaks). */
     cio_executor_free(pool);
     ck_assert_int_eq(atomic_load(&slow.finished), 1);
     ck_assert_int_eq(atomic_load(&queued.started), 0);
+}
+END_TEST
+
+/* ---- jobs that own their argument and result ------------------------------------ */
+
+typedef struct owned {
+    int sleep_ms;
+    int rc;
+    _Atomic int started;
+    _Atomic int finished;
+    _Atomic int arg_freed;
+    _Atomic int result_freed;
+    pthread_t freed_on; /* the thread that freed the result */
+} owned_t;
+
+typedef struct owned_result {
+    owned_t *owner;
+} owned_result_t;
+
+/* Makes a result on the heap, whatever it returns. */
+static int owned_fn(void *arg, void **result)
+{
+    owned_t *o = arg;
+    atomic_store(&o->started, 1);
+    if (o->sleep_ms)
+        sleep_ms(o->sleep_ms);
+    owned_result_t *r = malloc(sizeof(*r));
+    r->owner = o;
+    *result = r;
+    atomic_store(&o->finished, 1);
+    return o->rc;
+}
+
+static void owned_free_arg(void *arg)
+{
+    owned_t *o = arg;
+    atomic_fetch_add(&o->arg_freed, 1);
+}
+
+static void owned_free_result(void *result)
+{
+    owned_result_t *r = result;
+    r->owner->freed_on = pthread_self();
+    atomic_fetch_add(&r->owner->result_freed, 1);
+    free(r);
+}
+
+static cio_future_t *run_owned(cio_loop_t *loop, cio_executor_t *pool, owned_t *o)
+{
+    return cio_loop_run_in_executor_owned(loop, pool, owned_fn, o, owned_free_arg,
+                                          owned_free_result);
+}
+
+START_TEST(test_owned_result_belongs_to_the_future)
+{
+    cio_loop_t *loop = cio_loop_new();
+    owned_t ok = {0}, failing = {.rc = -EIO};
+    cio_future_t *f = run_owned(loop, NULL, &ok);
+    owned_result_t *r = NULL;
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f, (void **)&r), 0);
+    ck_assert_ptr_eq(r->owner, &ok);
+    ck_assert_int_eq(atomic_load(&ok.arg_freed), 1);
+    ck_assert_int_eq(atomic_load(&ok.result_freed), 0);
+    cio_future_unref(f); /* the last reference frees the result */
+    ck_assert_int_eq(atomic_load(&ok.result_freed), 1);
+    /* A failed job's result is nobody's: freed at once. */
+    cio_future_t *g = run_owned(loop, NULL, &failing);
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, g, NULL), -EIO);
+    ck_assert_int_eq(atomic_load(&failing.result_freed), 1);
+    ck_assert_int_eq(atomic_load(&failing.arg_freed), 1);
+    cio_future_unref(g);
+    cio_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_owned_job_cancelled_frees_what_it_owns)
+{
+    cio_loop_t *loop = cio_loop_new();
+    cio_executor_t *one = cio_executor_new(1);
+    owned_t running = {.sleep_ms = 50}, queued = {0};
+    cio_future_t *fr = run_owned(loop, one, &running);
+    cio_future_t *fq = run_owned(loop, one, &queued);
+    while (!atomic_load(&running.started))
+        sleep_ms(1);
+    /* Queued: it never runs, and its argument is freed now. */
+    ck_assert(cio_future_cancel(fq, NULL));
+    ck_assert_int_eq(atomic_load(&queued.arg_freed), 1);
+    /* Running: its outcome arrives, is dropped, and its result freed. */
+    ck_assert(cio_future_cancel(fr, NULL));
+    cio_executor_shutdown(one, true, false);
+    for (int i = 0; i < 100 && !atomic_load(&running.result_freed); i++) {
+        cio_loop_stop(loop);
+        cio_loop_run_forever(loop);
+        sleep_ms(1);
+    }
+    ck_assert_int_eq(atomic_load(&running.result_freed), 1);
+    ck_assert_int_eq(atomic_load(&running.arg_freed), 1);
+    ck_assert(cio_future_cancelled(fr));
+    ck_assert_int_eq(atomic_load(&queued.started), 0);
+    ck_assert_int_eq(atomic_load(&queued.result_freed), 0);
+    cio_future_unref(fr);
+    cio_future_unref(fq);
+    cio_executor_free(one);
+    cio_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_owned_job_orphaned_by_a_closing_loop_frees_its_result_on_its_thread)
+{
+    cio_loop_t *loop = cio_loop_new();
+    cio_executor_t *one = cio_executor_new(1);
+    owned_t running = {.sleep_ms = 100}, queued = {0};
+    cio_future_t *fr = run_owned(loop, one, &running);
+    cio_future_t *fq = run_owned(loop, one, &queued);
+    while (!atomic_load(&running.started))
+        sleep_ms(1);
+    ck_assert_int_eq(cio_loop_close(loop), 0);
+    ck_assert(cio_future_cancelled(fr));
+    ck_assert(cio_future_cancelled(fq));
+    ck_assert_int_eq(atomic_load(&queued.arg_freed), 1);  /* dropped with the loop */
+    ck_assert_int_eq(atomic_load(&running.arg_freed), 0); /* still in use */
+    cio_future_unref(fr);
+    cio_future_unref(fq);
+    cio_loop_free(loop);
+    cio_executor_free(one); /* waits for the running job */
+    ck_assert_int_eq(atomic_load(&running.finished), 1);
+    ck_assert_int_eq(atomic_load(&running.arg_freed), 1);
+    ck_assert_int_eq(atomic_load(&running.result_freed), 1);
+    ck_assert(!pthread_equal(running.freed_on, pthread_self()));
+    ck_assert_int_eq(atomic_load(&queued.started), 0);
+    ck_assert_int_eq(atomic_load(&queued.result_freed), 0);
+}
+END_TEST
+
+START_TEST(test_owned_argument_is_freed_when_the_job_is_refused)
+{
+    cio_loop_t *loop = cio_loop_new();
+    owned_t bad_fn = {0}, shut = {0}, closed = {0};
+    ck_assert_ptr_null(
+        cio_loop_run_in_executor_owned(loop, NULL, NULL, &bad_fn, owned_free_arg, NULL));
+    ck_assert_int_eq(atomic_load(&bad_fn.arg_freed), 1);
+    cio_executor_t *pool = cio_executor_new(1);
+    cio_executor_shutdown(pool, true, false);
+    cio_future_t *f = run_owned(loop, pool, &shut);
+    ck_assert_int_eq(cio_future_error(f), CIO_ECLOSED);
+    ck_assert_int_eq(atomic_load(&shut.arg_freed), 1);
+    cio_future_unref(f);
+    cio_executor_free(pool);
+    cio_loop_close(loop);
+    ck_assert_ptr_null(run_owned(loop, NULL, &closed));
+    ck_assert_int_eq(atomic_load(&closed.arg_freed), 1);
+    cio_loop_free(loop);
 }
 END_TEST
 
@@ -329,7 +485,11 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_cancelling_a_queued_job_keeps_it_from_running);
     CIO_TEST(tc, test_cancelling_a_running_job_drops_its_outcome);
     CIO_TEST(tc, test_shutdown_waits_or_cancels_and_refuses_new_jobs);
-    CIO_TEST(tc, test_closing_a_loop_does_not_wait_for_its_running_jobs);
+    CIO_TEST(tc, test_closing_a_loop_orphans_its_jobs_and_cancels_their_futures);
+    CIO_TEST(tc, test_owned_result_belongs_to_the_future);
+    CIO_TEST(tc, test_owned_job_cancelled_frees_what_it_owns);
+    CIO_TEST(tc, test_owned_job_orphaned_by_a_closing_loop_frees_its_result_on_its_thread);
+    CIO_TEST(tc, test_owned_argument_is_freed_when_the_job_is_refused);
     CIO_TEST(tc, test_run_waits_for_executor_jobs_in_flight);
     CIO_TEST(tc, test_shutdown_default_executor_waits_then_refuses_default_jobs);
     CIO_TEST(tc, test_run_in_executor_rejects_bad_arguments);

@@ -2,13 +2,11 @@
  * tests/test_io.c: add_reader / add_writer (asyncio's selector semantics):
  * readiness queues the callback behind what is already ready, a reader can be
  * replaced and removed, descriptors owned by a transport are refused, and a
- * descriptor that stays ready never stalls the loop. Also getaddrinfo and
- * getnameinfo on the resolver threads.
+ * descriptor that stays ready never stalls the loop. Name lookups are in
+ * tests/test_resolver.c.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -187,60 +185,6 @@ START_TEST(test_descriptor_owned_by_a_transport_is_refused)
 }
 END_TEST
 
-static int resolve_fn(void *arg, void **result)
-{
-    cio_loop_t *loop = cio_get_running_loop();
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-    cio_future_t *f = cio_loop_getaddrinfo(loop, "localhost", "80", &hints);
-    struct addrinfo *res = NULL;
-    int rc = cio_await(f, (void **)&res);
-    ck_assert_int_eq(rc, 0);
-    ck_assert_ptr_nonnull(res);
-    struct sockaddr_in *sin = (struct sockaddr_in *)res->ai_addr;
-    ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
-    ck_assert_uint_eq(ntohs(sin->sin_port), 80);
-    cio_future_unref(f); /* frees the list */
-
-    hints.ai_flags = AI_NUMERICHOST;
-    f = cio_loop_getaddrinfo(loop, "not an address", "80", &hints);
-    ck_assert_int_eq(cio_await(f, NULL), -ENOENT);
-    ck_assert_ptr_nonnull(cio_future_error_message(f));
-    cio_future_unref(f);
-
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(8080)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f = cio_loop_getnameinfo(loop, (struct sockaddr *)&a, sizeof(a),
-                             NI_NUMERICHOST | NI_NUMERICSERV);
-    cio_nameinfo_t *ni = NULL;
-    ck_assert_int_eq(cio_await(f, (void **)&ni), 0);
-    ck_assert_str_eq(ni->host, "127.0.0.1");
-    ck_assert_str_eq(ni->service, "8080");
-    cio_future_unref(f);
-    ck_assert_ptr_null(cio_loop_getaddrinfo(loop, NULL, NULL, NULL));
-    ck_assert_ptr_null(cio_loop_getnameinfo(loop, NULL, 0, 0));
-    return 0;
-}
-
-START_TEST(test_getaddrinfo_and_getnameinfo_resolve_off_the_loop)
-{
-    ck_assert_int_eq(cio_run(resolve_fn, NULL, false, NULL), 0);
-}
-END_TEST
-
-START_TEST(test_closing_the_loop_with_a_lookup_in_flight_loses_nothing)
-{
-    cio_loop_t *loop = cio_loop_new();
-    for (int i = 0; i < 20; i++) {
-        cio_future_t *f = cio_loop_getaddrinfo(loop, "localhost", "http", NULL);
-        ck_assert_ptr_nonnull(f);
-        cio_future_unref(f);
-    }
-    /* Closing waits for lookups in flight and drops queued ones (ASan: no leak). */
-    ck_assert_int_eq(cio_loop_close(loop), 0);
-    cio_loop_free(loop);
-}
-END_TEST
-
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("io");
@@ -251,8 +195,6 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_a_descriptor_that_stays_ready_does_not_stall_the_loop);
     CIO_TEST(tc, test_add_reader_bad_arguments);
     CIO_TEST(tc, test_descriptor_owned_by_a_transport_is_refused);
-    CIO_TEST(tc, test_getaddrinfo_and_getnameinfo_resolve_off_the_loop);
-    CIO_TEST(tc, test_closing_the_loop_with_a_lookup_in_flight_loses_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

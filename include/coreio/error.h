@@ -14,7 +14,9 @@ extern "C" {
 
 /*
  * coreio's own error codes: X(NAME, value, message). The table generates the
- * enum, cio_strerror() and cio_err_name(); values are stable.
+ * enum, cio_strerror() and cio_err_name(); values are stable. Name lookups
+ * fail with CIO_EAI_* (asyncio's socket.gaierror), except that EAI_MEMORY is
+ * -ENOMEM and EAI_SYSTEM the errno value it stands for.
  */
 #define CIO_ERRNO_MAP(X)                                                                           \
     X(CLOSED, -4001, "event loop is closed")                                                       \
@@ -30,7 +32,19 @@ extern "C" {
     X(STOPASYNCITERATION, -4011, "async generator is exhausted")                                   \
     X(GENERATOREXIT, -4012, "async generator is being closed")                                     \
     X(AGENRUNNING, -4013, "async generator is already running")                                    \
-    X(NOSENDFILE, -4014, "sendfile not available")
+    X(NOSENDFILE, -4014, "sendfile not available")                                                 \
+    /* Name lookup (getaddrinfo, getnameinfo) failures, EAI_* with gai_strerror's text. */         \
+    X(AI_BADFLAGS, -4101, "Bad value for ai_flags")                                                \
+    X(AI_NONAME, -4102, "Name or service not known")                                               \
+    X(AI_AGAIN, -4103, "Temporary failure in name resolution")                                     \
+    X(AI_FAIL, -4104, "Non-recoverable failure in name resolution")                                \
+    X(AI_NODATA, -4105, "No address associated with hostname")                                     \
+    X(AI_FAMILY, -4106, "ai_family not supported")                                                 \
+    X(AI_SOCKTYPE, -4107, "ai_socktype not supported")                                             \
+    X(AI_SERVICE, -4108, "Servname not supported for ai_socktype")                                 \
+    X(AI_ADDRFAMILY, -4109, "Address family for hostname not supported")                           \
+    X(AI_OVERFLOW, -4112, "Argument buffer overflow")                                              \
+    X(AI_IDN_ENCODE, -4113, "Parameter string not correctly encoded")
 
 /** coreio's own error codes (all negative, below -4000). */
 enum cio_errno {

@@ -37,10 +37,17 @@ CIO_EXTERN int cio_loop_remove_writer(cio_loop_t *loop, int fd);
 
 /**
  * Resolve @p host and @p port (either may be NULL, not both) as getaddrinfo(3)
- * does, on the resolver threads. The future's result is the struct addrinfo
- * list, owned by the future (valid while you hold a reference); its error is
- * -ENOENT (no such name), -EAGAIN (try again), -EINVAL (bad hints), or another
- * negative errno, with getaddrinfo's message. NULL for bad arguments.
+ * does, on the resolver's private pool of two threads, apart from every
+ * executor so that slow DNS cannot starve user jobs. A loop closed with
+ * lookups in flight orphans them as it does its executor jobs
+ * (coreio/executor.h): each still runs to its end, its answer is freed, and
+ * its future is cancelled. The future's result is the struct addrinfo list,
+ * owned by the future (valid while you hold a reference); its error is a
+ * CIO_EAI_* code with getaddrinfo's message, as asyncio's socket.gaierror
+ * (CIO_EAI_NONAME "Name or service not known" for an unknown host,
+ * CIO_EAI_SERVICE for an unknown service, CIO_EAI_AGAIN when the name server
+ * does not answer), -ENOMEM, or the errno value behind EAI_SYSTEM. NULL for
+ * bad arguments or a closed loop.
  */
 CIO_EXTERN cio_future_t *cio_loop_getaddrinfo(cio_loop_t *loop, const char *host, const char *port,
                                               const struct addrinfo *hints);
@@ -53,8 +60,8 @@ typedef struct cio_nameinfo {
 
 /**
  * getnameinfo(3) of @p addr with @p flags (NI_*), on the resolver threads. The
- * future's result is a cio_nameinfo_t owned by the future; errors as
- * cio_loop_getaddrinfo(). NULL for bad arguments.
+ * future's result is a cio_nameinfo_t owned by the future; errors and the
+ * closing rule as cio_loop_getaddrinfo(). NULL for bad arguments.
  */
 CIO_EXTERN cio_future_t *cio_loop_getnameinfo(cio_loop_t *loop, const struct sockaddr *addr,
                                               socklen_t addrlen, int flags);
