@@ -2,7 +2,9 @@
 # tests/coreio_bench.sh: tools/coreio-bench against python3's asyncio as the
 # peer. Runs --json for 1 s in echo mode (and briefly in udp and http modes)
 # against echo and HTTP/1.1 keep-alive servers on 127.0.0.1, checks that
-# requests were made without errors, and that a bad option exits with 2.
+# requests were made without errors, that a bad option, a bad port and every
+# bad numeric value exit with 2 naming it, and that an unknown host fails
+# with the resolver's message.
 # Exit 0: pass, 77: skipped (no python3), 1: fail. Run from the build tree;
 # COREIO_BENCH names the binary elsewhere.
 set -u
@@ -139,12 +141,70 @@ else
     bad "a bad option: exit status $status, stderr: $(cat "$tmp/err")"
 fi
 
-"$bench" -c 0 127.0.0.1 "$echo_port" >"$tmp/out" 2>"$tmp/err"
+# usage_error WHAT ARGS...: exit status 2 before any run, stderr saying WHAT (fixed text).
+usage_error() {
+    local what=$1
+    shift
+    "$bench" "$@" >"$tmp/out" 2>"$tmp/err"
+    local status=$?
+    if [ $status -eq 2 ] && grep -qF -- "$what" "$tmp/err" && grep -q "usage" "$tmp/err" &&
+        [ ! -s "$tmp/out" ]; then
+        pass "$* exits with 2: $what"
+    else
+        bad "$*: exit status $status, stderr: $(cat "$tmp/err")"
+    fi
+}
+
+# Ports: 1 to 65535, or a service name (never port 0, never wrapped around).
+usage_error "PORT: '65536' is not a port number" 127.0.0.1 65536
+usage_error "PORT: '0' is not a port number" 127.0.0.1 0
+usage_error "PORT: '4294967376' is not a port number" 127.0.0.1 4294967376
+usage_error "PORT: '+80' is neither" 127.0.0.1 +80
+usage_error "PORT: 'no-such-service' is neither a port number from 1 to 65535 nor a tcp service" \
+    127.0.0.1 no-such-service
+usage_error "PORT: '' is not a port number" 127.0.0.1 ""
+usage_error "HOST: an empty name" "" "$echo_port"
+# Every numeric option, each bound, and what is not a plain number.
+usage_error "option -c: '0' is not a whole number from 1 to 1000000" -c 0 127.0.0.1 "$echo_port"
+usage_error "option -c: '1.5'" -c 1.5 127.0.0.1 "$echo_port"
+usage_error "option -c: '-1'" -c -1 127.0.0.1 "$echo_port"
+usage_error "option -c: ' 4'" -c " 4" 127.0.0.1 "$echo_port"
+usage_error "option -c: '18446744073709551617'" -c 18446744073709551617 127.0.0.1 "$echo_port"
+usage_error "option -s: '0'" -s 0 127.0.0.1 "$echo_port"
+usage_error "option -s: '67108865'" -s 67108865 127.0.0.1 "$echo_port"
+usage_error "option -s: udp datagrams take 8 to 65507 bytes" --mode udp -s 7 127.0.0.1 "$udp_port"
+usage_error "option -p: '65537' is not a whole number from 1 to 65536" -p 65537 127.0.0.1 "$echo_port"
+usage_error "option -t: '0'" -t 0 127.0.0.1 "$echo_port"
+usage_error "option -t: '1025'" -t 1025 127.0.0.1 "$echo_port"
+usage_error "option -d: '0' is not a time from 1us to 24 hours" -d 0 127.0.0.1 "$echo_port"
+usage_error "option -d: '86401'" -d 86401 127.0.0.1 "$echo_port"
+usage_error "option -d: '1e3'" -d 1e3 127.0.0.1 "$echo_port"
+usage_error "option -d: 'inf'" -d inf 127.0.0.1 "$echo_port"
+usage_error "option -d: '0.5us'" -d 0.5us 127.0.0.1 "$echo_port"
+usage_error "option -d: '2h'" -d 2h 127.0.0.1 "$echo_port"
+usage_error "option --warmup: '-1' is not a time from 0 to 24 hours" --warmup -1 127.0.0.1 \
+    "$echo_port"
+
+# A service name is a port: the run starts (port 7, echo, refuses or echoes on loopback).
+"$bench" --json -d 1ms -c 1 127.0.0.1 echo >"$tmp/out" 2>"$tmp/err"
 status=$?
-if [ $status -eq 2 ] && grep -q -- "-c" "$tmp/err"; then
-    pass "a bad option value exits with 2"
+if [ $status -ne 2 ] && ! grep -q "PORT" "$tmp/err"; then
+    pass "a service name is taken as the port"
 else
-    bad "-c 0: exit status $status, stderr: $(cat "$tmp/err")"
+    bad "127.0.0.1 echo: exit status $status, stderr: $(cat "$tmp/err")"
+fi
+
+# An unknown host (RFC 6761 .invalid) ends the run before it starts, with the
+# resolver's own message (or its "try again" where no name server answers).
+"$bench" -c 1 nonexistent.invalid "$echo_port" >"$tmp/out" 2>"$tmp/err"
+status=$?
+resolver_said="cannot resolve nonexistent.invalid port $echo_port: "
+if [ $status -eq 1 ] && [ ! -s "$tmp/out" ] &&
+    grep -qE "$resolver_said(Name or service not known|Temporary failure in name resolution)$" \
+        "$tmp/err"; then
+    pass "an unknown host fails at once with the resolver's message"
+else
+    bad "nonexistent.invalid: exit status $status, stderr: $(cat "$tmp/err")"
 fi
 
 exit $fail

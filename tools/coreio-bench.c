@@ -15,8 +15,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
+#include <netdb.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "bench.h"
 
 #define USAGE_ERROR 2
+#define MAX_SECONDS (24 * 3600.0) /* the longest duration or warm-up */
 
 /* The run: what the main task and the workers' phase functions share. */
 typedef struct bench {
@@ -31,6 +33,7 @@ typedef struct bench {
     cio_workers_t *workers;
     bench_thread_t **threads; /* one per worker, in worker order */
     cio_task_t *task;         /* the main task, cancelled by a signal */
+    bool unresolved;          /* HOST and PORT did not resolve: nothing ran */
     bool interrupted;         /* a signal cut the run short */
     bool stopping;            /* the main task is stopping the workers */
 } bench_t;
@@ -40,6 +43,7 @@ static const char *const mode_names[] = {"echo", "udp", "http"};
 static void usage(FILE *out)
 {
     fprintf(out, "usage: coreio-bench [options] HOST PORT\n"
+                 "  PORT is a number from 1 to 65535 or a service name (http)\n"
                  "  -m, --mode MODE         echo (TCP, default), udp or http\n"
                  "  -c, --connections N     connections in all (default 10)\n"
                  "  -s, --size BYTES        message size, echo and udp (default 64)\n"
@@ -53,49 +57,80 @@ static void usage(FILE *out)
                  "  -h, --help              show this help\n");
 }
 
-static int usage_error(const char *fmt, const char *opt, const char *arg)
+/* Say what is wrong with the command line, then the usage; returns USAGE_ERROR. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
     fputs("coreio-bench: ", stderr);
-    fprintf(stderr, fmt, opt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     usage(stderr);
     return USAGE_ERROR;
 }
 
+/* Digits only (no sign, space or exponent), at most @p max: true with the value in *@p out. */
+static bool whole_number(const char *arg, unsigned long long max, unsigned long long *out)
+{
+    unsigned long long v = 0;
+    if (!*arg)
+        return false;
+    for (const char *c = arg; *c; c++) {
+        if (*c < '0' || *c > '9' || v > max / 10)
+            return false;
+        v = v * 10 + (unsigned)(*c - '0');
+        if (v > max)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
 /* A whole number from @p min to @p max, else a usage error naming @p opt. */
 static int parse_count(const char *opt, const char *arg, size_t min, size_t max, size_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(arg, &end, 10);
-    if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "coreio-bench: option %s: '%s' is not a whole number from %zu to %zu\n",
-                opt, arg, min, max);
-        usage(stderr);
-        return USAGE_ERROR;
-    }
+    unsigned long long v;
+    if (!whole_number(arg, max, &v) || v < min)
+        return usage_error("option %s: '%s' is not a whole number from %zu to %zu", opt, arg, min,
+                           max);
     *out = (size_t)v;
     return 0;
 }
 
-/* A time: a number of seconds, or with a unit: us, ms, s, m. */
+/* The length of the plain decimal number @p arg starts with (digits, one point), or 0. */
+static size_t decimal_length(const char *arg)
+{
+    size_t whole = strspn(arg, "0123456789");
+    if (arg[whole] != '.')
+        return whole;
+    size_t fraction = strspn(arg + whole + 1, "0123456789");
+    return whole + fraction > 0 ? whole + 1 + fraction : 0;
+}
+
+/*
+ * A time: a plain decimal number of seconds, or with a unit: us, ms, s, m;
+ * from 1 us (or 0 if @p zero_ok) to MAX_SECONDS.
+ */
 static int parse_seconds(const char *opt, const char *arg, bool zero_ok, double *out)
 {
     static const struct {
         const char *suffix;
         double scale;
     } units[] = {{"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}};
-    char *end;
-    double v = strtod(arg, &end);
-    if (end != arg && isfinite(v) && (v > 0 || (zero_ok && v == 0))) {
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-            if (strcmp(end, units[i].suffix) == 0) {
-                *out = v * units[i].scale;
-                return 0;
-            }
+    size_t len = decimal_length(arg);
+    for (size_t i = 0; len > 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(arg + len, units[i].suffix) != 0)
+            continue;
+        double v = strtod(arg, NULL) * units[i].scale;
+        /* A rounding margin: "1us" is 1e-6 s, give or take the last bit. */
+        if (v <= MAX_SECONDS && (v >= 0.999e-6 || (zero_ok && v == 0))) {
+            *out = v;
+            return 0;
         }
     }
-    return usage_error("option %s: '%s' is not a time (like 10, 3s, 500ms)", opt, arg);
+    return usage_error("option %s: '%s' is not a time from %s to 24 hours (like 10, 3s, 500ms, 1m)",
+                       opt, arg, zero_ok ? "0" : "1us");
 }
 
 static int parse_mode(const char *arg, bench_mode_t *out)
@@ -147,6 +182,34 @@ static int parse_option(int opt, const char *arg, bench_config_t *cfg)
     }
 }
 
+/*
+ * PORT: a number from 1 to 65535, or a service name (RFC 6335: letters,
+ * digits and hyphens, at least one letter) known for the mode's protocol,
+ * looked up in the services database, never over the network.
+ */
+static int check_port(const char *port, bench_mode_t mode)
+{
+    const char *proto = mode == BENCH_UDP ? "udp" : "tcp";
+    unsigned long long v;
+    if (port[strspn(port, "0123456789")] == '\0') {
+        if (whole_number(port, 65535, &v) && v > 0)
+            return 0;
+        return usage_error("PORT: '%s' is not a port number from 1 to 65535", port);
+    }
+    bool name = port[strspn(port, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789-")] == '\0' &&
+                strpbrk(port, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    struct addrinfo hints = {.ai_socktype = mode == BENCH_UDP ? SOCK_DGRAM : SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    if (name && getaddrinfo(NULL, port, &hints, &res) == 0) {
+        freeaddrinfo(res);
+        return 0;
+    }
+    return usage_error("PORT: '%s' is neither a port number from 1 to 65535 nor a %s service name",
+                       port, proto);
+}
+
 /* Fill @p cfg from the command line. Returns 0, USAGE_ERROR, or -1 after --help. */
 static int parse_args(int argc, char **argv, bench_config_t *cfg)
 {
@@ -172,21 +235,15 @@ static int parse_args(int argc, char **argv, bench_config_t *cfg)
         if (rc != 0)
             return rc;
     }
-    if (argc - optind != 2) {
-        fprintf(stderr, "coreio-bench: expected HOST and PORT, got %d argument(s)\n",
-                argc - optind);
-        usage(stderr);
-        return USAGE_ERROR;
-    }
+    if (argc - optind != 2)
+        return usage_error("expected HOST and PORT, got %d argument(s)", argc - optind);
     cfg->host = argv[optind];
     cfg->port = argv[optind + 1];
-    if (cfg->mode == BENCH_UDP && (cfg->size < BENCH_UDP_HEADER || cfg->size > 65507)) {
-        fprintf(stderr, "coreio-bench: option -s: udp datagrams take %d to 65507 bytes\n",
-                BENCH_UDP_HEADER);
-        usage(stderr);
-        return USAGE_ERROR;
-    }
-    return 0;
+    if (!*cfg->host)
+        return usage_error("HOST: an empty name");
+    if (cfg->mode == BENCH_UDP && (cfg->size < BENCH_UDP_HEADER || cfg->size > 65507))
+        return usage_error("option -s: udp datagrams take %d to 65507 bytes", BENCH_UDP_HEADER);
+    return check_port(cfg->port, cfg->mode);
 }
 
 /* The bytes each request sends: SIZE filler bytes, or the HTTP request. */
@@ -268,11 +325,33 @@ static int on_signal(void *arg)
     return 0;
 }
 
+/*
+ * Resolve HOST and PORT once before any connection, as wrk does: a name that
+ * does not resolve ends the run at once with the resolver's message, rather
+ * than failing every connection for the whole run.
+ */
+static int resolve_target(bench_t *b)
+{
+    struct addrinfo hints = {.ai_socktype = b->cfg.mode == BENCH_UDP ? SOCK_DGRAM : SOCK_STREAM};
+    cio_future_t *f =
+        cio_loop_getaddrinfo(cio_get_running_loop(), b->cfg.host, b->cfg.port, &hints);
+    int rc = f ? cio_await(f, NULL) : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "coreio-bench: cannot resolve %s port %s: %s\n", b->cfg.host, b->cfg.port,
+                cio_strerror(rc));
+        b->unresolved = true;
+    }
+    cio_future_unref(f);
+    return rc;
+}
+
 static int main_task(void *arg, void **result)
 {
     bench_t *b = arg;
     cio_loop_t *loop = cio_get_running_loop();
     b->task = cio_current_task();
+    if (resolve_target(b) < 0)
+        return 0; /* said; main() exits with 1 */
     cio_loop_add_signal_handler(loop, SIGINT, on_signal, b);
     cio_loop_add_signal_handler(loop, SIGTERM, on_signal, b);
     int rc = broadcast(b, start_phase);
@@ -450,7 +529,7 @@ int main(int argc, char **argv)
     /* Join the workers first: then no thread's figures can still change. */
     cio_workers_free(b.workers);
     b.workers = NULL;
-    status = report(&b);
+    status = b.unresolved ? 1 : report(&b);
     teardown(&b);
     return rc < 0 ? 1 : status;
 }
