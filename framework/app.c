@@ -244,6 +244,13 @@ static void wait_drains(cio_app_t *app)
 static void stop_everything(cio_app_t *app)
 {
     if (app->admin) {
+        /* Its clients end here too: nothing of the admin outlives the app. */
+        cio_server_close(app->admin);
+        cio_server_abort_clients(app->admin);
+        cio_future_t *f = cio_server_wait_closed(app->admin);
+        if (f)
+            cio_await(f, NULL);
+        cio_future_unref(f);
         cio_server_free(app->admin);
         app->admin = NULL;
     }

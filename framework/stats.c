@@ -184,19 +184,45 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
 
 /* ---- the "stats" service: HTTP, one request per connection --------------------------- */
 
-#define REQUEST_MAX 8192
+#define REQUEST_MAX     8192 /* bytes of request head */
+#define REQUEST_TIMEOUT 5.0  /* seconds a client has to send its whole request head */
+#define CONNECTIONS_MAX 64   /* per loop: a new one beyond closes the oldest still waiting */
 
 typedef struct stats_conn {
     cio_protocol_t base;
     cio_transport_t *t;
+    cio_handle_t deadline;          /* closes a client too slow to send its request */
+    struct stats_conn *prev, *next; /* in waiting, oldest first, until answered */
+    bool waiting;
     size_t len;
     char buf[REQUEST_MAX];
 } stats_conn_t;
 
-static int stats_made(cio_protocol_t *p, cio_transport_t *t)
+/* The connections of this thread's loop still waiting for their request
+ * (the admin listener lives on one loop), oldest first. */
+static __thread struct {
+    stats_conn_t *head, *tail;
+    size_t n;
+} waiting;
+
+static void wait_add(stats_conn_t *c)
 {
-    ((stats_conn_t *)p)->t = t;
-    return 0;
+    c->prev = waiting.tail;
+    c->next = NULL;
+    *(waiting.tail ? &waiting.tail->next : &waiting.head) = c;
+    waiting.tail = c;
+    waiting.n++;
+    c->waiting = true;
+}
+
+static void wait_remove(stats_conn_t *c)
+{
+    if (!c->waiting)
+        return;
+    *(c->prev ? &c->prev->next : &waiting.head) = c->next;
+    *(c->next ? &c->next->prev : &waiting.tail) = c->prev;
+    waiting.n--;
+    c->waiting = false;
 }
 
 static void respond(cio_transport_t *t, const char *status, const char *type, const char *body,
@@ -212,11 +238,46 @@ static void respond(cio_transport_t *t, const char *status, const char *type, co
     cio_transport_close(t);
 }
 
+/* Slowloris: the request head did not arrive in time. */
+static int too_slow(void *arg)
+{
+    stats_conn_t *c = arg;
+    c->deadline = (cio_handle_t){0};
+    wait_remove(c);
+    cio_transport_abort(c->t);
+    return 0;
+}
+
+/*
+ * Too many clients wait for their requests (slowloris, or a flood): the
+ * oldest goes, so a fresh client is always answered and the admin never
+ * holds more than CONNECTIONS_MAX descriptors for idle clients.
+ */
+static int stats_made(cio_protocol_t *p, cio_transport_t *t)
+{
+    stats_conn_t *c = (stats_conn_t *)p;
+    c->t = t;
+    if (waiting.n >= CONNECTIONS_MAX) {
+        stats_conn_t *oldest = waiting.head;
+        wait_remove(oldest);
+        cio_transport_abort(oldest->t);
+    }
+    wait_add(c);
+    return cio_loop_call_later(cio_transport_get_loop(t), REQUEST_TIMEOUT, too_slow, c,
+                               &c->deadline);
+}
+
 /* A whole request head is in: answer GET /metrics (or /) and close. */
 static void answer(stats_conn_t *c)
 {
+    cio_handle_cancel(c->deadline);
+    wait_remove(c);
     bool head = strncmp(c->buf, "HEAD ", 5) == 0;
     const char *path = head ? c->buf + 5 : strncmp(c->buf, "GET ", 4) == 0 ? c->buf + 4 : NULL;
+    if (memchr(c->buf, '\0', c->len)) {
+        respond(c->t, "400 Bad Request", "text/plain", "", 0); /* RFC 9110 5.5: NUL is invalid */
+        return;
+    }
     if (!path) {
         respond(c->t, "405 Method Not Allowed", "text/plain", "", 0);
         return;
@@ -241,19 +302,25 @@ static int stats_data(cio_protocol_t *p, const void *data, size_t len)
     if (cio_transport_is_closing(c->t))
         return 0;
     if (len >= sizeof(c->buf) - c->len) {
+        cio_handle_cancel(c->deadline);
+        wait_remove(c);
         respond(c->t, "431 Request Header Fields Too Large", "text/plain", "", 0);
         return 0;
     }
     memcpy(c->buf + c->len, data, len);
     c->len += len;
     c->buf[c->len] = '\0';
-    if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n"))
+    /* The head ends at an empty line; bytes are counted, so a NUL cannot hide it. */
+    if (memmem(c->buf, c->len, "\r\n\r\n", 4) || memmem(c->buf, c->len, "\n\n", 2))
         answer(c);
     return 0;
 }
 
 static void stats_lost(cio_protocol_t *p, int err)
 {
+    stats_conn_t *c = (stats_conn_t *)p;
+    cio_handle_cancel(c->deadline);
+    wait_remove(c);
     free(p);
 }
 
@@ -270,6 +337,8 @@ static cio_protocol_t *stats_factory(void *arg)
         return NULL;
     c->base.ops = &stats_ops;
     c->t = NULL;
+    c->deadline = (cio_handle_t){0};
+    c->waiting = false;
     c->len = 0;
     return &c->base;
 }

@@ -450,6 +450,79 @@ START_TEST(test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_s
 }
 END_TEST
 
+/* Connect to @p port; the socket gives up reading after @p seconds. */
+static int dial(int port, int seconds)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = seconds};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+/* Did the server close @p fd (EOF or reset), rather than the read time out? */
+static bool closed_by_server(int fd)
+{
+    char c;
+    errno = 0;
+    ssize_t n = recv(fd, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Send @p len bytes of @p req to the admin port and return the status line's code. */
+static int admin_status(int port, const char *req, size_t len)
+{
+    int fd = dial(port, 3);
+    ck_assert_int_eq(send(fd, req, len, 0), (ssize_t)len);
+    char buf[64] = "";
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    int code = 0;
+    return n > 12 && sscanf(buf, "HTTP/1.1 %d", &code) == 1 ? code : -1;
+}
+
+START_TEST(test_the_admin_port_survives_nul_bytes_and_slow_clients)
+{
+    int port = free_port(), admin = free_port();
+    char ini[512], path[64];
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 1\nadmin = 127.0.0.1:%d\n\n"
+             "[listener a]\nservice = echo\naddress = 127.0.0.1:%d\n",
+             admin, port);
+    pthread_t th;
+    runner_t r = {0};
+    start_app(ini, path, &th, &r);
+    ck_assert(answers(port, "?")); /* the admin listener opens before the listeners */
+    const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(admin_status(admin, get, strlen(get)), 200);
+    /* A NUL byte in the head: refused, not ignored. */
+    const char nul[] = "GET /metrics HTTP/1.1\r\nHost: \0x\r\n\r\n";
+    ck_assert_int_eq(admin_status(admin, nul, sizeof(nul) - 1), 400);
+    /* 100 clients that never finish their request: a fresh one is still answered,
+     * the oldest waiting ones are closed to make room. */
+    int slow[100];
+    for (int i = 0; i < 100; i++) {
+        slow[i] = dial(admin, 8);
+        ck_assert_int_eq(send(slow[i], "GET", 3, 0), 3);
+    }
+    ck_assert_int_eq(admin_status(admin, get, strlen(get)), 200);
+    ck_assert(closed_by_server(slow[0])); /* the oldest */
+    /* The newest is closed by the request deadline, before its 8 s read timeout. */
+    ck_assert(closed_by_server(slow[99]));
+    for (int i = 0; i < 100; i++)
+        close(slow[i]);
+    cio_app_stop(r.app);
+    join_within(th, 10);
+    ck_assert_int_eq(r.rc, 0);
+    cio_app_free(r.app);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_an_address_in_use_fails_the_start)
 {
     int busy = socket(AF_INET, SOCK_STREAM, 0);
@@ -482,6 +555,7 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_stop_aborts_connections_held_on_every_worker_at_drain_timeout);
     CIO_TEST(tc, test_a_reload_of_a_non_socket_setting_keeps_the_connections);
     CIO_TEST(tc, test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets);
+    CIO_TEST(tc, test_the_admin_port_survives_nul_bytes_and_slow_clients);
     suite_add_tcase(s, tc);
     return s;
 }
