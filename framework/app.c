@@ -39,28 +39,57 @@ static void app_log(const cio_app_t *app, cio_log_level_t level, const char *fmt
 
 /* ---- checking and adjusting a configuration ------------------------------------- */
 
-/* Append "FILE:LINE: message" to the malloc'd text *@p errors. */
-static void add_error(char **errors, const cio_config_t *c, unsigned line, const char *fmt, ...)
+/* Errors about services, beyond what the file itself says: bounded as the parser's are. */
+typedef struct errors {
+    char *text; /* "FILE:LINE: message\n" lines, malloc'd */
+    size_t len;
+    size_t count;
+} errors_t;
+
+/* Append "FILE:LINE: message" to @p e, the first CIO_CONFIG_ERRORS_MAX only. */
+static void add_error(errors_t *e, const cio_config_t *c, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void add_error(char **errors, const cio_config_t *c, unsigned line, const char *fmt, ...)
+static void add_error(errors_t *e, const cio_config_t *c, unsigned line, const char *fmt, ...)
 {
+    if (e->count++ >= CIO_CONFIG_ERRORS_MAX)
+        return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    char *old = *errors, *text = NULL;
-    if (asprintf(&text, "%s%s:%u: %s\n", old ? old : "", c->file ? c->file : "<config>", line,
-                 msg) >= 0) {
-        free(old);
-        *errors = text;
+    char line_text[640];
+    int n = snprintf(line_text, sizeof(line_text), "%s:%u: %s\n", c->file ? c->file : "<config>",
+                     line, msg);
+    n = n < (int)sizeof(line_text) ? n : (int)sizeof(line_text) - 1;
+    char *text = realloc(e->text, e->len + (size_t)n + 1);
+    if (!text)
+        return;
+    memcpy(text + e->len, line_text, (size_t)n + 1);
+    e->text = text;
+    e->len += (size_t)n;
+}
+
+/* The text of @p e, with the count of errors not listed; the caller frees it. */
+static char *errors_text(errors_t *e, const cio_config_t *c)
+{
+    if (e->count > CIO_CONFIG_ERRORS_MAX) {
+        char *text = NULL;
+        if (asprintf(&text, "%s%s: %zu more errors (only the first %d are listed)\n",
+                     e->text ? e->text : "", c->file ? c->file : "<config>",
+                     e->count - CIO_CONFIG_ERRORS_MAX, CIO_CONFIG_ERRORS_MAX) >= 0) {
+            free(e->text);
+            e->text = text;
+        }
     }
+    return e->text;
 }
 
 /* What the file cannot say: each listener's service exists and speaks its protocol. */
-static int check_services(const cio_config_t *c, char **errors)
+static int check_services(const cio_config_t *c, char **error_text)
 {
+    errors_t e = {0}, *errors = &e;
     int rc = 0;
     for (size_t i = 0; i < c->nlisteners; i++) {
         const cio_config_listener_t *l = &c->listeners[i];
@@ -76,6 +105,8 @@ static int check_services(const cio_config_t *c, char **errors)
             rc = -EINVAL;
         }
     }
+    if (rc < 0)
+        *error_text = errors_text(errors, c);
     return rc;
 }
 
@@ -215,9 +246,23 @@ static int drain_task(void *arg, void **result)
     return 0;
 }
 
+/* Forget the drains that have finished, so a long run of reloads keeps none. */
+static void prune_drains(cio_app_t *app)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < app->ndrains; i++) {
+        if (cio_future_done(app->drains[i]))
+            cio_future_unref(app->drains[i]);
+        else
+            app->drains[kept++] = app->drains[i];
+    }
+    app->ndrains = kept;
+}
+
 /* Start draining @p l in the background; shutdown waits for it. */
 static void drain_later(cio_app_t *app, cio__listener_t *l)
 {
+    prune_drains(app);
     cio_future_t **v = realloc(app->drains, (app->ndrains + 1) * sizeof(*v));
     cio_task_t *t = v ? cio_loop_create_task(app->loop, drain_task, l, NULL) : NULL;
     if (v)
@@ -400,27 +445,47 @@ static void swap_listeners(cio_app_t *app, reload_step_t *steps, cio__listener_t
     free(old);
 }
 
-typedef struct read_job {
-    cio_app_t *app;
-    char **errors;
-} read_job_t;
+/* What a reload's reading of the file found, made on an executor thread. */
+typedef struct read_outcome {
+    cio_config_t *config;
+    char *errors;
+} read_outcome_t;
 
-/* On an executor thread: read and check the file, so a huge one never stalls the control loop. */
 static int read_config_job(void *arg, void **result)
 {
-    read_job_t *j = arg;
-    *result = read_config(j->app, j->errors);
+    read_outcome_t *o = calloc(1, sizeof(*o));
+    if (!o)
+        return -ENOMEM;
+    o->config = read_config(arg, &o->errors);
+    *result = o;
     return 0;
 }
 
+/* The future's destructor for the outcome: frees what the control loop did not take. */
+static void read_outcome_free(void *result)
+{
+    read_outcome_t *o = result;
+    cio_config_free(o->config);
+    free(o->errors);
+    free(o);
+}
+
+/* Read and check the file off the control loop, so a huge one never stalls it. */
 static cio_config_t *read_config_off_loop(cio_app_t *app, char **errors)
 {
-    read_job_t j = {.app = app, .errors = errors};
-    cio_future_t *f = cio_loop_run_in_executor(app->loop, NULL, read_config_job, &j);
-    void *c = NULL;
-    int rc = f ? cio_await(f, &c) : -ENOMEM;
-    cio_future_unref(f);
-    return rc == 0 ? c : NULL;
+    cio_future_t *f = cio_loop_run_in_executor_owned(app->loop, NULL, read_config_job, app, NULL,
+                                                     read_outcome_free);
+    read_outcome_t *o = NULL;
+    int rc = f ? cio_await(f, (void **)&o) : -ENOMEM;
+    cio_config_t *c = NULL;
+    if (rc == 0) {
+        c = o->config;
+        *errors = o->errors;
+        o->config = NULL;
+        o->errors = NULL;
+    }
+    cio_future_unref(f); /* frees the outcome */
+    return c;
 }
 
 static void reload(cio_app_t *app)

@@ -134,6 +134,29 @@ START_TEST(test_app_new_names_the_line_of_an_unknown_or_unfit_service)
 }
 END_TEST
 
+START_TEST(test_app_new_lists_the_first_service_errors_then_their_count)
+{
+    size_t cap = 100000;
+    char *ini = malloc(cap), *p = ini;
+    p += sprintf(p, "[global]\nadmin = off\n");
+    for (int i = 0; i < 1000; i++)
+        p += sprintf(p, "[listener l%d]\nservice = nope\naddress = 127.0.0.1:%d\n", i, 20000 + i);
+    char *errors = NULL;
+    cio_config_t *c = cio_config_parse(ini, "many.ini", &errors);
+    ck_assert_msg(c != NULL, "%s", errors ? errors : "");
+    ck_assert_ptr_null(cio_app_new(c, NULL, &errors));
+    int lines = 0;
+    for (const char *q = errors; (q = strchr(q, '\n')); q++)
+        lines++;
+    ck_assert_int_eq(lines, CIO_CONFIG_ERRORS_MAX + 1);
+    ck_assert_msg(strstr(errors, "many.ini:3: listener l0: no service called \"nope\"\n"), "%s",
+                  errors);
+    ck_assert_msg(strstr(errors, "many.ini: 980 more errors"), "%s", errors);
+    free(errors);
+    free(ini);
+}
+END_TEST
+
 /* ---- running, reloading, stopping ---------------------------------------------------- */
 
 static int free_port(void)
@@ -550,6 +573,7 @@ static Suite *app_suite(void)
     TCase *tc = cio_test_case("app");
     CIO_TEST(tc, test_builtin_services_are_registered_and_names_are_checked);
     CIO_TEST(tc, test_app_new_names_the_line_of_an_unknown_or_unfit_service);
+    CIO_TEST(tc, test_app_new_lists_the_first_service_errors_then_their_count);
     CIO_TEST(tc, test_an_app_serves_reloads_and_stops_through_the_api);
     CIO_TEST(tc, test_an_address_in_use_fails_the_start);
     CIO_TEST(tc, test_stop_aborts_connections_held_on_every_worker_at_drain_timeout);
