@@ -374,6 +374,41 @@ START_TEST(test_a_successor_takes_over_a_handoff_socket_under_load_refusing_noth
 }
 END_TEST
 
+/* UDP: the successor answers on the very same port; the old endpoints let go. */
+static int udp_take_over_task(void *arg, void **result)
+{
+    cio_workers_t *w = arg;
+    cio_sharded_opts_t o = {.type = SOCK_DGRAM};
+    cio_sharded_t *old = serve(w, "127.0.0.1", &o);
+    target_t t = target_of(old);
+    o.adopt = old;
+    cio_sharded_t *s = serve(w, "127.0.0.1", &o);
+    ck_assert_int_eq(await_ok(cio_sharded_close(old)), 0);
+    cio_sharded_free(old);
+    for (int i = 0; i < 10; i++) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = {.tv_sec = 2};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char buf[16];
+        ck_assert_int_eq(sendto(fd, "again", 5, 0, (struct sockaddr *)&t.addr, t.len), 5);
+        ck_assert_int_eq(recv(fd, buf, sizeof(buf), 0), 5);
+        close(fd);
+    }
+    ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
+    cio_sharded_free(s);
+    return 0;
+}
+
+START_TEST(test_a_successor_takes_over_udp_endpoints_on_the_same_port)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    cio_workers_t *w = cio_workers_new(&wo);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(cio_run(udp_take_over_task, w, false, NULL), 0);
+    cio_workers_free(w);
+}
+END_TEST
+
 /* ---- datagrams, Unix sockets, options ------------------------------------------------- */
 
 static int udp_task(void *arg, void **result)
@@ -530,6 +565,7 @@ static Suite *sharded_suite(void)
     CIO_TEST(tc, test_closing_a_handoff_server_under_load_loses_no_connection);
     CIO_TEST(tc, test_a_successor_takes_over_reuseport_sockets_under_load_refusing_nothing);
     CIO_TEST(tc, test_a_successor_takes_over_a_handoff_socket_under_load_refusing_nothing);
+    CIO_TEST(tc, test_a_successor_takes_over_udp_endpoints_on_the_same_port);
     CIO_TEST(tc, test_idle_connections_are_closed_after_the_timeout);
     suite_add_tcase(s, tc);
     tc = cio_test_case("misc");
