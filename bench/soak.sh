@@ -35,7 +35,8 @@
 #
 # Exit status 1 if coreiod dies, a reload is not logged as done or the moving
 # listener does not follow it, a load generator fails or reports failed
-# requests (errors, lost UDP datagrams, wrk socket errors or non-2xx answers),
+# requests (errors, over 1 in 100,000 UDP datagrams lost, wrk socket errors or
+# non-2xx answers),
 # descriptors stay above the count before the load once it has stopped, or
 # coreiod does not exit with status 0 within 15 s of SIGTERM at the end.
 # Everything stops by itself: the load generators after SECONDS, and on any
@@ -225,9 +226,12 @@ judge_gen() {
     case $1 in
     tcp | udp | http_cb)
         lost=$(json_get lost "$f")
-        echo "$1: $(json_get requests "$f") requests, errors $(json_get errors "$f")${lost:+, lost $lost}"
-        if [ -n "$lost" ] && [ "$lost" != 0 ]; then
-            bad "$1: $lost UDP datagrams lost"
+        reqs=$(json_get requests "$f")
+        echo "$1: $reqs requests, errors $(json_get errors "$f")${lost:+, lost $lost}"
+        # UDP may lose a datagram whenever a receive buffer is full (a CPU
+        # taken by other work): more than one in 100,000 is a fault.
+        if [ -n "$lost" ] && [ "$lost" -gt $((${reqs:-0} / 100000)) ]; then
+            bad "$1: $lost UDP datagrams lost, over 1 in 100,000"
         fi
         ;;
     http)
