@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "coreio/config.h"
+/* After every header that includes system ones: allocations go through the failure hook. */
+#include "../loop/alloc.h"
 
 /* Limits of the values (docs/coreio.ini.5 states them too). */
 #define CIO__CONFIG_WORKERS_MAX  1024

@@ -13,6 +13,8 @@
 #include "coreio/app.h"
 #include "coreio/config.h"
 #include "coreio/service.h"
+/* After every header that includes system ones: allocations go through the failure hook. */
+#include "../loop/alloc.h"
 
 /* loop/log.c */
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -287,19 +287,17 @@ static int connect_any(cio_loop_t *loop, struct addrinfo *res, const struct addr
 /* Attach a protocol to the connected @p fd and wait for connection_made. */
 static int attach(conn_args_t *a, int fd, void **result)
 {
-    cio_protocol_t *p = a->factory(a->factory_arg);
-    if (!p || !p->ops) {
-        close(fd);
-        return -ENOMEM;
-    }
+    /* What can fail comes first: the protocol is made only for a transport. */
     cio_future_t *waiter = cio_loop_create_future(a->loop);
-    cio_transport_t *t =
-        waiter ? cio__transport_new(a->loop, fd, CIO__STREAM, p, NULL, waiter) : NULL;
-    if (!t) {
+    cio_transport_t *t = waiter ? cio__transport_alloc(a->loop) : NULL;
+    cio_protocol_t *p = t ? a->factory(a->factory_arg) : NULL;
+    if (!p || !p->ops) {
+        cio__transport_discard(t);
         cio_future_unref(waiter);
         close(fd);
         return -ENOMEM;
     }
+    cio__transport_start(t, fd, CIO__STREAM, p, NULL, waiter);
     int rc = cio_await(waiter, result);
     cio_future_unref(waiter);
     if (rc < 0)

@@ -5,6 +5,7 @@
  * datagram the socket cannot take now waits in the write buffer as a record
  * (lengths, address, payload) until the socket is writable again.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -81,6 +82,7 @@ int cio__dgram_on_writable(void *arg)
         uint8_t *p = t->wbuf + t->whead;
         memcpy(&r, p, sizeof(r));
         size_t size = sizeof(r) + r.addrlen + r.len;
+        assert(size <= t->wlen && t->whead + t->wlen <= t->wcap);
         ssize_t n = send_one(t, p + sizeof(r) + r.addrlen, r.len,
                              r.addrlen ? (struct sockaddr *)(p + sizeof(r)) : NULL, r.addrlen);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -249,6 +251,38 @@ static int open_any(const cio_datagram_opts_t *o, struct addrinfo *local, struct
     return rc;
 }
 
+/*
+ * Wrap @p fd (consumed) in a transport, connected to @p rsa if @p rlen, and
+ * wait for connection_made. What can fail comes first: the protocol is made
+ * only for a transport, as nothing could tell an orphan one to free itself.
+ */
+static int attach(dgram_args_t *a, int fd, const struct sockaddr_storage *rsa, socklen_t rlen,
+                  void **result)
+{
+    struct sockaddr_storage *remote = rlen ? malloc(sizeof(*remote)) : NULL;
+    cio_future_t *waiter = !rlen || remote ? cio_loop_create_future(a->loop) : NULL;
+    cio_transport_t *t = waiter ? cio__transport_alloc(a->loop) : NULL;
+    cio_protocol_t *p = t ? a->factory(a->factory_arg) : NULL;
+    if (!p || !p->ops) {
+        cio__transport_discard(t);
+        cio_future_unref(waiter);
+        free(remote);
+        close(fd);
+        return -ENOMEM;
+    }
+    if (remote) {
+        memcpy(remote, rsa, rlen);
+        t->remote = remote;
+        t->remote_len = rlen;
+    }
+    cio__transport_start(t, fd, CIO__DGRAM, p, NULL, waiter);
+    int rc = cio_await(waiter, result);
+    cio_future_unref(waiter);
+    if (rc < 0)
+        cio_transport_abort(t);
+    return rc;
+}
+
 static int datagram_task(void *arg, void **result)
 {
     dgram_args_t *a = arg;
@@ -281,25 +315,7 @@ static int datagram_task(void *arg, void **result)
         freeaddrinfo(local);
     if (remote)
         freeaddrinfo(remote);
-    int rc = fd;
-    if (fd >= 0) {
-        cio_protocol_t *p = a->factory(a->factory_arg);
-        cio_future_t *waiter = p && p->ops ? cio_loop_create_future(a->loop) : NULL;
-        cio_transport_t *t =
-            waiter ? cio__transport_new(a->loop, fd, CIO__DGRAM, p, NULL, waiter) : NULL;
-        if (t && rlen && !(t->remote = malloc(sizeof(*t->remote))))
-            rc = -ENOMEM;
-        if (t && rlen && t->remote) {
-            memcpy(t->remote, &rsa, rlen);
-            t->remote_len = rlen;
-        }
-        rc = !t ? -ENOMEM : rc < 0 ? rc : cio_await(waiter, result);
-        if (!t)
-            close(fd);
-        else if (rc < 0)
-            cio_transport_abort(t);
-        cio_future_unref(waiter);
-    }
+    int rc = fd >= 0 ? attach(a, fd, &rsa, rlen, result) : fd;
     dgram_args_free(a);
     return rc;
 }

@@ -3,11 +3,12 @@
  * behind the resolver's private pool. Pool threads only ever touch a job
  * record; the future it settles belongs to the submitting loop and is touched
  * on that loop's thread only: the job's outcome travels there in a mailbox
- * message that carries its destructor. A closing loop orphans its jobs (the
- * rule is in coreio/executor.h): queued ones are dropped, running ones run to
- * their end and free their outcome on the pool thread, and their futures are
- * cancelled. So a pool never posts to a loop that is gone, closing never waits
- * for a job, and nothing leaks.
+ * message that carries its destructor, in a node reserved when the job was
+ * submitted, so that running out of memory cannot lose it. A closing loop
+ * orphans its jobs (the rule is in coreio/executor.h): queued ones are
+ * dropped, running ones run to their end and free their outcome on the pool
+ * thread, and their futures are cancelled. So a pool never posts to a loop
+ * that is gone, closing never waits for a job, and nothing leaks.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,9 +25,10 @@ typedef struct job {
     cio_loop_t *loop;
     struct exec_future *fut; /* loop-side; NULL once orphaned */
     cio__job_spec_t spec;
-    bool ran;     /* fn has returned and the argument is freed */
-    int rc;       /* fn's return value */
-    void *result; /* fn's result while no future owns it */
+    cio__mbox_node_t *node; /* reserved at submission: posting the outcome cannot fail */
+    bool ran;               /* fn has returned and the argument is freed */
+    int rc;                 /* fn's return value */
+    void *result;           /* fn's result while no future owns it */
     enum job_state state;
 } job_t;
 
@@ -63,6 +65,7 @@ static void job_free(job_t *j)
         j->spec.free_arg(j->spec.arg);
     if (j->result && j->spec.free_result)
         j->spec.free_result(j->result);
+    cio__mailbox_node_unreserve(j->node);
     free(j);
 }
 
@@ -133,6 +136,17 @@ static int job_release(void *arg)
 
 /* ---- the pool side ----------------------------------------------------------- */
 
+/* Under ex->mu: send the job's outcome to its loop in the node reserved for it. */
+static int post(job_t *j)
+{
+    cio__mbox_node_t *n = j->node;
+    j->node = NULL; /* the message's now: the loop may free the job at once */
+    int rc = cio__mailbox_post_reserved(j->loop, n, job_complete, job_release, j);
+    if (rc < 0)
+        j->node = n;
+    return rc;
+}
+
 /* Under ex->mu: take the next queued job and mark it running. */
 static job_t *job_start(cio_executor_t *ex)
 {
@@ -164,10 +178,8 @@ static void *worker(void *arg)
         j->ran = true;
         pthread_mutex_lock(&ex->mu);
         cio__queue_remove(&j->link);
-        /* Posted under the lock: a closing loop orphans its jobs under it. A
-         * failed post (out of memory) leaves the future pending. */
-        bool drop = j->state == JOB_ORPHANED ||
-                    cio__call_soon_threadsafe_owned(j->loop, job_complete, job_release, j) < 0;
+        /* Posted under the lock: a closing loop orphans its jobs under it. */
+        bool drop = j->state == JOB_ORPHANED || post(j) < 0;
         if (drop) {
             pthread_mutex_unlock(&ex->mu);
             job_free(j); /* the answer goes with its destructor */
@@ -217,14 +229,14 @@ cio_executor_t *cio_executor_new(size_t threads)
 
 /*
  * Under ex->mu: a queued job will not run; its future is cancelled on its
- * loop. A job that cannot be posted (out of memory) goes to @p dropped.
+ * loop. A job that cannot be posted (its loop closed) goes to @p dropped.
  */
 static void drop_queued(job_t *j, cio__queue_t *dropped)
 {
     cio__queue_remove(&j->link);
     j->fut->job = NULL;
     j->rc = -ECANCELED;
-    if (cio__call_soon_threadsafe_owned(j->loop, job_complete, job_release, j) < 0)
+    if (post(j) < 0)
         cio__queue_insert_tail(dropped, &j->link);
 }
 
@@ -355,8 +367,8 @@ cio_future_t *cio__executor_submit(cio_loop_t *loop, cio_executor_t *ex,
     exec_future_t *f = NULL;
     job_t *j = atomic_load(&loop->closed) ? NULL : calloc(1, sizeof(*j));
     if (j)
-        *j = (job_t){.ex = ex, .loop = loop, .spec = *spec};
-    if (!j || !ex || !(f = calloc(1, sizeof(*f)))) {
+        *j = (job_t){.ex = ex, .loop = loop, .spec = *spec, .node = cio__mailbox_node_reserve()};
+    if (!j || !j->node || !ex || !(f = calloc(1, sizeof(*f)))) {
         if (j)
             job_free(j);
         else if (spec->free_arg)

@@ -3,6 +3,7 @@
  * callback with call_soon, in registration order, each holding a reference to
  * the future until it has run (or been discarded by a closing loop).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ cio_future_t *cio_loop_create_future(cio_loop_t *loop)
 {
     if (!loop || atomic_load_explicit(&loop->closed, memory_order_relaxed))
         return NULL;
+    assert(!cio__wrong_thread(loop));
     cio_future_t *fut = malloc(sizeof(*fut));
     if (!fut)
         return NULL;
@@ -33,12 +35,14 @@ cio_future_t *cio_loop_create_future(cio_loop_t *loop)
 
 cio_future_t *cio_future_ref(cio_future_t *fut)
 {
+    assert(fut->refs > 0); /* not a freed future */
     fut->refs++;
     return fut;
 }
 
 void cio_future_unref(cio_future_t *fut)
 {
+    assert(!fut || fut->refs > 0);
     if (!fut || --fut->refs > 0)
         return;
     if (fut->callbacks != fut->inline_cb)
@@ -70,18 +74,102 @@ static int schedule_done(cio_future_t *fut, cio_done_cb cb, void *arg)
     return rc;
 }
 
-/* Mark the future done and hand its callbacks to the loop. */
-static int complete(cio_future_t *fut, enum cio__future_state state)
+/*
+ * Schedule the callbacks still registered, in order. One the loop refuses
+ * (closed) is dropped; out of memory, it and those after it stay registered.
+ */
+static int schedule_callbacks(cio_future_t *fut)
 {
     int rc = 0;
-    fut->state = state;
-    for (size_t i = 0; i < fut->ncallbacks; i++) {
+    size_t i = 0;
+    for (; i < fut->ncallbacks; i++) {
         int r = schedule_done(fut, fut->callbacks[i].cb, fut->callbacks[i].arg);
         if (r < 0 && rc == 0)
             rc = r;
+        if (r == -ENOMEM)
+            break;
     }
-    fut->ncallbacks = 0;
+    fut->ncallbacks -= i;
+    memmove(fut->callbacks, fut->callbacks + i, fut->ncallbacks * sizeof(*fut->callbacks));
     return rc;
+}
+
+static int retry_deferred(void *arg);
+static int discard_deferred(void *arg);
+
+/* Schedule the retry in the slot the loop keeps for it (this cannot fail). */
+static void arm_retry(cio_loop_t *loop)
+{
+    if (loop->retry_state != CIO__RETRY_RESERVED)
+        return;
+    cio__slot_t proto = {
+        .fn.cb = retry_deferred, .arg = loop, .kind = CIO__SLOT_OWNED, .release = discard_deferred};
+    cio__slot_schedule_reserved(loop, loop->retry_slot, &proto);
+    loop->retry_state = CIO__RETRY_SCHEDULED;
+}
+
+/*
+ * The retry: the slot it ran from was freed just before, so taking it back
+ * cannot fail. Each waiting future's callbacks are scheduled, in the order
+ * the futures completed; still out of memory, the rest wait another turn.
+ */
+static int retry_deferred(void *arg)
+{
+    cio_loop_t *loop = arg;
+    int rc = cio__slot_reserve(loop, &loop->retry_slot);
+    assert(rc == 0);
+    loop->retry_state = rc == 0 ? CIO__RETRY_RESERVED : CIO__RETRY_NONE;
+    while (loop->deferred) {
+        cio_future_t *fut = loop->deferred;
+        if (schedule_callbacks(fut) == -ENOMEM) {
+            arm_retry(loop);
+            return 0;
+        }
+        loop->deferred = fut->deferred_next;
+        if (!loop->deferred)
+            loop->deferred_tail = NULL;
+        cio_future_unref(fut); /* the list's reference */
+    }
+    return 0;
+}
+
+/* The loop closes with the retry pending: those callbacks will never run. */
+static int discard_deferred(void *arg)
+{
+    cio_loop_t *loop = arg;
+    while (loop->deferred) {
+        cio_future_t *fut = loop->deferred;
+        loop->deferred = fut->deferred_next;
+        fut->ncallbacks = 0;
+        cio_future_unref(fut);
+    }
+    loop->deferred_tail = NULL;
+    loop->retry_state = CIO__RETRY_NONE;
+    return 0;
+}
+
+/*
+ * Mark the future done and hand its callbacks to the loop. Callbacks that
+ * cannot be scheduled for want of memory are not lost: the future waits, with
+ * a reference, in the loop's list of deferred completions, retried from a
+ * slot the loop reserved with its first done callback.
+ */
+static int complete(cio_future_t *fut, enum cio__future_state state)
+{
+    fut->state = state;
+    int rc = schedule_callbacks(fut);
+    if (rc != -ENOMEM)
+        return rc;
+    cio_loop_t *loop = fut->loop;
+    assert(loop->retry_state != CIO__RETRY_NONE); /* a callback was added: see there */
+    fut->deferred_next = NULL;
+    if (loop->deferred_tail)
+        loop->deferred_tail->deferred_next = cio_future_ref(fut);
+    else
+        loop->deferred = cio_future_ref(fut);
+    loop->deferred_tail = fut;
+    arm_retry(loop);
+    return 0;
 }
 
 /* The completions, without the checks that keep users off tasks' futures. */
@@ -215,8 +303,16 @@ int cio_future_add_done_callback(cio_future_t *fut, cio_done_cb cb, void *arg)
 {
     if (!fut || !cb)
         return -EINVAL;
-    if (fut->state != CIO__FUT_PENDING)
+    /* Done, with none of its callbacks waiting for memory: this one goes at once. */
+    if (fut->state != CIO__FUT_PENDING && fut->ncallbacks == 0)
         return schedule_done(fut, cb, arg);
+    /* The slot that would retry it if completing could not schedule it. */
+    cio_loop_t *loop = fut->loop;
+    if (loop->retry_state == CIO__RETRY_NONE) {
+        if (cio__slot_reserve(loop, &loop->retry_slot) < 0)
+            return -ENOMEM;
+        loop->retry_state = CIO__RETRY_RESERVED;
+    }
     if (fut->ncallbacks == fut->cap) {
         size_t cap = fut->cap * 2;
         cio__done_entry_t *v = fut->callbacks == fut->inline_cb

@@ -90,6 +90,7 @@ cio_future_t *cio_gather(cio_loop_t *loop, cio_future_t *const *futs, size_t n,
 {
     if (!loop || (n > 0 && !futs) || atomic_load(&loop->closed))
         return NULL;
+    assert(!cio__wrong_thread(loop));
     for (size_t i = 0; i < n; i++) {
         if (!futs[i] || futs[i]->loop != loop)
             return NULL;
@@ -99,11 +100,11 @@ cio_future_t *cio_gather(cio_loop_t *loop, cio_future_t *const *futs, size_t n,
         return NULL;
     cio__future_init(&g->fut, loop, &gather_ops);
     g->return_exceptions = opts && opts->return_exceptions;
-    g->n = n;
     g->children = calloc(n ? n : 1, sizeof(*g->children));
     g->outcomes = calloc(n ? n : 1, sizeof(*g->outcomes));
     if (!g->children || !g->outcomes)
         goto err;
+    g->n = n; /* gather_destroy() walks the children from here on */
     for (size_t i = 0; i < n; i++) {
         if (cio_future_add_done_callback(futs[i], child_done, g) < 0)
             goto err_registered;

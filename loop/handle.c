@@ -76,6 +76,7 @@ static int ring_grow(cio__ring_t *r, uint32_t want)
     uint32_t cap = ring_cap(r);
     if (want <= cap)
         return 0;
+    assert((want & (want - 1)) == 0 && r->len <= cap);
     uint32_t *v = malloc((size_t)want * sizeof(*v));
     if (!v)
         return -ENOMEM;
@@ -166,6 +167,7 @@ void cio__ring_destroy(cio__ring_t *r)
 void cio__slot_release(cio_loop_t *loop, uint32_t index)
 {
     cio__slot_t *slot = &loop->slab.v[index];
+    assert(slot->state != CIO__SLOT_FREE); /* released twice: a stale index */
     cio_future_t *fut = slot->kind == CIO__SLOT_DONE ? slot->fut : NULL;
     cio_callback_t release = slot->kind == CIO__SLOT_OWNED ? slot->release : NULL;
     void *arg = slot->arg;
@@ -238,6 +240,7 @@ void cio_handle_cancel(cio_handle_t h)
     cio__slot_t *slot = handle_slot(h);
     if (!slot || slot->state == CIO__SLOT_CANCELLED)
         return;
+    assert(slot->in_heap ? slot->state == CIO__SLOT_TIMER : slot->state == CIO__SLOT_READY);
     /* A cancelled timer stays in the heap until it surfaces or is compacted. */
     if (slot->in_heap)
         h.loop->timers_cancelled++;

@@ -6,6 +6,7 @@
 #ifndef CIO_LOOP_HEAP_H
 #define CIO_LOOP_HEAP_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +27,17 @@ static inline int cio__heap_less(const cio__heap_entry_t *a, const cio__heap_ent
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static inline void cio__heap_sift_up(cio__heap_t *h, size_t i)
+/* The heap property around entry @p i: not before its parent, not after its children. */
+static inline int cio__heap_ordered_at(const cio__heap_t *h, size_t i)
+{
+    size_t c = 2 * i + 1;
+    return (i == 0 || !cio__heap_less(&h->v[i], &h->v[(i - 1) / 2])) &&
+           (c >= h->len || !cio__heap_less(&h->v[c], &h->v[i])) &&
+           (c + 1 >= h->len || !cio__heap_less(&h->v[c + 1], &h->v[i]));
+}
+
+/* Move entry @p i up to its place; returns where it landed. */
+static inline size_t cio__heap_sift_up(cio__heap_t *h, size_t i)
 {
     cio__heap_entry_t e = h->v[i];
     while (i > 0) {
@@ -37,9 +48,11 @@ static inline void cio__heap_sift_up(cio__heap_t *h, size_t i)
         i = parent;
     }
     h->v[i] = e;
+    return i;
 }
 
-static inline void cio__heap_sift_down(cio__heap_t *h, size_t i)
+/* Move entry @p i down to its place; returns where it landed. */
+static inline size_t cio__heap_sift_down(cio__heap_t *h, size_t i)
 {
     cio__heap_entry_t e = h->v[i];
     for (;;) {
@@ -54,21 +67,29 @@ static inline void cio__heap_sift_down(cio__heap_t *h, size_t i)
         i = child;
     }
     h->v[i] = e;
+    return i;
 }
 
 /* Add an entry; the caller has made room (len < cap). */
 static inline void cio__heap_push(cio__heap_t *h, cio__heap_entry_t e)
 {
+    assert(h->len < h->cap);
     h->v[h->len++] = e;
-    cio__heap_sift_up(h, h->len - 1);
+    size_t at = cio__heap_sift_up(h, h->len - 1);
+    assert(cio__heap_ordered_at(h, at));
+    (void)at;
 }
 
 /* Remove the earliest entry; the heap must not be empty. */
 static inline void cio__heap_pop(cio__heap_t *h)
 {
+    assert(h->len > 0);
     h->v[0] = h->v[--h->len];
-    if (h->len > 0)
-        cio__heap_sift_down(h, 0);
+    if (h->len > 0) {
+        size_t at = cio__heap_sift_down(h, 0);
+        assert(cio__heap_ordered_at(h, at));
+        (void)at;
+    }
 }
 
 /* Restore the heap property over the whole array (after filtering it). */

@@ -13,6 +13,8 @@
 #include "coreio.h"
 #include "heap.h"
 #include "queue.h"
+/* After every header that includes system ones: allocations go through the failure hook. */
+#include "alloc.h"
 
 #define cio_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -107,6 +109,7 @@ typedef struct cio__mailbox {
 /* ---- futures ---------------------------------------------------------------- */
 
 enum cio__future_state { CIO__FUT_PENDING, CIO__FUT_RESULT, CIO__FUT_ERROR, CIO__FUT_CANCELLED };
+enum cio__retry_state { CIO__RETRY_NONE, CIO__RETRY_RESERVED, CIO__RETRY_SCHEDULED };
 
 typedef struct cio__done_entry {
     cio_done_cb cb;
@@ -132,7 +135,8 @@ struct cio_future_s {
     cio__done_entry_t *callbacks;
     size_t ncallbacks;
     size_t cap;
-    cio__done_entry_t inline_cb[2]; /* most futures have one or two callbacks */
+    cio__done_entry_t inline_cb[2];     /* most futures have one or two callbacks */
+    struct cio_future_s *deferred_next; /* in loop->deferred while callbacks wait for memory */
 };
 
 /* ---- tasks ------------------------------------------------------------------ */
@@ -183,6 +187,7 @@ struct cio_transport_s {
     bool lost;            /* connection_lost is scheduled */
     bool lost_reserved;   /* lost_slot is still ours: connection_lost not scheduled yet */
     uint32_t lost_slot;   /* reserved at creation, so scheduling connection_lost cannot fail */
+    uint32_t made_slot;   /* reserved at creation, so starting the transport cannot fail */
     bool paused;          /* pause_reading() */
     bool made;            /* connection_made has run: reading may start */
     bool eof;             /* write_eof() was called */
@@ -257,6 +262,11 @@ struct cio_loop_s {
     bool executor_shutdown;           /* shutdown_default_executor was called */
     cio_future_t *executor_idle;      /* settled when executor_jobs drops to 0 */
 
+    /* Done futures whose callbacks could not be scheduled yet (loop/future.c). */
+    cio_future_t *deferred, *deferred_tail;
+    uint32_t retry_slot; /* runs the retry; taken with the loop's first done callback */
+    uint8_t retry_state; /* CIO__RETRY_NONE, _RESERVED or _SCHEDULED */
+
     cio_exception_handler_t exc_handler;
     void *exc_arg;
 };
@@ -309,6 +319,10 @@ void cio__mailbox_drain(cio_loop_t *loop);
 void cio__mailbox_discard(cio_loop_t *loop);
 int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
                                     void *arg);
+cio__mbox_node_t *cio__mailbox_node_reserve(void);
+void cio__mailbox_node_unreserve(cio__mbox_node_t *n);
+int cio__mailbox_post_reserved(cio_loop_t *loop, cio__mbox_node_t *n, cio_callback_t cb,
+                               cio_callback_t release, void *arg);
 
 /* loop/loop.c */
 double cio__now(void);
@@ -377,8 +391,10 @@ void cio__io_destroy_all(cio_loop_t *loop);
 
 /* loop/transport.c: what every transport kind shares. */
 #define CIO__READ_BUF_SIZE (256 * 1024) /* asyncio's max_size for one recv */
-cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_protocol_t *protocol,
-                                    struct cio_server_s *server, cio_future_t *waiter);
+cio_transport_t *cio__transport_alloc(cio_loop_t *loop);
+void cio__transport_discard(cio_transport_t *t);
+void cio__transport_start(cio_transport_t *t, int fd, int kind, cio_protocol_t *protocol,
+                          struct cio_server_s *server, cio_future_t *waiter);
 void cio__transport_schedule_lost(cio_transport_t *t, int err);
 void cio__transport_force_close(cio_transport_t *t, int err);
 void cio__transport_maybe_pause(cio_transport_t *t);

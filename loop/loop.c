@@ -4,6 +4,7 @@
  * poll I/O once, move due timers to the ready queue, then run exactly the
  * callbacks that were ready at that moment.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -199,7 +200,8 @@ static void run_once(cio_loop_t *loop)
     while (nready-- > 0) {
         uint32_t index = cio__ring_pop(&loop->ready);
         cio__slot_t *slot = &loop->slab.v[index];
-        if (slot->state == CIO__SLOT_CANCELLED) {
+        if (slot->state != CIO__SLOT_READY) {
+            assert(slot->state == CIO__SLOT_CANCELLED); /* not FREE: a stale index */
             cio__slot_release(loop, index);
             continue;
         }

@@ -10,6 +10,7 @@
  * for itself; a block is freed when its last node has been consumed, so a
  * message costs one malloc in MBOX_BLOCK and no cross-thread free per message.
  */
+#include <assert.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -41,7 +42,9 @@ static pthread_once_t block_key_once = PTHREAD_ONCE_INIT;
 
 static void block_unref(mbox_block_t *b, uint32_t n)
 {
-    if (atomic_fetch_sub_explicit(&b->refs, n, memory_order_acq_rel) == n)
+    uint32_t refs = atomic_fetch_sub_explicit(&b->refs, n, memory_order_acq_rel);
+    assert(refs >= n);
+    if (refs == n)
         free(b);
 }
 
@@ -171,25 +174,18 @@ static int leave(cio__mailbox_t *mb, int rc)
     return rc;
 }
 
-/*
- * call_soon_threadsafe whose @p arg is owned by the message: if the loop
- * closes before running @p cb, @p release(@p arg) runs instead, on the loop's
- * thread, so nothing sent to a loop leaks.
- */
-int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
-                                    void *arg)
+/* Enter a push: counted first, then the check, so closing either sees us or we see it closed.
+ * The counter shares the producers' line with @head, so it costs no miss. */
+static bool enter(cio__mailbox_t *mb)
 {
-    if (!loop || !cb)
-        return -EINVAL;
-    cio__mailbox_t *mb = &loop->mailbox;
-    /* Counted first, then the check: closing either sees us or we see it closed.
-     * The counter shares the producers' line with @head, so it costs no miss. */
     atomic_fetch_add_explicit(&mb->senders, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&mb->closed, memory_order_seq_cst))
-        return leave(mb, CIO_ECLOSED);
-    cio__mbox_node_t *n = node_alloc();
-    if (!n)
-        return leave(mb, -ENOMEM);
+    return !atomic_load_explicit(&mb->closed, memory_order_seq_cst);
+}
+
+/* Fill @p n in and link it; the caller has entered. */
+static void push(cio__mailbox_t *mb, cio__mbox_node_t *n, cio_callback_t cb, cio_callback_t release,
+                 void *arg)
+{
     n->cb = cb;
     n->release = release;
     n->arg = arg;
@@ -208,8 +204,57 @@ int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_cal
             ;
     }
     atomic_store_explicit(&prev->next, n, memory_order_release);
+}
+
+/*
+ * call_soon_threadsafe whose @p arg is owned by the message: if the loop
+ * closes before running @p cb, @p release(@p arg) runs instead, on the loop's
+ * thread, so nothing sent to a loop leaks.
+ */
+int cio__call_soon_threadsafe_owned(cio_loop_t *loop, cio_callback_t cb, cio_callback_t release,
+                                    void *arg)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    cio__mailbox_t *mb = &loop->mailbox;
+    if (!enter(mb))
+        return leave(mb, CIO_ECLOSED);
+    cio__mbox_node_t *n = node_alloc();
+    if (!n)
+        return leave(mb, -ENOMEM);
+    push(mb, n, cb, release, arg);
     /* The message may run (and free the loop) from here on, but only after
      * closing, which waits for this release of the count. */
+    return leave(mb, 0);
+}
+
+/*
+ * A node for a message that must not be lost to a lack of memory (a job's
+ * outcome): taken now, on any thread, by whoever can still report the
+ * failure, and sent later with cio__mailbox_post_reserved(), which cannot
+ * fail for want of memory. NULL when out of memory.
+ */
+cio__mbox_node_t *cio__mailbox_node_reserve(void)
+{
+    return node_alloc();
+}
+
+/* Give back a reserved node that was never posted (NULL is ignored); any thread. */
+void cio__mailbox_node_unreserve(cio__mbox_node_t *n)
+{
+    if (n)
+        block_unref(n->block, 1);
+}
+
+/* cio__call_soon_threadsafe_owned() with a reserved node: 0, or CIO_ECLOSED (@p n stays the
+ * caller's). */
+int cio__mailbox_post_reserved(cio_loop_t *loop, cio__mbox_node_t *n, cio_callback_t cb,
+                               cio_callback_t release, void *arg)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    if (!enter(mb))
+        return leave(mb, CIO_ECLOSED);
+    push(mb, n, cb, release, arg);
     return leave(mb, 0);
 }
 

@@ -4,6 +4,7 @@
  * backlog connections. When the process runs out of descriptors or memory the
  * socket stops accepting for a second instead of spinning, and says why.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -50,8 +51,11 @@ struct cio_server_s {
     cio__queue_t link; /* in loop->servers */
 };
 
+static size_t count_of(const _Atomic size_t *c);
+
 static void server_release(cio_server_t *s)
 {
+    assert(s->closed && count_of(&s->active) == 0); /* closed, and no connection refers to it */
     cio__queue_remove(&s->link);
     free(s->ls);
     free(s->waiters);
@@ -67,6 +71,7 @@ static size_t count_of(const _Atomic size_t *c)
 /* Add @p delta to a counter only this loop writes: no read-modify-write needed. */
 static void count_add(_Atomic size_t *c, int delta)
 {
+    assert(delta >= 0 || count_of(c) >= (size_t)-delta);
     atomic_store_explicit(c, count_of(c) + (size_t)delta, memory_order_relaxed);
 }
 
@@ -126,29 +131,37 @@ static void accept_backoff(listener_t *l, int err)
     cio_loop_call_later(l->server->loop, ACCEPT_RETRY_DELAY, resume_accepting, l, &l->retry);
 }
 
+/* The accepted socket @p fd cannot be served: close it and say why, as asyncio does. */
+static int refuse(cio_server_t *s, int fd, const char *message)
+{
+    close(fd);
+    cio_exception_context_t ctx;
+    cio_exception_context_init(&ctx, message);
+    ctx.error = -ENOMEM;
+    cio_loop_call_exception_handler(s->loop, &ctx);
+    return -ENOMEM;
+}
+
 /* Serve the accepted socket @p fd here (consumed): a transport with a new protocol. */
 static int serve(cio_server_t *s, int fd)
 {
+    /* What can fail comes first: the protocol is made only for a transport. */
+    cio_transport_t *t = cio__transport_alloc(s->loop);
+    if (!t)
+        return refuse(s, fd, "Error on transport creation for incoming connection");
     cio_protocol_t *p = s->factory(s->factory_arg);
     if (!p || !p->ops) {
-        close(fd);
-        cio_exception_context_t ctx;
-        cio_exception_context_init(&ctx, "protocol factory failed for an accepted connection");
-        ctx.error = -ENOMEM;
-        cio_loop_call_exception_handler(s->loop, &ctx);
-        return -ENOMEM;
+        cio__transport_discard(t);
+        return refuse(s, fd, "protocol factory failed for an accepted connection");
     }
-    cio_transport_t *t = cio__transport_new(s->loop, fd, CIO__STREAM, p, s, NULL);
-    if (!t) {
-        close(fd);
-        return -ENOMEM;
-    }
+    cio__transport_start(t, fd, CIO__STREAM, p, s, NULL);
     if (s->write_high || s->write_low)
         cio_transport_set_write_buffer_limits(t, s->write_high ? (ssize_t)s->write_high : -1,
                                               s->write_low ? (ssize_t)s->write_low : -1);
-    if (s->idle_timeout > 0)
-        cio_transport_set_idle_timeout(t, s->idle_timeout);
-    return 0;
+    int rc = s->idle_timeout > 0 ? cio_transport_set_idle_timeout(t, s->idle_timeout) : 0;
+    if (rc < 0) /* a connection promised a timeout does not go on without one */
+        cio__transport_fatal(t, rc, "cannot arm the idle timeout", false);
+    return rc;
 }
 
 static void accept_one(cio_server_t *s, int fd)
@@ -293,6 +306,7 @@ void cio_server_close(cio_server_t *s)
 {
     if (!s || s->closed)
         return;
+    assert(!cio__wrong_thread(s->loop));
     s->closed = true;
     s->serving = false;
     for (size_t i = 0; i < s->nls; i++) {
@@ -390,6 +404,7 @@ void cio_server_free(cio_server_t *s)
 {
     if (!s)
         return;
+    assert(!cio__wrong_thread(s->loop));
     cio_server_close(s);
     for (size_t i = 0; i < s->nwaiters; i++) {
         cio_future_cancel(s->waiters[i], NULL);
@@ -603,7 +618,7 @@ cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t fa
         return run_create(a, existing_sock_task);
     size_t n = opts && opts->hosts ? opts->nhosts : 1;
     a->hosts = calloc(n, sizeof(*a->hosts));
-    a->nhosts = n;
+    a->nhosts = a->hosts ? n : 0; /* what create_args_free() walks */
     bool ok = a->hosts && (!port || (a->port = strdup(port)));
     for (size_t i = 0; ok && i < n; i++) {
         const char *h = opts && opts->hosts ? opts->hosts[i] : host;

@@ -5,6 +5,7 @@
  * a few released stacks of the default size for reuse, so creating and
  * finishing a task costs no system call in steady state.
  */
+#include <assert.h>
 #include <errno.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ int cio__stack_get(cio_loop_t *loop, size_t size, cio__stack_t *st)
 /* Give a stack back: pooled if it has the default size and there is room. */
 void cio__stack_put(cio_loop_t *loop, cio__stack_t *st)
 {
+    assert(st->lo && st->size > 0);
     if (st->size == cio__stack_size(0) && loop->stack_pool_len < STACK_POOL_MAX) {
         if (!loop->stack_pool) {
             loop->stack_pool = malloc(STACK_POOL_MAX * sizeof(*loop->stack_pool));

@@ -5,6 +5,7 @@
  * the socket takes and buffers the rest; the write watch is armed only while
  * bytes wait; write_eof() shuts the write side once they are gone.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -105,6 +106,7 @@ int cio__stream_on_writable(void *arg)
             cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
         return 0;
     }
+    assert((size_t)n <= t->wlen && t->whead + t->wlen <= t->wcap);
     cio__transport_traffic(t, 0, (size_t)n);
     t->whead += (size_t)n;
     t->wlen -= (size_t)n;

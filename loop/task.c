@@ -5,6 +5,7 @@
  * or by returning. Cancellation follows Task.cancel(): it cancels the future
  * being awaited, or marks the task so its next resumption reports -ECANCELED.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -68,6 +69,8 @@ static void task_finish(cio_task_t *t, bool cancelled)
 static void task_resume(cio_task_t *t)
 {
     cio_loop_t *loop = t->fut.loop;
+    assert(!loop->current_task &&
+           (t->state == CIO__TASK_CREATED || t->state == CIO__TASK_SUSPENDED));
     loop->current_task = t;
     t->state = CIO__TASK_RUNNING;
     cio__fiber_switch(&loop->fiber, &t->fiber, false);
@@ -79,6 +82,7 @@ static void task_resume(cio_task_t *t)
 /* Switch from the running task back to the loop (task stack only). */
 static void task_suspend(cio_task_t *t)
 {
+    assert(t->state == CIO__TASK_RUNNING && t->fut.loop->current_task == t);
     t->state = CIO__TASK_SUSPENDED;
     cio__fiber_switch(&t->fiber, &t->fut.loop->fiber, false);
 }

@@ -71,6 +71,7 @@ int cio_loop_call_later(cio_loop_t *loop, double delay, cio_callback_t cb, void 
 static void compact(cio_loop_t *loop)
 {
     cio__heap_t *h = &loop->timers;
+    assert(loop->timers_cancelled <= h->len);
     size_t kept = 0;
     for (size_t i = 0; i < h->len; i++) {
         /* Slots are scattered over the slab: fetch ahead to overlap misses. */
@@ -119,11 +120,13 @@ void cio__timer_expire(cio_loop_t *loop, double now)
         uint32_t index = h->v[0].slot;
         cio__slot_t *slot = &loop->slab.v[index];
         if (slot->state == CIO__SLOT_CANCELLED) {
+            assert(loop->timers_cancelled > 0);
             loop->timers_cancelled--;
             cio__heap_pop(h);
             cio__slot_release(loop, index);
             continue;
         }
+        assert(slot->in_heap && slot->state == CIO__SLOT_TIMER);
         int rc = cio__ring_push(&loop->ready, index);
         assert(rc == 0); /* the ring has room for every slot (cio__slot_alloc) */
         (void)rc;

@@ -31,6 +31,7 @@ static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
 /* Close the socket and free the transport, without a word to the protocol. */
 static void transport_free(cio_transport_t *t)
 {
+    assert(t->lost); /* never before connection_lost */
     if (t->freed)
         return;
     t->freed = true;
@@ -64,6 +65,7 @@ void cio__transport_pin(cio_transport_t *t)
 
 void cio__transport_unpin(cio_transport_t *t)
 {
+    assert(t->pins > 0);
     if (--t->pins == 0 && t->freed)
         free(t);
 }
@@ -107,6 +109,7 @@ void cio__transport_schedule_lost(cio_transport_t *t, int err)
 {
     if (t->lost)
         return;
+    assert(t->lost_reserved); /* the slot is still the transport's */
     t->lost = true;
     t->lost_err = err;
     cio__slot_t proto = {.fn.cb = call_connection_lost, .arg = t, .kind = CIO__SLOT_PLAIN};
@@ -151,6 +154,7 @@ void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool
 
 void cio_transport_close(cio_transport_t *t)
 {
+    assert(!cio__wrong_thread(t->loop));
     if (t->closing)
         return;
     t->closing = true;
@@ -161,6 +165,7 @@ void cio_transport_close(cio_transport_t *t)
 
 void cio_transport_abort(cio_transport_t *t)
 {
+    assert(!cio__wrong_thread(t->loop));
     cio__transport_force_close(t, 0);
 }
 
@@ -185,7 +190,7 @@ int cio__transport_watch_writes(cio_transport_t *t)
     cio_callback_t cb = t->kind == CIO__DGRAM ? cio__dgram_on_writable : cio__stream_on_writable;
     int rc = cio__io_start(t->loop, t->fd, t, CIO__IO_WRITE, cb, t);
     if (rc < 0)
-        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+        cio__transport_fatal(t, rc, "cannot watch the socket", false);
     return rc;
 }
 
@@ -207,8 +212,9 @@ void cio_transport_resume_reading(cio_transport_t *t)
     if (t->closing || !t->paused)
         return;
     t->paused = false;
-    if (start_reading(t) < 0)
-        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
+    int rc = start_reading(t);
+    if (rc < 0)
+        cio__transport_fatal(t, rc, "cannot watch the socket", false);
 }
 
 /* ---- the write buffer and its water marks ------------------------------------- */
@@ -260,6 +266,7 @@ int cio__transport_buffer_reserve(cio_transport_t *t, size_t len)
         t->wbuf = v;
         t->wcap = cap;
     }
+    assert(t->whead + t->wlen + len <= t->wcap);
     return 0;
 }
 
@@ -273,6 +280,7 @@ void cio__transport_buffer_put(cio_transport_t *t, const void *data, size_t len)
 
 void cio__transport_flushed(cio_transport_t *t)
 {
+    assert(t->wlen == 0);
     if (t->drained) {
         cio_future_set_result(t->drained, NULL);
         cio_future_unref(t->drained);
@@ -331,13 +339,17 @@ static int idle_check(void *arg)
         cio__transport_force_close(t, -ETIMEDOUT);
         return 0;
     }
-    return cio_loop_call_at(t->loop, due, idle_check, t, &t->idle_timer);
+    int rc = cio_loop_call_at(t->loop, due, idle_check, t, &t->idle_timer);
+    if (rc < 0) /* it does not go on without its timeout */
+        cio__transport_fatal(t, rc, "cannot re-arm the idle timeout", false);
+    return 0;
 }
 
 int cio_transport_set_idle_timeout(cio_transport_t *t, double seconds)
 {
     if (!t || !(seconds >= 0) || isinf(seconds))
         return -EINVAL;
+    assert(!cio__wrong_thread(t->loop));
     cio_handle_cancel(t->idle_timer);
     t->idle_timer = (cio_handle_t){0};
     t->idle_timeout = seconds;
@@ -388,6 +400,14 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
 
 /* ---- creation -------------------------------------------------------------------- */
 
+/* The start failed: the connection's future fails with the error; the transport goes. */
+static void fail_start(cio_transport_t *t, int err, const char *message, bool protocol_failed)
+{
+    if (t->waiter && !cio_future_done(t->waiter))
+        cio_future_set_error(t->waiter, err, message);
+    cio__transport_fatal(t, err, message, protocol_failed);
+}
+
 static int call_connection_made(void *arg)
 {
     cio_transport_t *t = arg;
@@ -397,38 +417,66 @@ static int call_connection_made(void *arg)
     if (ops_of(t)->connection_made) {
         int rc = ops_of(t)->connection_made(t->protocol, t);
         if (rc < 0) {
-            /* The connection's future fails with the error; the transport goes. */
-            if (t->waiter && !cio_future_done(t->waiter))
-                cio_future_set_error(t->waiter, rc, "protocol.connection_made() failed");
-            cio__transport_fatal(t, rc, "protocol.connection_made() failed", true);
+            fail_start(t, rc, "protocol.connection_made() failed", true);
             return 0;
         }
     }
     /* asyncio: the reader is added and the waiter woken right after. */
-    if (start_reading(t) < 0)
-        cio__transport_fatal(t, CIO_EBACKEND, "cannot watch the socket", false);
-    if (t->waiter && !cio_future_done(t->waiter))
+    int rc = start_reading(t);
+    if (rc < 0)
+        fail_start(t, rc, "cannot watch the socket", false);
+    else if (t->waiter && !cio_future_done(t->waiter))
         cio_future_set_result(t->waiter, t);
     return 0;
 }
 
 /*
- * Wrap the non-blocking socket @p fd in a transport of @p kind.
- * connection_made is scheduled; @p waiter (optional) gets the transport as its
- * result once it has run.
+ * The first half of making a transport: its memory and the slots its
+ * connection_made and connection_lost will take, all that can fail. Callers
+ * make the protocol only after this succeeded: a protocol whose transport then
+ * could not be made would never hear connection_lost, so never free itself.
  */
-cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_protocol_t *protocol,
-                                    struct cio_server_s *server, cio_future_t *waiter)
+cio_transport_t *cio__transport_alloc(cio_loop_t *loop)
 {
+    if (cio__schedule_check(loop, (const void *)call_connection_made) < 0)
+        return NULL;
     cio_transport_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    if (cio__slot_reserve(loop, &t->lost_slot) < 0) {
-        free(t);
-        return NULL;
-    }
+    if (cio__slot_reserve(loop, &t->lost_slot) < 0)
+        goto err_free;
+    if (cio__slot_reserve(loop, &t->made_slot) < 0)
+        goto err_lost;
     t->lost_reserved = true;
     t->loop = loop;
+    return t;
+
+err_lost:
+    cio__slot_unreserve(loop, t->lost_slot);
+err_free:
+    free(t);
+    return NULL;
+}
+
+/* Give back a transport cio__transport_start() was not called on (NULL is ignored). */
+void cio__transport_discard(cio_transport_t *t)
+{
+    if (!t)
+        return;
+    cio__slot_unreserve(t->loop, t->made_slot);
+    cio__slot_unreserve(t->loop, t->lost_slot);
+    free(t);
+}
+
+/*
+ * The second half, which cannot fail: wrap the non-blocking socket @p fd in
+ * @p t, of @p kind, with @p protocol. connection_made is scheduled; @p waiter
+ * (optional) gets the transport as its result once it has run.
+ */
+void cio__transport_start(cio_transport_t *t, int fd, int kind, cio_protocol_t *protocol,
+                          struct cio_server_s *server, cio_future_t *waiter)
+{
+    cio_loop_t *loop = t->loop;
     t->protocol = protocol;
     t->fd = fd;
     t->kind = (uint8_t)kind;
@@ -442,12 +490,8 @@ cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_prot
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    if (cio_loop_call_soon(loop, call_connection_made, t, NULL) < 0) {
-        cio__slot_unreserve(loop, t->lost_slot);
-        cio_future_unref(t->waiter);
-        free(t);
-        return NULL;
-    }
+    cio__slot_t made = {.fn.cb = call_connection_made, .arg = t, .kind = CIO__SLOT_PLAIN};
+    cio__slot_schedule_reserved(loop, t->made_slot, &made);
     t->server = server;
     if (server) {
         cio__server_attach(server, t);
@@ -456,5 +500,4 @@ cio_transport_t *cio__transport_new(cio_loop_t *loop, int fd, int kind, cio_prot
     t->last_io = cio__now();
     cio__queue_insert_tail(&loop->transports, &t->link);
     loop->ntransports++;
-    return t;
 }

@@ -4,6 +4,7 @@
  * the outer one fails with -ETIMEDOUT (unless the inner one produced a result
  * after all, as in asyncio 3.11).
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ cio_future_t *cio_wait_for(cio_future_t *fut, double timeout)
     cio_loop_t *loop = fut->loop;
     if (atomic_load(&loop->closed))
         return NULL;
+    assert(!cio__wrong_thread(loop));
     wait_for_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;

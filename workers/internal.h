@@ -6,6 +6,8 @@
 #define CIO_WORKERS_INTERNAL_H
 
 #include "coreio.h"
+/* After every header that includes system ones: allocations go through the failure hook. */
+#include "../loop/alloc.h"
 
 /* A message whose argument is released, on the target loop's thread, if that
  * loop closes before running it. */
