@@ -217,20 +217,8 @@ fi
 if grep -q '^CIO_SAN_CFLAGS = .*-fsanitize' "$b/Makefile" 2>/dev/null; then
     warn "$b is built with sanitizers: its instruction counts are not coreio's"
 fi
-load_bin=${ECHO_LOAD_BIN:-$tmp/echo_load}
-if [ -z "${ECHO_LOAD_BIN:-}" ]; then
-    $cc -O2 -std=gnu11 -o "$load_bin" "$top/bench/echo_load.c" || die "cannot build echo_load"
-fi
-libuv_bin=${ECHO_LIBUV_BIN:-$tmp/echo_libuv}
-if [ -z "${ECHO_LIBUV_BIN:-}" ]; then
-    uv_flags=$(pkg-config --cflags --libs libuv 2>/dev/null) || uv_flags=-luv
-    # shellcheck disable=SC2086 # $uv_flags is a list of flags
-    if ! $cc -O2 -std=gnu11 -o "$libuv_bin" "$top/bench/echo_libuv.c" $uv_flags \
-        2>"$tmp/libuv.err"; then
-        warn "skipped libuv: cannot build bench/echo_libuv.c against libuv (Debian: libuv1-dev)"
-        libuv_bin=
-    fi
-fi
+build_echo_load
+build_echo_libuv
 
 # ---- the servers -------------------------------------------------------------------
 for spec in "$@"; do

@@ -170,25 +170,12 @@ command -v taskset >/dev/null 2>&1 || die "taskset not found (Debian: util-linux
 taskset -c "$srv_cpu" true 2>/dev/null || die "cannot pin to CPU $srv_cpu (ECHO_SERVER_CPU)"
 taskset -c "$load_cpu" true 2>/dev/null || die "cannot pin to CPU $load_cpu (ECHO_LOAD_CPU)"
 hz=$(getconf CLK_TCK)
-load_bin=${ECHO_LOAD_BIN:-$tmp/echo_load}
-if [ -z "${ECHO_LOAD_BIN:-}" ]; then
-    $cc -O2 -std=gnu11 -o "$load_bin" "$top/bench/echo_load.c" || die "cannot build echo_load"
-fi
+build_echo_load
 epoll_bin=${ECHO_EPOLL_BIN:-$tmp/echo_epoll}
 if [ -z "${ECHO_EPOLL_BIN:-}" ]; then
     $cc -O2 -std=gnu11 -o "$epoll_bin" "$top/bench/echo_epoll.c" || die "cannot build echo_epoll"
 fi
-# libuv is a peer like the Python ones: skipped, not fatal, when it is missing.
-libuv_bin=${ECHO_LIBUV_BIN:-$tmp/echo_libuv}
-if [ -z "${ECHO_LIBUV_BIN:-}" ]; then
-    uv_flags=$(pkg-config --cflags --libs libuv 2>/dev/null) || uv_flags=-luv
-    # shellcheck disable=SC2086 # $uv_flags is a list of flags
-    if ! $cc -O2 -std=gnu11 -o "$libuv_bin" "$top/bench/echo_libuv.c" $uv_flags \
-        2>"$tmp/libuv.err"; then
-        warn "skipped libuv: cannot build bench/echo_libuv.c against libuv (Debian: libuv1-dev)"
-        libuv_bin=
-    fi
-fi
+build_echo_libuv
 
 # ---- the servers: built-in ones first, so "epoll" is the reference ------------
 for spec in "$@"; do

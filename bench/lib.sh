@@ -1,5 +1,6 @@
 # bench/lib.sh: shell functions shared by the network benchmarks
-# (bench/echo_run.sh, bench/http_run.sh, bench/workers_run.sh). Sourced, not run.
+# (bench/echo_run.sh, bench/http_run.sh, bench/workers_run.sh,
+# bench/callgrind_echo.sh, bench/soak.sh). Sourced, not run.
 #
 # The server protocol: a server command listens on 127.0.0.1:PORT, prints a line
 # containing "listening" on stdout once it accepts connections, and exits on
@@ -10,6 +11,7 @@
 #   tmp      a private temporary directory (mktemp -d)
 #   srv_cpu  the CPU list the server is pinned to (taskset -c syntax)
 #   name     the server's name, for messages
+#   cc, top  the C compiler and the source tree (build_echo_load, build_echo_libuv)
 # start_server sets srv_pid; stop_server clears it.
 # shellcheck shell=sh disable=SC2154 # tmp, srv_cpu, name, hz: the caller's
 
@@ -219,4 +221,29 @@ cleanup_run() {
 die() {
     echo "$script_name: $*" >&2
     exit 1
+}
+
+# The echo load generator, built from bench/echo_load.c into $tmp with $cc,
+# or ECHO_LOAD_BIN if set: its path goes to $load_bin.
+build_echo_load() {
+    load_bin=${ECHO_LOAD_BIN:-$tmp/echo_load}
+    if [ -z "${ECHO_LOAD_BIN:-}" ]; then
+        $cc -O2 -std=gnu11 -o "$load_bin" "$top/bench/echo_load.c" || die "cannot build echo_load"
+    fi
+}
+
+# The libuv echo server, built from bench/echo_libuv.c, or ECHO_LIBUV_BIN if
+# set: its path goes to $libuv_bin, empty (with a warning) when libuv is
+# missing, since libuv is a peer to skip, not a reason to fail.
+build_echo_libuv() {
+    libuv_bin=${ECHO_LIBUV_BIN:-$tmp/echo_libuv}
+    if [ -z "${ECHO_LIBUV_BIN:-}" ]; then
+        uv_flags=$(pkg-config --cflags --libs libuv 2>/dev/null) || uv_flags=-luv
+        # shellcheck disable=SC2086 # $uv_flags is a list of flags
+        if ! $cc -O2 -std=gnu11 -o "$libuv_bin" "$top/bench/echo_libuv.c" $uv_flags \
+            2>"$tmp/libuv.err"; then
+            warn "skipped libuv: cannot build bench/echo_libuv.c against libuv (Debian: libuv1-dev)"
+            libuv_bin=
+        fi
+    fi
 }
