@@ -275,6 +275,45 @@ START_TEST(test_threadsafe_calls_from_8_threads_to_2_loops_run_once_in_order)
 }
 END_TEST
 
+/* ---- messages that must not be lost to a failed allocation ------------------------- */
+
+/* The library's allocation-failure hook (loop/alloc.h), for tests. */
+void cio__alloc_fail_after(unsigned long n);
+
+/* On a worker that never sent a message: the next allocation fails. */
+static int fail_next_allocation(void *arg, void **result)
+{
+    cio__alloc_fail_after(1);
+    *result = arg;
+    return 0;
+}
+
+static int outcome_task(void *arg, void **result)
+{
+    cio_workers_t *w = arg;
+    cio_future_t *f = cio_workers_submit(w, 1, fail_next_allocation, (void *)"home");
+    ck_assert_ptr_nonnull(f);
+    void *r = NULL;
+    ck_assert_int_eq(cio_await(f, &r), 0); /* the outcome's message was reserved */
+    ck_assert_str_eq(r, "home");
+    cio_future_unref(f);
+    cio__alloc_fail_after(0);
+    return 0;
+}
+
+START_TEST(test_a_job_outcome_and_the_stop_get_through_when_allocation_fails)
+{
+    cio_workers_opts_t o = {.count = 2, .pin = CIO_OFF};
+    cio_workers_t *w = cio_workers_new(&o);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(cio_run(outcome_task, w, false, NULL), 0);
+    /* Stopping posts to every worker: nothing may be left to allocate. */
+    cio__alloc_fail_after(1);
+    cio_workers_free(w); /* a lost stop would hang here */
+    cio__alloc_fail_after(0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("workers");
@@ -284,6 +323,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_explicit_core_list_places_workers_and_bad_lists_fail);
     CIO_TEST(tc, test_broadcast_runs_once_on_every_worker);
     CIO_TEST(tc, test_threadsafe_calls_from_8_threads_to_2_loops_run_once_in_order);
+    CIO_TEST(tc, test_a_job_outcome_and_the_stop_get_through_when_allocation_fails);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,6 +16,7 @@ typedef struct job {
     void *arg;
     int rc;
     void *result;
+    struct cio__mbox_node *reply; /* taken at submission: the outcome always gets home */
 } job_t;
 
 /* On the caller's thread: settle the future. */
@@ -47,8 +48,10 @@ static int release(void *arg)
 /* Send the outcome home; a caller loop already gone keeps nothing to settle. */
 static void send_back(job_t *j)
 {
-    if (cio__call_soon_threadsafe_owned(j->caller, finish, release, j) < 0)
+    if (cio__mailbox_post_reserved(j->caller, j->reply, finish, release, j) < 0) {
+        cio__mailbox_node_unreserve(j->reply);
         free(j);
+    }
 }
 
 /* The task on the worker. */
@@ -89,17 +92,21 @@ cio_future_t *cio_workers_submit(cio_workers_t *w, size_t i, cio_task_fn fn, voi
     if (!caller || !target || !fn)
         return NULL;
     job_t *j = calloc(1, sizeof(*j));
+    struct cio__mbox_node *reply = cio__mailbox_node_reserve();
     cio_future_t *fut = cio_loop_create_future(caller);
-    if (!j || !fut) {
+    if (!j || !reply || !fut) {
         free(j);
+        cio__mailbox_node_unreserve(reply);
         cio_future_unref(fut);
         return NULL;
     }
-    *j = (job_t){.caller = caller, .fut = cio_future_ref(fut), .fn = fn, .arg = arg};
+    *j =
+        (job_t){.caller = caller, .fut = cio_future_ref(fut), .fn = fn, .arg = arg, .reply = reply};
     int rc = cio__call_soon_threadsafe_owned(target, start, not_started, j);
     if (rc < 0) {
         cio_future_set_error(fut, rc, NULL);
         cio_future_unref(j->fut);
+        cio__mailbox_node_unreserve(reply);
         free(j);
     }
     return fut;

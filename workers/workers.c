@@ -17,7 +17,8 @@ typedef struct worker {
     struct cio_workers_s *set;
     pthread_t thread;
     cio_loop_t *loop;
-    hwloc_cpuset_t cpuset; /* NULL when unpinned */
+    struct cio__mbox_node *stop; /* the stop message's node, taken at creation */
+    hwloc_cpuset_t cpuset;       /* NULL when unpinned */
     hwloc_nodeset_t nodeset;
     int core; /* hwloc logical core index, -1 unpinned */
 } worker_t;
@@ -127,13 +128,19 @@ static int stop_cb(void *arg)
     return 0;
 }
 
+/* Stop and free the workers; the stop messages' nodes were taken at creation,
+ * so no worker misses its stop for want of memory (and joining never hangs). */
 static void destroy(cio_workers_t *set, size_t started)
 {
-    for (size_t i = 0; i < started; i++)
-        cio_loop_call_soon_threadsafe(set->w[i].loop, stop_cb, set->w[i].loop);
+    for (size_t i = 0; i < started; i++) {
+        worker_t *wk = &set->w[i];
+        if (cio__mailbox_post_reserved(wk->loop, wk->stop, stop_cb, NULL, wk->loop) == 0)
+            wk->stop = NULL;
+    }
     for (size_t i = 0; i < started; i++)
         pthread_join(set->w[i].thread, NULL);
     for (size_t i = 0; i < set->n; i++) {
+        cio__mailbox_node_unreserve(set->w[i].stop);
         cio_loop_free(set->w[i].loop);
         hwloc_bitmap_free(set->w[i].cpuset);
         hwloc_bitmap_free(set->w[i].nodeset);
@@ -196,8 +203,9 @@ cio_workers_t *cio_workers_new(const cio_workers_opts_t *opts)
     if (rc == 0 && !(set->w = calloc(set->n, sizeof(*set->w))))
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < set->n; i++) {
-        set->w[i] = (worker_t){.set = set, .core = -1, .loop = cio_loop_new()};
-        if (!set->w[i].loop)
+        set->w[i] = (worker_t){
+            .set = set, .core = -1, .loop = cio_loop_new(), .stop = cio__mailbox_node_reserve()};
+        if (!set->w[i].loop || !set->w[i].stop)
             rc = -ENOMEM;
     }
     if (rc == 0 && o.pin != CIO_OFF)
