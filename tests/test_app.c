@@ -296,16 +296,24 @@ START_TEST(test_an_app_serves_reloads_and_stops_through_the_api)
 }
 END_TEST
 
-/* Connect to @p port and check one round trip of the tag service; the socket stays open. */
-static int hold(int port)
+/* Connect to @p port; the socket gives up reading after @p seconds. */
+static int dial(int port, int seconds)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = 3};
+    struct timeval tv = {.tv_sec = seconds};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+/* Connect to @p port and check one round trip of the tag service; the socket stays open. */
+static int hold(int port)
+{
+    int fd = dial(port, 3);
     char buf[16] = "";
     ck_assert_int_eq(send(fd, "?", 1, 0), 1);
     ck_assert_int_eq(recv(fd, buf, sizeof(buf) - 1, 0), 6);
@@ -342,6 +350,16 @@ static void join_within(pthread_t th, int seconds)
     ck_assert_msg(pthread_timedjoin_np(th, NULL, &ts) == 0, "the app did not stop");
 }
 
+/* Stop the app started by start_app(): it must stop cleanly, and in time. */
+static void stop_app(pthread_t th, runner_t *r, const char *path)
+{
+    cio_app_stop(r->app);
+    join_within(th, 10);
+    ck_assert_int_eq(r->rc, 0);
+    cio_app_free(r->app);
+    unlink(path);
+}
+
 START_TEST(test_stop_aborts_connections_held_on_every_worker_at_drain_timeout)
 {
     register_tag();
@@ -372,6 +390,15 @@ START_TEST(test_stop_aborts_connections_held_on_every_worker_at_drain_timeout)
     unlink(path);
 }
 END_TEST
+
+/* Rewrite @p path with @p ini and ask @p app to reload. */
+static void reload_with(cio_app_t *app, const char *path, const char *ini)
+{
+    FILE *f = fopen(path, "w");
+    fputs(ini, f);
+    fclose(f);
+    cio_app_reload(app);
+}
 
 /* Is a fresh idle connection to @p port closed by the server within @p ms? */
 static bool closed_when_idle(int port, int ms)
@@ -406,10 +433,7 @@ START_TEST(test_a_reload_of_a_non_socket_setting_keeps_the_connections)
         /* Only the idle timeout changes: new connections get the new one, the
          * listener keeps its sockets and its connections. */
         snprintf(ini, sizeof(ini), fmt, port, balance[b], "100ms");
-        FILE *f = fopen(path, "w");
-        fputs(ini, f);
-        fclose(f);
-        cio_app_reload(r.app);
+        reload_with(r.app, path, ini);
         bool applied = false;
         for (int i = 0; i < 20 && !applied; i++)
             applied = closed_when_idle(port, 500);
@@ -422,23 +446,10 @@ START_TEST(test_a_reload_of_a_non_socket_setting_keeps_the_connections)
                           "connection %d was closed by the reload (%s)", i, balance[b]);
             close(fds[i]);
         }
-        cio_app_stop(r.app);
-        join_within(th, 10);
-        ck_assert_int_eq(r.rc, 0);
-        cio_app_free(r.app);
-        unlink(path);
+        stop_app(th, &r, path);
     }
 }
 END_TEST
-
-/* Rewrite @p path with @p ini and ask @p app to reload. */
-static void reload_with(cio_app_t *app, const char *path, const char *ini)
-{
-    FILE *f = fopen(path, "w");
-    fputs(ini, f);
-    fclose(f);
-    cio_app_reload(app);
-}
 
 START_TEST(test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets)
 {
@@ -465,27 +476,9 @@ START_TEST(test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_s
         ck_assert_msg(answers(port, steps[i].answer), "step %zu: no %s on %s", i, steps[i].service,
                       steps[i].balance);
     }
-    cio_app_stop(r.app);
-    join_within(th, 10);
-    ck_assert_int_eq(r.rc, 0);
-    cio_app_free(r.app);
-    unlink(path);
+    stop_app(th, &r, path);
 }
 END_TEST
-
-/* Connect to @p port; the socket gives up reading after @p seconds. */
-static int dial(int port, int seconds)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = seconds};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
-                  strerror(errno));
-    return fd;
-}
 
 /* Did the server close @p fd (EOF or reset), rather than the read time out? */
 static bool closed_by_server(int fd)
@@ -538,11 +531,7 @@ START_TEST(test_the_admin_port_survives_nul_bytes_and_slow_clients)
     ck_assert(closed_by_server(slow[99]));
     for (int i = 0; i < 100; i++)
         close(slow[i]);
-    cio_app_stop(r.app);
-    join_within(th, 10);
-    ck_assert_int_eq(r.rc, 0);
-    cio_app_free(r.app);
-    unlink(path);
+    stop_app(th, &r, path);
 }
 END_TEST
 
