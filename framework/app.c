@@ -259,6 +259,14 @@ static void prune_drains(cio_app_t *app)
     app->ndrains = kept;
 }
 
+/* Tests only (exported): the drains the app keeps, running or not yet released. Any thread. */
+CIO_EXTERN size_t cio__app_drains(cio_app_t *app);
+
+size_t cio__app_drains(cio_app_t *app)
+{
+    return atomic_load(&app->ndrains);
+}
+
 /* Start draining @p l in the background; shutdown waits for it. */
 static void drain_later(cio_app_t *app, cio__listener_t *l)
 {

@@ -77,9 +77,9 @@ struct cio_app_s {
     size_t nworkers;
     cio_loop_t *loop; /* the control loop, while running; set and read under @mu */
     cio_server_t *admin;
-    cio_future_t **drains; /* listeners draining after a reload */
-    size_t ndrains;
-    cio_future_t *wake; /* settled when a signal or a request needs the app's attention */
+    cio_future_t **drains;  /* listeners draining after a reload, finished ones released */
+    _Atomic size_t ndrains; /* written by the control loop; atomic so tests may read it */
+    cio_future_t *wake;     /* settled when a signal or a request needs the app's attention */
     _Atomic int stop_requested, reload_requested;
     /* The listeners; the control loop changes the list under @mu, other
      * threads (the stats service) read it under @mu. */

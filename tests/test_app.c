@@ -535,6 +535,44 @@ START_TEST(test_the_admin_port_survives_nul_bytes_and_slow_clients)
 }
 END_TEST
 
+/* framework/app.c, for tests: drains the app keeps (running or not yet released). */
+size_t cio__app_drains(cio_app_t *app);
+
+/* Reloads that drain a listener each keep no finished drain behind (white-box). */
+START_TEST(test_finished_drains_are_released_across_reloads)
+{
+    register_tag();
+    int pa = free_port(), pb = free_port();
+    char ini[512], path[64];
+    const char *fmt = "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 100ms\n\n"
+                      "[listener a]\nservice = tag\naddress = 127.0.0.1:%d\n";
+    snprintf(ini, sizeof(ini), fmt, pa);
+    pthread_t th;
+    runner_t r = {0};
+    start_app(ini, path, &th, &r);
+    ck_assert(answers(pa, "tagged"));
+    char with_b[640];
+    snprintf(with_b, sizeof(with_b), "%s\n[listener b]\nservice = tag\naddress = 127.0.0.1:%d\n",
+             ini, pb);
+    for (int i = 0; i < 6; i++) {
+        reload_with(r.app, path, with_b);
+        ck_assert(answers(pb, "tagged"));
+        reload_with(r.app, path, ini); /* b drains */
+        char buf[16];
+        for (int k = 0; k < 100 && ask(pb, "?", buf, sizeof(buf))[0]; k++)
+            usleep(20000);
+    }
+    usleep(500000); /* every drain has finished */
+    reload_with(r.app, path, with_b);
+    ck_assert(answers(pb, "tagged"));
+    reload_with(r.app, path, ini);
+    for (int k = 0; k < 100 && cio__app_drains(r.app) > 1; k++)
+        usleep(20000);
+    ck_assert_uint_le(cio__app_drains(r.app), 1); /* at most the one just started */
+    stop_app(th, &r, path);
+}
+END_TEST
+
 START_TEST(test_an_address_in_use_fails_the_start)
 {
     int busy = socket(AF_INET, SOCK_STREAM, 0);
@@ -569,6 +607,7 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_a_reload_of_a_non_socket_setting_keeps_the_connections);
     CIO_TEST(tc, test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets);
     CIO_TEST(tc, test_the_admin_port_survives_nul_bytes_and_slow_clients);
+    CIO_TEST(tc, test_finished_drains_are_released_across_reloads);
     suite_add_tcase(s, tc);
     return s;
 }
