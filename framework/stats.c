@@ -225,14 +225,15 @@ static void wait_remove(stats_conn_t *c)
     c->waiting = false;
 }
 
-static void respond(cio_transport_t *t, const char *status, const char *type, const char *body,
-                    size_t len)
+/* @extra is more header lines, each ending in CRLF, or "". */
+static void respond(cio_transport_t *t, const char *status, const char *extra, const char *type,
+                    const char *body, size_t len)
 {
     char head[256];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "HTTP/1.1 %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\nServer: coreio\r\n\r\n",
-                     status, type, len);
+                     status, extra, type, len);
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, len}};
     cio_transport_writelines(t, iov, body ? 2 : 1);
     cio_transport_close(t);
@@ -267,32 +268,43 @@ static int stats_made(cio_protocol_t *p, cio_transport_t *t)
                                &c->deadline);
 }
 
-/* A whole request head is in: answer GET /metrics (or /) and close. */
+/* Does the request target @p (up to the space before the version) name /metrics? */
+static bool is_metrics(const char *p)
+{
+    size_t n = strcspn(p, " ?\r\n"); /* a query string does not change the resource */
+    return n == 8 && strncmp(p, "/metrics", 8) == 0;
+}
+
+/*
+ * A whole request head is in: GET or HEAD /metrics get the statistics, any
+ * other path 404 whatever the method, another method on /metrics 405 with
+ * the methods it allows (RFC 9110 15.5.6). Then the connection closes.
+ */
 static void answer(stats_conn_t *c)
 {
     cio_handle_cancel(c->deadline);
     wait_remove(c);
-    bool head = strncmp(c->buf, "HEAD ", 5) == 0;
-    const char *path = head ? c->buf + 5 : strncmp(c->buf, "GET ", 4) == 0 ? c->buf + 4 : NULL;
-    if (memchr(c->buf, '\0', c->len)) {
-        respond(c->t, "400 Bad Request", "text/plain", "", 0); /* RFC 9110 5.5: NUL is invalid */
+    if (memchr(c->buf, '\0', c->len)) { /* RFC 9110 5.5: NUL is invalid */
+        respond(c->t, "400 Bad Request", "", "text/plain", "", 0);
         return;
     }
-    if (!path) {
-        respond(c->t, "405 Method Not Allowed", "text/plain", "", 0);
+    bool head = strncmp(c->buf, "HEAD ", 5) == 0, get = strncmp(c->buf, "GET ", 4) == 0;
+    const char *sp = strchr(c->buf, ' ');
+    if (!sp || !is_metrics(sp + 1)) {
+        respond(c->t, "404 Not Found", "", "text/plain", "", 0);
         return;
     }
-    if (strncmp(path, "/metrics ", 9) != 0 && strncmp(path, "/ ", 2) != 0) {
-        respond(c->t, "404 Not Found", "text/plain", "", 0);
+    if (!head && !get) {
+        respond(c->t, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", "text/plain", "", 0);
         return;
     }
     cio_app_t *app = cio__app_current();
     size_t len = 0;
     char *text = app ? cio__stats_format(app, &len) : NULL;
     if (!text)
-        respond(c->t, "503 Service Unavailable", "text/plain", "", 0);
+        respond(c->t, "503 Service Unavailable", "", "text/plain", "", 0);
     else
-        respond(c->t, "200 OK", "text/plain; version=0.0.4", head ? NULL : text, len);
+        respond(c->t, "200 OK", "", "text/plain; version=0.0.4", head ? NULL : text, len);
     free(text);
 }
 
@@ -304,7 +316,7 @@ static int stats_data(cio_protocol_t *p, const void *data, size_t len)
     if (len >= sizeof(c->buf) - c->len) {
         cio_handle_cancel(c->deadline);
         wait_remove(c);
-        respond(c->t, "431 Request Header Fields Too Large", "text/plain", "", 0);
+        respond(c->t, "431 Request Header Fields Too Large", "", "text/plain", "", 0);
         return 0;
     }
     memcpy(c->buf + c->len, data, len);

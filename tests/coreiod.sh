@@ -399,6 +399,44 @@ else
     bad "curl http://127.0.0.1:$p_admin/metrics failed"
 fi
 
+# The admin listener serves /metrics only: GET and HEAD; any other path is
+# 404, another method on /metrics 405 with the methods it allows.
+admin_ask() { # $1: what, $2: expected status, $3: a header line it must have, rest: curl options
+    local what=$1 want=$2 hdr=$3 code
+    shift 3
+    code=$(timeout 10 curl -sS -o "$tmp/a.body" -D "$tmp/a.head" -w '%{http_code}' "$@" \
+        2>"$tmp/a.err") || code="curl failed: $(cat "$tmp/a.err")"
+    tr -d '\r' <"$tmp/a.head" >"$tmp/a.h" 2>/dev/null || true
+    if [ "$code" = "$want" ] && { [ -z "$hdr" ] || grep -qix -- "$hdr" "$tmp/a.h"; }; then
+        pass "admin: $what: $want${hdr:+, $hdr}"
+    else
+        bad "admin: $what: status $code (expected $want${hdr:+ with $hdr}); head:"
+        show "$tmp/a.h"
+    fi
+}
+admin=http://127.0.0.1:$p_admin
+admin_ask "GET /metrics" 200 "" "$admin/metrics"
+grep -q '^coreio_workers 2$' "$tmp/a.body" || bad "admin: GET /metrics has no coreio_workers 2"
+admin_ask "GET /metrics?name[]=x" 200 "" -g "$admin/metrics?name[]=x"
+admin_ask "HEAD /metrics" 200 "" -I "$admin/metrics"
+# HEAD: the Content-Length of the metrics, and nothing after the head.
+printf 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n' |
+    timeout 10 socat -t2 - "TCP:127.0.0.1:$p_admin" 2>&1 | tr -d '\r' >"$tmp/head.raw" || true
+if grep -qiE '^content-length: [1-9]' "$tmp/head.raw" &&
+    awk 'body { n++ } /^$/ { body = 1 } END { exit !(body && n == 0) }' "$tmp/head.raw"; then
+    pass "admin: HEAD /metrics: the metrics' Content-Length, no body"
+else
+    bad "admin: HEAD /metrics: a body, or no Content-Length of the metrics:"
+    show "$tmp/head.raw"
+fi
+admin_ask "GET /" 404 "" "$admin/"
+admin_ask "GET /foo" 404 "" "$admin/foo"
+admin_ask "GET /metricsx" 404 "" "$admin/metricsx"
+admin_ask "GET /metrics/" 404 "" "$admin/metrics/"
+admin_ask "POST /metrics" 405 "allow: GET, HEAD" -X POST "$admin/metrics"
+admin_ask "DELETE /metrics" 405 "allow: GET, HEAD" -X DELETE "$admin/metrics"
+admin_ask "POST /foo" 404 "" -X POST "$admin/foo"
+
 # SIGHUP with a changed file: web (A) and the echo listeners are unchanged,
 # old (B) is gone and new (C) comes. HTTP keep-alive requests run on A
 # throughout; a connection to B opened before must drain.
