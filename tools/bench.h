@@ -15,6 +15,7 @@
 #include <coreio.h>
 
 #include "bench_hist.h"
+#include "bench_line.h"
 
 /** Latencies are tracked from 1 ns up to this, 60 s in nanoseconds. */
 #define BENCH_HIST_HIGHEST (60ull * 1000 * 1000 * 1000)
@@ -27,6 +28,7 @@ typedef enum bench_mode {
     BENCH_ECHO = 0, /* TCP: SIZE bytes out, SIZE bytes back */
     BENCH_UDP,      /* connected UDP: a SIZE-byte datagram and its echo */
     BENCH_HTTP,     /* HTTP/1.1 GET with keep-alive */
+    BENCH_LINE,     /* TCP: a request line from a template, a response line back */
 } bench_mode_t;
 
 /** The run as the command line asked for it; read-only once the workers start. */
@@ -38,6 +40,9 @@ typedef struct bench_config {
     bool json, pin;
     char *request; /* echo, udp: SIZE bytes to send; http: the GET request */
     size_t request_len;
+    bench_lines_t *lines; /* line: the templates (their {n} counter is shared) */
+    const char *expect;   /* line: the prefix every response must start with, or NULL */
+    uint64_t seed;        /* line: seeds the connections' PRNGs */
 } bench_config_t;
 
 /** Kinds of error, counted apart. */
@@ -45,6 +50,7 @@ typedef enum bench_err_kind {
     BENCH_ERR_CONNECT = 0, /* the connection (or endpoint) could not be made */
     BENCH_ERR_CLOSED,      /* reset, closed by the peer, or an ICMP error */
     BENCH_ERR_BAD,         /* a reply that does not parse or was not asked for */
+    BENCH_ERR_UNEXPECTED,  /* line: a response not starting with the expected prefix */
     BENCH_ERR_KINDS,
 } bench_err_kind_t;
 
@@ -65,10 +71,12 @@ typedef struct bench_thread bench_thread_t;
 
 /**
  * Make the state of one thread running @p nconns connections on @p loop,
- * with everything they need allocated up front. NULL when out of memory.
- * Any thread; it is handed to the loop's thread through its mailbox.
+ * numbered from @p first across the run, with everything they need
+ * allocated up front. NULL when out of memory. Any thread; it is handed to
+ * the loop's thread through its mailbox.
  */
-bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, size_t nconns);
+bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, size_t nconns,
+                                 size_t first);
 
 /** The loop the thread's connections run on. Any thread. */
 cio_loop_t *bench_thread_loop(const bench_thread_t *t);

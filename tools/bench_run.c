@@ -4,7 +4,8 @@
  * keeps DEPTH requests in flight: it sends DEPTH at connection_made and one
  * more each time a reply completes. Send times wait in a ring (TCP, where
  * replies come in order) or in numbered slots (UDP, where they may not), all
- * allocated up front: no request allocates.
+ * allocated up front: no request allocates. Line requests are made in a
+ * buffer of the thread and written in batches of up to LINE_BATCH bytes.
  *
  * A connection that fails is counted as an error and opened again 100 ms
  * later; one the server closed after saying so (HTTP "Connection: close") is
@@ -23,6 +24,10 @@
 #define UDP_TIMEOUT_NS  1000000000ull /* a datagram unanswered this long is lost */
 #define UDP_SCAN_PERIOD 0.1           /* seconds between looks for lost datagrams */
 #define CLOSE_TIMEOUT   2.0           /* seconds closing connections may take before aborting */
+#define LINE_BATCH      16384         /* line: bytes of requests gathered into one write */
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
 typedef struct conn {
     cio_protocol_t base;
@@ -36,7 +41,14 @@ typedef struct conn {
     size_t partial;             /* echo: bytes of the oldest echo received so far */
     bool failed;                /* an error was counted: its close is not another */
     bool close_expected;        /* http: the server said it closes */
-    bench_http_parser_t http;
+    union {
+        bench_http_parser_t http;
+        struct {
+            bench_line_gen_t gen;
+            bench_line_reader_t reader;
+            char *head; /* BENCH_LINE_HEAD bytes for the reader, or NULL */
+        } line;
+    };
 } conn_t;
 
 struct bench_thread {
@@ -52,6 +64,9 @@ struct bench_thread {
     uint64_t *sent;           /* backing arrays of the connections */
     uint32_t *seq;
     char *http_bufs;
+    char *line_heads; /* line: the connections' response heads, with --expect */
+    char *line_buf;   /* line: requests being gathered for one write */
+    size_t line_cap;
     char *datagram; /* udp: the datagram being sent */
     bench_stats_t stats;
 };
@@ -116,10 +131,46 @@ static void conn_fail(conn_t *c, bench_err_kind_t kind, int err, const char *wha
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* Write the @p len bytes of requests gathered in the thread's buffer; false if closing. */
+static bool line_flush(conn_t *c, size_t len)
+{
+    bench_thread_t *t = c->thread;
+    if (len == 0)
+        return true;
+    if (cio_transport_write(c->transport, t->line_buf, len) < 0)
+        return false; /* closing: connection_lost follows */
+    if (!t->stopping)
+        t->stats.bytes_out += len;
+    return true;
+}
+
+/* line: make @p n more requests from the templates and send them, as few writes as fit. */
+static void line_send(conn_t *c, size_t n, uint64_t now)
+{
+    bench_thread_t *t = c->thread;
+    const bench_config_t *cfg = t->cfg;
+    size_t used = 0, max = bench_lines_max_len(cfg->lines);
+    for (size_t i = 0; i < n && c->inflight < cfg->depth; i++) {
+        if (used + max > t->line_cap) {
+            if (!line_flush(c, used))
+                return;
+            used = 0;
+        }
+        used += bench_lines_next(cfg->lines, &c->line.gen, t->line_buf + used);
+        c->sent[(c->head + c->inflight) % cfg->depth] = now;
+        c->inflight++;
+    }
+    line_flush(c, used);
+}
+
 /* TCP: send @p n more requests, noting their send time @p now in the ring. */
 static void stream_send(conn_t *c, size_t n, uint64_t now)
 {
     const bench_config_t *cfg = c->thread->cfg;
+    if (cfg->mode == BENCH_LINE) {
+        line_send(c, n, now);
+        return;
+    }
     for (size_t i = 0; i < n && c->inflight < cfg->depth && !c->close_expected; i++) {
         if (cio_transport_write(c->transport, cfg->request, cfg->request_len) < 0)
             return; /* closing: connection_lost follows */
@@ -241,6 +292,8 @@ static int conn_made(cio_protocol_t *p, cio_transport_t *transport)
     } else {
         if (t->cfg->mode == BENCH_HTTP)
             bench_http_init(&c->http, c->http.buf);
+        if (t->cfg->mode == BENCH_LINE)
+            bench_line_reader_init(&c->line.reader, t->cfg->expect, c->line.head);
         stream_send(c, t->cfg->depth, now);
     }
     return 0;
@@ -319,6 +372,55 @@ static int http_received(conn_t *c, const char *data, size_t len)
     return 0;
 }
 
+/* line: the head of the response line that just ended, printable. */
+static void describe_unexpected(conn_t *c, char *out, size_t outlen)
+{
+    const bench_line_reader_t *r = &c->line.reader;
+    char head[BENCH_LINE_HEAD + 1];
+    size_t n = r->head ? r->head_len : 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)r->head[i];
+        head[i] = b >= 0x20 && b < 0x7f ? (char)b : '?';
+    }
+    head[n] = '\0';
+    snprintf(out, outlen, "a response not starting with '%s': '%s%s'", c->thread->cfg->expect, head,
+             n == BENCH_LINE_HEAD ? "..." : "");
+}
+
+/* line: every line ended completes the oldest request; count it if unexpected. */
+static int line_received(conn_t *c, const char *data, size_t len)
+{
+    bench_thread_t *t = c->thread;
+    uint64_t now = 0;
+    size_t completed = 0;
+    while (len > 0) {
+        bool done = false;
+        ssize_t n = bench_line_feed(&c->line.reader, data, len, &done);
+        if (n < 0 || (done && c->inflight == 0)) {
+            conn_fail(c, BENCH_ERR_BAD, 0,
+                      n < 0 ? "a response line longer than " STR(BENCH_LINE_MAX) " bytes"
+                            : "a response line never asked for");
+            return 0;
+        }
+        data += n;
+        len -= (size_t)n;
+        if (!done)
+            continue;
+        now = now ? now : now_ns();
+        count_reply(t, ring_pop(c), now);
+        completed++;
+        if (c->line.reader.unexpected) {
+            char what[BENCH_LINE_HEAD + 128] = "";
+            if (t->stats.first_error[0] == '\0') /* only the first is described */
+                describe_unexpected(c, what, sizeof(what));
+            count_error(t, BENCH_ERR_UNEXPECTED, 0, what);
+        }
+    }
+    if (completed)
+        stream_send(c, completed, now);
+    return 0;
+}
+
 static int conn_data_received(cio_protocol_t *p, const void *data, size_t len)
 {
     conn_t *c = (conn_t *)p;
@@ -328,6 +430,8 @@ static int conn_data_received(cio_protocol_t *p, const void *data, size_t len)
     t->stats.bytes_in += len;
     if (t->cfg->mode == BENCH_HTTP)
         return http_received(c, data, len);
+    if (t->cfg->mode == BENCH_LINE)
+        return line_received(c, data, len);
     return echo_received(c, data, len);
 }
 
@@ -400,7 +504,35 @@ static int scan_cb(void *arg)
 
 /* ---- the thread ------------------------------------------------------- */
 
-bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, size_t nconns)
+/* line: the request buffer, and the response heads if responses are checked. */
+static int line_alloc(bench_thread_t *t, size_t n)
+{
+    size_t max = bench_lines_max_len(t->cfg->lines);
+    t->line_cap = max > LINE_BATCH ? max : LINE_BATCH;
+    t->line_buf = malloc(t->line_cap);
+    t->line_heads = t->cfg->expect ? malloc(n * BENCH_LINE_HEAD) : NULL;
+    return t->line_buf && (t->line_heads || !t->cfg->expect) ? 0 : -ENOMEM;
+}
+
+/* Connection @p i of @p t, numbered @p index in the run, ready to open. */
+static void conn_init(bench_thread_t *t, size_t i, size_t index)
+{
+    const bench_config_t *cfg = t->cfg;
+    conn_t *c = &t->conns[i];
+    c->base.ops = cfg->mode == BENCH_UDP ? &datagram_ops : &stream_ops;
+    c->thread = t;
+    c->sent = t->sent + i * cfg->depth;
+    c->seq = t->seq ? t->seq + i * cfg->depth : NULL;
+    if (cfg->mode == BENCH_HTTP)
+        bench_http_init(&c->http, t->http_bufs + i * (BENCH_HTTP_HEAD_MAX + 1));
+    if (cfg->mode == BENCH_LINE) {
+        bench_line_gen_init(&c->line.gen, cfg->seed, index);
+        c->line.head = t->line_heads ? t->line_heads + i * BENCH_LINE_HEAD : NULL;
+    }
+}
+
+bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, size_t nconns,
+                                 size_t first)
 {
     bench_thread_t *t = calloc(1, sizeof(*t));
     if (!t)
@@ -414,21 +546,15 @@ bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, si
     t->datagram = udp ? malloc(cfg->size) : NULL;
     t->http_bufs = http ? malloc(n * (BENCH_HTTP_HEAD_MAX + 1)) : NULL;
     if (!t->conns || !t->sent || (udp && (!t->seq || !t->datagram)) || (http && !t->http_bufs) ||
+        (cfg->mode == BENCH_LINE && line_alloc(t, n) < 0) ||
         bench_hist_init(&t->stats.latency, BENCH_HIST_HIGHEST) < 0) {
         bench_thread_free(t);
         return NULL;
     }
     if (udp)
         memcpy(t->datagram, cfg->request, cfg->size);
-    for (size_t i = 0; i < nconns; i++) {
-        conn_t *c = &t->conns[i];
-        c->base.ops = udp ? &datagram_ops : &stream_ops;
-        c->thread = t;
-        c->sent = t->sent + i * depth;
-        c->seq = udp ? t->seq + i * depth : NULL;
-        if (http)
-            bench_http_init(&c->http, t->http_bufs + i * (BENCH_HTTP_HEAD_MAX + 1));
-    }
+    for (size_t i = 0; i < nconns; i++)
+        conn_init(t, i, first + i);
     return t;
 }
 
@@ -512,5 +638,7 @@ void bench_thread_free(bench_thread_t *t)
     free(t->seq);
     free(t->datagram);
     free(t->http_bufs);
+    free(t->line_heads);
+    free(t->line_buf);
     free(t);
 }

@@ -1,8 +1,9 @@
 /*
  * tools/coreio-bench.c: a load generator built on coreio itself.
  *
- *     coreio-bench [--mode echo|udp|http] [-c CONNS] [-s SIZE] [-p DEPTH]
+ *     coreio-bench [--mode echo|udp|http|line] [-c CONNS] [-s SIZE] [-p DEPTH]
  *                  [-d DURATION] [-t THREADS] [--warmup SECONDS] [--path PATH]
+ *                  [--line TEMPLATE]... [--expect PREFIX] [--seed S]
  *                  [--no-pin] [--json] HOST PORT
  *
  * The connections are spread over THREADS coreio workers (cio_workers_t),
@@ -38,13 +39,13 @@ typedef struct bench {
     bool stopping;            /* the main task is stopping the workers */
 } bench_t;
 
-static const char *const mode_names[] = {"echo", "udp", "http"};
+static const char *const mode_names[] = {"echo", "udp", "http", "line"};
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: coreio-bench [options] HOST PORT\n"
                  "  PORT is a number from 1 to 65535 or a service name (http)\n"
-                 "  -m, --mode MODE         echo (TCP, default), udp or http\n"
+                 "  -m, --mode MODE         echo (TCP, default), udp, http or line\n"
                  "  -c, --connections N     connections in all (default 10)\n"
                  "  -s, --size BYTES        message size, echo and udp (default 64)\n"
                  "  -p, --pipeline DEPTH    requests in flight per connection (default 1)\n"
@@ -52,6 +53,10 @@ static void usage(FILE *out)
                  "  -w, --warmup TIME       time run first and not measured (default 0)\n"
                  "  -t, --threads N         worker threads, one loop each (default 1)\n"
                  "      --path PATH         http: the path to GET (default /)\n"
+                 "      --line TEMPLATE     line: a request line, with {n}, {conn}, {rand:N},\n"
+                 "                          {{ and }}; several are sent in turn (required)\n"
+                 "      --expect PREFIX     line: responses not starting with it are errors\n"
+                 "      --seed S            line: seeds {rand:N} (default 1)\n"
                  "      --no-pin            do not pin the worker threads to cores\n"
                  "      --json              print one JSON object instead of text\n"
                  "  -h, --help              show this help\n");
@@ -77,11 +82,10 @@ static bool whole_number(const char *arg, unsigned long long max, unsigned long 
     if (!*arg)
         return false;
     for (const char *c = arg; *c; c++) {
-        if (*c < '0' || *c > '9' || v > max / 10)
+        unsigned d = (unsigned)(*c - '0');
+        if (d > 9 || v > (max - d) / 10) /* v * 10 + d > max, without overflow */
             return false;
-        v = v * 10 + (unsigned)(*c - '0');
-        if (v > max)
-            return false;
+        v = v * 10 + d;
     }
     *out = v;
     return true;
@@ -141,10 +145,74 @@ static int parse_mode(const char *arg, bench_mode_t *out)
             return 0;
         }
     }
-    return usage_error("option %s: unknown mode '%s' (echo, udp or http)", "--mode", arg);
+    return usage_error("option %s: unknown mode '%s' (echo, udp, http or line)", "--mode", arg);
 }
 
-/* Apply one option: 0 to go on, USAGE_ERROR, or -1 once --help is printed. */
+/*
+ * @p arg as it can be quoted in a message: control bytes as \r, \n, \t or
+ * \xNN, and cut short with "..." when it does not fit in @p outlen bytes.
+ */
+static const char *shown(const char *arg, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)arg; *c; c++) {
+        char esc[5] = {(char)*c, '\0'};
+        if (*c == '\r' || *c == '\n' || *c == '\t')
+            snprintf(esc, sizeof(esc), "\\%c", *c == '\r' ? 'r' : *c == '\n' ? 'n' : 't');
+        else if (*c < 0x20 || *c == 0x7f)
+            snprintf(esc, sizeof(esc), "\\x%02x", *c);
+        size_t k = strlen(esc);
+        if (n + k + 4 > outlen) {
+            memcpy(out + n, "...", 4);
+            return out;
+        }
+        memcpy(out + n, esc, k);
+        n += k;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* --line: parse the template and add it to the run's; out of memory is no usage error. */
+static int parse_line(const char *arg, bench_config_t *cfg)
+{
+    char why[256], quoted[256];
+    if (!cfg->lines && !(cfg->lines = bench_lines_new())) {
+        fprintf(stderr, "coreio-bench: out of memory\n");
+        return 1;
+    }
+    int rc = bench_lines_add(cfg->lines, arg, why, sizeof(why));
+    if (rc == -ENOMEM) {
+        fprintf(stderr, "coreio-bench: out of memory\n");
+        return 1;
+    }
+    if (rc < 0)
+        return usage_error("option %s: '%s': %s", "--line", shown(arg, quoted, sizeof(quoted)),
+                           why);
+    return 0;
+}
+
+static int parse_expect(const char *arg, const char **out)
+{
+    char quoted[256];
+    if (strpbrk(arg, "\r\n"))
+        return usage_error("option %s: '%s' holds a line end", "--expect",
+                           shown(arg, quoted, sizeof(quoted)));
+    *out = arg;
+    return 0;
+}
+
+static int parse_seed(const char *arg, uint64_t *out)
+{
+    unsigned long long v;
+    if (!whole_number(arg, UINT64_MAX, &v))
+        return usage_error("option %s: '%s' is not a whole number from 0 to %" PRIu64, "--seed",
+                           arg, UINT64_MAX);
+    *out = v;
+    return 0;
+}
+
+/* Apply one option: 0 to go on, USAGE_ERROR, 1 out of memory, or -1 once --help is printed. */
 static int parse_option(int opt, const char *arg, bench_config_t *cfg)
 {
     switch (opt) {
@@ -167,6 +235,12 @@ static int parse_option(int opt, const char *arg, bench_config_t *cfg)
             return usage_error("option %s: '%s' is not a URL path (/...)", "--path", arg);
         cfg->path = arg;
         return 0;
+    case 'L':
+        return parse_line(arg, cfg);
+    case 'E':
+        return parse_expect(arg, &cfg->expect);
+    case 'S':
+        return parse_seed(arg, &cfg->seed);
     case 'n':
         cfg->pin = false;
         return 0;
@@ -210,16 +284,44 @@ static int check_port(const char *port, bench_mode_t mode)
                        port, proto);
 }
 
-/* Fill @p cfg from the command line. Returns 0, USAGE_ERROR, or -1 after --help. */
+/* --line and --expect belong to the line mode, which needs a --line. */
+static int check_line_options(bench_config_t *cfg)
+{
+    if (cfg->mode != BENCH_LINE) {
+        if (cfg->lines)
+            return usage_error("option %s: only with --mode line", "--line");
+        if (cfg->expect)
+            return usage_error("option %s: only with --mode line", "--expect");
+        return 0;
+    }
+    if (!cfg->lines)
+        return usage_error("--mode line: no request template (give one or more --line TEMPLATE)");
+    cfg->size = bench_lines_max_len(cfg->lines); /* reported as the size */
+    return 0;
+}
+
+/*
+ * Fill @p cfg from the command line. Returns 0, USAGE_ERROR, 1 when out of
+ * memory, or -1 after --help; cfg->lines is the caller's to free in any case.
+ */
 static int parse_args(int argc, char **argv, bench_config_t *cfg)
 {
     static const struct option longopts[] = {
-        {"mode", required_argument, NULL, 'm'},     {"connections", required_argument, NULL, 'c'},
-        {"size", required_argument, NULL, 's'},     {"pipeline", required_argument, NULL, 'p'},
-        {"duration", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 't'},
-        {"warmup", required_argument, NULL, 'w'},   {"path", required_argument, NULL, 'P'},
-        {"no-pin", no_argument, NULL, 'n'},         {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"mode", required_argument, NULL, 'm'},
+        {"connections", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 's'},
+        {"pipeline", required_argument, NULL, 'p'},
+        {"duration", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"path", required_argument, NULL, 'P'},
+        {"no-pin", no_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"line", required_argument, NULL, 'L'},
+        {"expect", required_argument, NULL, 'E'},
+        {"seed", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     *cfg = (bench_config_t){.mode = BENCH_ECHO,
                             .path = "/",
@@ -228,6 +330,7 @@ static int parse_args(int argc, char **argv, bench_config_t *cfg)
                             .size = 64,
                             .depth = 1,
                             .duration = 10,
+                            .seed = 1,
                             .pin = true};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:c:s:p:d:w:t:h", longopts, NULL)) != -1) {
@@ -243,12 +346,15 @@ static int parse_args(int argc, char **argv, bench_config_t *cfg)
         return usage_error("HOST: an empty name");
     if (cfg->mode == BENCH_UDP && (cfg->size < BENCH_UDP_HEADER || cfg->size > 65507))
         return usage_error("option -s: udp datagrams take %d to 65507 bytes", BENCH_UDP_HEADER);
-    return check_port(cfg->port, cfg->mode);
+    int rc = check_line_options(cfg);
+    return rc ? rc : check_port(cfg->port, cfg->mode);
 }
 
 /* The bytes each request sends: SIZE filler bytes, or the HTTP request. */
 static int make_request(bench_config_t *cfg)
 {
+    if (cfg->mode == BENCH_LINE)
+        return 0; /* made per request from the templates */
     if (cfg->mode != BENCH_HTTP) {
         cfg->request = malloc(cfg->size);
         if (!cfg->request)
@@ -371,7 +477,8 @@ static int main_task(void *arg, void **result)
 
 /* ---- the report ---------------------------------------------------------- */
 
-static const char *const err_kind_names[] = {"connect", "closed", "bad response"};
+static const char *const err_kind_names[] = {"connect", "closed", "bad response",
+                                             "unexpected response"};
 
 static uint64_t total_errors(const bench_stats_t *s)
 {
@@ -413,8 +520,13 @@ static void print_json(const bench_config_t *cfg, const bench_stats_t *s, double
            mode_names[cfg->mode], cfg->conns, cfg->threads, cfg->size, cfg->depth, secs,
            s->requests, (double)s->requests / secs, total_errors(s));
     printf("\"error_kinds\":{\"connect\":%" PRIu64 ",\"closed\":%" PRIu64
-           ",\"bad_response\":%" PRIu64 "},",
+           ",\"bad_response\":%" PRIu64,
            s->errors[BENCH_ERR_CONNECT], s->errors[BENCH_ERR_CLOSED], s->errors[BENCH_ERR_BAD]);
+    if (cfg->mode == BENCH_LINE)
+        printf(",\"unexpected\":%" PRIu64 "},\"templates\":%zu,\"seed\":%" PRIu64 ",",
+               s->errors[BENCH_ERR_UNEXPECTED], bench_lines_count(cfg->lines), cfg->seed);
+    else
+        printf("},");
     if (cfg->mode == BENCH_UDP)
         printf("\"lost\":%" PRIu64 ",", s->lost);
     if (cfg->mode == BENCH_HTTP)
@@ -432,14 +544,22 @@ static void print_text(const bench_config_t *cfg, const bench_stats_t *s, double
            cfg->host, cfg->port, cfg->conns, cfg->threads);
     if (cfg->mode == BENCH_HTTP)
         printf("GET %s", cfg->path);
+    else if (cfg->mode == BENCH_LINE)
+        printf("%zu template(s) (requests up to %zu bytes), seed %" PRIu64,
+               bench_lines_count(cfg->lines), cfg->size, cfg->seed);
     else
         printf("%zu-byte messages", cfg->size);
     printf(", depth %zu, %.2f s\n", cfg->depth, secs);
     printf("  requests  %" PRIu64 " (%.1f/s)\n", s->requests, (double)s->requests / secs);
-    printf("  errors    %" PRIu64 " (connect %" PRIu64 ", closed %" PRIu64 ", bad response %" PRIu64
-           ")\n",
+    printf("  errors    %" PRIu64 " (connect %" PRIu64 ", closed %" PRIu64
+           ", bad response %" PRIu64,
            total_errors(s), s->errors[BENCH_ERR_CONNECT], s->errors[BENCH_ERR_CLOSED],
            s->errors[BENCH_ERR_BAD]);
+    if (cfg->mode == BENCH_LINE)
+        printf(", unexpected %" PRIu64, s->errors[BENCH_ERR_UNEXPECTED]);
+    printf(")\n");
+    if (cfg->mode == BENCH_LINE && cfg->expect)
+        printf("  expect    responses starting with '%s'\n", cfg->expect);
     if (cfg->mode == BENCH_UDP)
         printf("  lost      %" PRIu64 "\n", s->lost);
     if (cfg->mode == BENCH_HTTP)
@@ -492,11 +612,12 @@ static int setup(bench_t *b)
     b->workers = cio_workers_new(&wopts);
     if (!b->workers)
         return -EAGAIN;
-    for (size_t i = 0; i < b->cfg.threads; i++) {
+    for (size_t i = 0, first = 0; i < b->cfg.threads; i++) {
         size_t share = b->cfg.conns / b->cfg.threads + (i < b->cfg.conns % b->cfg.threads);
-        b->threads[i] = bench_thread_new(&b->cfg, cio_workers_loop(b->workers, i), share);
+        b->threads[i] = bench_thread_new(&b->cfg, cio_workers_loop(b->workers, i), share, first);
         if (!b->threads[i])
             return -ENOMEM;
+        first += share;
     }
     return 0;
 }
@@ -508,14 +629,17 @@ static void teardown(bench_t *b)
         bench_thread_free(b->threads[i]);
     free(b->threads);
     free(b->cfg.request);
+    bench_lines_free(b->cfg.lines);
 }
 
 int main(int argc, char **argv)
 {
     bench_t b = {0};
     int status = parse_args(argc, argv, &b.cfg);
-    if (status != 0)
+    if (status != 0) {
+        bench_lines_free(b.cfg.lines);
         return status < 0 ? 0 : status;
+    }
     signal(SIGPIPE, SIG_IGN);
     int rc = setup(&b);
     if (rc < 0) {
