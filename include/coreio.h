@@ -15,6 +15,7 @@
 #include "coreio/agen.h"
 #include "coreio/net.h"
 #include "coreio/transport.h"
+#include "coreio/framing.h"
 #include "coreio/server.h"
 #include "coreio/connection.h"
 #include "coreio/datagram.h"

@@ -33,6 +33,7 @@ extern "C" {
     X(GENERATOREXIT, -4012, "async generator is being closed")                                     \
     X(AGENRUNNING, -4013, "async generator is already running")                                    \
     X(NOSENDFILE, -4014, "sendfile not available")                                                 \
+    X(FRAMETOOLONG, -4015, "frame longer than the framer's max_frame")                             \
     /* Name lookup (getaddrinfo, getnameinfo) failures, EAI_* with gai_strerror's text. */         \
     X(AI_BADFLAGS, -4101, "Bad value for ai_flags")                                                \
     X(AI_NONAME, -4102, "Name or service not known")                                               \
