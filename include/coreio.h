@@ -27,5 +27,6 @@
 #include "coreio/config.h"
 #include "coreio/service.h"
 #include "coreio/app.h"
+#include "coreio/metrics.h"
 
 #endif /* COREIO_H */
