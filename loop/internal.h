@@ -100,6 +100,7 @@ typedef struct cio__mailbox {
     int efd;
     _Atomic uint64_t wakeups; /* eventfd writes */
     struct event *ev;
+    _Atomic(struct cio__mbox_port *) port; /* made on first use; see cio__mailbox_port() */
     /* The loop's own. */
     _Alignas(64) cio__mbox_node_t *tail;
     cio__mbox_node_t sentinel;
@@ -323,6 +324,14 @@ cio__mbox_node_t *cio__mailbox_node_reserve(void);
 void cio__mailbox_node_unreserve(cio__mbox_node_t *n);
 int cio__mailbox_post_reserved(cio_loop_t *loop, cio__mbox_node_t *n, cio_callback_t cb,
                                cio_callback_t release, void *arg);
+typedef struct cio__mbox_port cio__mbox_port_t;
+int cio__mailbox_port(cio_loop_t *loop, cio__mbox_port_t **port);
+void cio__mailbox_port_ref(cio__mbox_port_t *p);
+void cio__mailbox_port_unref(cio__mbox_port_t *p);
+int cio__mailbox_port_post(cio__mbox_port_t *p, cio__mbox_node_t *n, cio_callback_t cb,
+                           cio_callback_t release, void *arg);
+void cio__mailbox_port_attach(cio__mbox_port_t *p, void *ext, void (*closed)(void *ext));
+void *cio__mailbox_attached(cio_loop_t *loop);
 
 /* loop/loop.c */
 double cio__now(void);

@@ -9,6 +9,12 @@
  * Nodes are carved from blocks of MBOX_BLOCK that each producer thread keeps
  * for itself; a block is freed when its last node has been consumed, so a
  * message costs one malloc in MBOX_BLOCK and no cross-thread free per message.
+ *
+ * A port is a small reference-counted handle on a loop's mailbox for senders
+ * that may post after the loop is gone (a cross-shard call's answer, whose
+ * caller may close and free its loop meanwhile): it outlives the loop, and
+ * posting through it fails with CIO_ECLOSED once the loop has closed instead
+ * of touching freed memory.
  */
 #include <assert.h>
 #include <errno.h>
@@ -104,6 +110,7 @@ int cio__mailbox_init(cio_loop_t *loop)
     atomic_init(&mb->closed, 0);
     atomic_init(&mb->senders, 0);
     atomic_init(&mb->wakeups, 0);
+    atomic_init(&mb->port, NULL);
     mb->received = 0;
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0)
@@ -115,6 +122,8 @@ int cio__mailbox_init(cio_loop_t *loop)
     }
     return 0;
 }
+
+static void port_close(cio__mailbox_t *mb);
 
 /*
  * Refuse new messages, wait for the producers already inside a push (as
@@ -130,6 +139,7 @@ void cio__mailbox_close(cio_loop_t *loop)
     atomic_store_explicit(&mb->closed, 1, memory_order_seq_cst);
     while (atomic_load_explicit(&mb->senders, memory_order_seq_cst) != 0)
         sched_yield();
+    port_close(mb);
     if (mb->ev) {
         event_free(mb->ev);
         mb->ev = NULL;
@@ -256,6 +266,112 @@ int cio__mailbox_post_reserved(cio_loop_t *loop, cio__mbox_node_t *n, cio_callba
         return leave(mb, CIO_ECLOSED);
     push(mb, n, cb, release, arg);
     return leave(mb, 0);
+}
+
+/* ---- ports ------------------------------------------------------------------ */
+
+struct cio__mbox_port {
+    _Atomic unsigned refs;    /* the mailbox's until the loop closes, and each holder's */
+    _Atomic unsigned senders; /* posters inside cio__mailbox_port_post() */
+    _Atomic int closed;
+    cio_loop_t *loop;
+    void *ext; /* the loop thread's: see cio__mailbox_port_attach() */
+    void (*ext_closed)(void *ext);
+};
+
+/*
+ * A new reference to @p loop's port, made on first use: 0, CIO_ECLOSED once
+ * the loop is closing, or -ENOMEM. Any thread, while the loop is not freed.
+ * Asking from inside a push keeps the loop from closing meanwhile, so a port
+ * installed here is one that port_close() will find.
+ */
+int cio__mailbox_port(cio_loop_t *loop, cio__mbox_port_t **port)
+{
+    cio__mailbox_t *mb = &loop->mailbox;
+    if (!enter(mb))
+        return leave(mb, CIO_ECLOSED);
+    /* Acquire: a port another thread made is seen initialised. */
+    cio__mbox_port_t *p = atomic_load_explicit(&mb->port, memory_order_acquire);
+    if (!p) {
+        cio__mbox_port_t *np = calloc(1, sizeof(*np));
+        if (!np)
+            return leave(mb, -ENOMEM);
+        atomic_init(&np->refs, 1);
+        np->loop = loop;
+        /* Release publishes the initialisation; a thread that lost the race uses the winner's. */
+        if (atomic_compare_exchange_strong_explicit(&mb->port, &p, np, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            p = np;
+        else
+            free(np);
+    }
+    /* Relaxed, as any reference count's increment: the mailbox's own
+     * reference cannot go while this thread is inside a push. */
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    *port = p;
+    return leave(mb, 0);
+}
+
+void cio__mailbox_port_ref(cio__mbox_port_t *p)
+{
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+/* Drop a reference; any thread. Acquire-release, so the last one frees after every use. */
+void cio__mailbox_port_unref(cio__mbox_port_t *p)
+{
+    if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        free(p);
+}
+
+/*
+ * cio__mailbox_post_reserved() through a port: 0, or CIO_ECLOSED when the loop
+ * has closed (@p n stays the caller's). Any thread, whether the loop is alive
+ * or freed. Entering and closing pair as for the mailbox itself (enter()).
+ */
+int cio__mailbox_port_post(cio__mbox_port_t *p, cio__mbox_node_t *n, cio_callback_t cb,
+                           cio_callback_t release, void *arg)
+{
+    atomic_fetch_add_explicit(&p->senders, 1, memory_order_seq_cst);
+    int rc = CIO_ECLOSED;
+    if (!atomic_load_explicit(&p->closed, memory_order_seq_cst))
+        rc = cio__mailbox_post_reserved(p->loop, n, cb, release, arg);
+    /* Release: port_close() frees nothing until our use of the loop is over. */
+    atomic_fetch_sub_explicit(&p->senders, 1, memory_order_release);
+    return rc;
+}
+
+/*
+ * Hang one client's per-loop state on the port (workers/shard_call.c's): the
+ * loop thread finds it with cio__mailbox_attached(), and @p closed(@p ext)
+ * runs on the thread closing the loop, once no port post can reach it any
+ * more and before undrained messages are released. Loop thread only.
+ */
+void cio__mailbox_port_attach(cio__mbox_port_t *p, void *ext, void (*closed)(void *ext))
+{
+    p->ext = ext;
+    p->ext_closed = closed;
+}
+
+/* What was attached to the loop's port, or NULL. Loop thread only. */
+void *cio__mailbox_attached(cio_loop_t *loop)
+{
+    cio__mbox_port_t *p = atomic_load_explicit(&loop->mailbox.port, memory_order_acquire);
+    return p ? p->ext : NULL;
+}
+
+/* Closing: no post gets through the port after this; the mailbox's reference goes. */
+static void port_close(cio__mailbox_t *mb)
+{
+    cio__mbox_port_t *p = atomic_exchange_explicit(&mb->port, NULL, memory_order_acq_rel);
+    if (!p)
+        return;
+    atomic_store_explicit(&p->closed, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&p->senders, memory_order_seq_cst) != 0)
+        sched_yield();
+    if (p->ext_closed)
+        p->ext_closed(p->ext);
+    cio__mailbox_port_unref(p);
 }
 
 /* Whether a message was pushed that the loop has not drained yet. */

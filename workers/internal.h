@@ -1,6 +1,6 @@
 /*
- * workers/internal.h: what the files of workers/ share, and the two loop
- * internals they use (loop/mailbox.c and loop/log.c).
+ * workers/internal.h: what the files of workers/ share, and the loop
+ * internals they use (loop/mailbox.c, loop/future.c and loop/log.c).
  */
 #ifndef CIO_WORKERS_INTERNAL_H
 #define CIO_WORKERS_INTERNAL_H
@@ -21,6 +21,21 @@ struct cio__mbox_node *cio__mailbox_node_reserve(void);
 void cio__mailbox_node_unreserve(struct cio__mbox_node *n);
 int cio__mailbox_post_reserved(cio_loop_t *loop, struct cio__mbox_node *n, cio_callback_t cb,
                                cio_callback_t release, void *arg);
+
+/* A handle on a loop's mailbox that outlives the loop (loop/mailbox.c): posting
+ * through it fails with CIO_ECLOSED once the loop has closed, and one client's
+ * per-loop state can hang on it, told when the loop closes. */
+typedef struct cio__mbox_port cio__mbox_port_t;
+int cio__mailbox_port(cio_loop_t *loop, cio__mbox_port_t **port);
+void cio__mailbox_port_ref(cio__mbox_port_t *p);
+void cio__mailbox_port_unref(cio__mbox_port_t *p);
+int cio__mailbox_port_post(cio__mbox_port_t *p, struct cio__mbox_node *n, cio_callback_t cb,
+                           cio_callback_t release, void *arg);
+void cio__mailbox_port_attach(cio__mbox_port_t *p, void *ext, void (*closed)(void *ext));
+void *cio__mailbox_attached(cio_loop_t *loop);
+
+/* A result the future owns and frees with @p result_free when it goes (loop/future.c). */
+int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_free)(void *));
 
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
