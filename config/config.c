@@ -245,6 +245,8 @@ static void close_section(cio__parser_t *p)
         cio__config_end_global(p);
     else if (s->kind == CIO__SECTION_LISTENER)
         cio__config_end_listener(p);
+    else if (s->kind == CIO__SECTION_MODULE)
+        cio__config_end_module(p);
     if (s->scratch && s->kind == CIO__SECTION_GLOBAL)
         cio__config_global_clear(&p->scratch_global);
     else if (s->scratch)
@@ -362,6 +364,12 @@ static void read_header(cio__parser_t *p, char *s)
     else if (strncmp(name, "listener", 8) == 0 &&
              (name[8] == '\0' || isspace((unsigned char)name[8])))
         open_listener(p, name);
+    else if (strncmp(name, "service", 7) == 0 &&
+             (name[7] == '\0' || isspace((unsigned char)name[7])))
+        cio__config_open_service(p, name);
+    else if (strncmp(name, "module", 6) == 0 &&
+             (name[6] == '\0' || isspace((unsigned char)name[6])))
+        cio__config_open_module(p, name);
     else
         cio__config_error(p, p->lineno, "unknown section [%s]", name);
 }
@@ -498,7 +506,18 @@ static void read_text(cio__parser_t *p, const char *text, size_t len)
 
 /* ---- the API ---------------------------------------------------------------- */
 
-static cio_config_t *parse(const char *text, size_t len, const char *name, char **errors)
+void cio_config_check_error(cio_config_check_t *chk, unsigned line, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cio__config_error(chk, line, "%s", msg);
+}
+
+static cio_config_t *parse(const char *text, size_t len, const char *name,
+                           cio_config_checker_t check, void *arg, char **errors)
 {
     cio__parser_t p = {.file = name};
     cio_config_t *c = calloc(1, sizeof(*c));
@@ -512,6 +531,8 @@ static cio_config_t *parse(const char *text, size_t len, const char *name, char 
     c->file = cio__config_strdup(&p, name);
     cio__config_global_defaults(&p, c);
     read_text(&p, text, len);
+    if (check && !p.oom)
+        check(c, &p, arg);
     if (p.oom || p.nerrors) {
         if (p.oom)
             fail_file(name, ENOMEM, errors);
@@ -524,10 +545,27 @@ static cio_config_t *parse(const char *text, size_t len, const char *name, char 
         free(p.errors[i].text);
     cio__config_index_free(&p.names);
     cio__config_index_free(&p.addresses);
+    cio__config_index_free(&p.service_names);
+    cio__config_index_free(&p.module_names);
     return c;
 }
 
-cio_config_t *cio_config_parse(const char *text, const char *name, char **errors)
+int cio_config_check(const cio_config_t *c, cio_config_checker_t check, void *arg, char **errors)
+{
+    cio__parser_t p = {.file = c->file ? c->file : "<config>"};
+    if (errors)
+        *errors = NULL;
+    check(c, &p, arg);
+    int rc = p.oom ? -ENOMEM : p.nerrors ? -EINVAL : 0;
+    if (rc == -EINVAL && errors && !(*errors = error_text(&p)))
+        rc = -ENOMEM;
+    for (size_t i = 0; i < p.nkept; i++)
+        free(p.errors[i].text);
+    return rc;
+}
+
+cio_config_t *cio_config_parse_checked(const char *text, const char *name,
+                                       cio_config_checker_t check, void *arg, char **errors)
 {
     if (!name)
         name = "<text>";
@@ -535,7 +573,12 @@ cio_config_t *cio_config_parse(const char *text, const char *name, char **errors
         fail_file(name, EINVAL, errors);
         return NULL;
     }
-    return parse(text, strlen(text), name, errors);
+    return parse(text, strlen(text), name, check, arg, errors);
+}
+
+cio_config_t *cio_config_parse(const char *text, const char *name, char **errors)
+{
+    return cio_config_parse_checked(text, name, NULL, NULL, errors);
 }
 
 /* Room for @p want more bytes after the @p n in *@p buf, doubling up to @p limit; 0 or -ENOMEM. */
@@ -604,6 +647,12 @@ static int read_file(const char *path, char **text, size_t *len)
 
 cio_config_t *cio_config_load(const char *path, char **errors)
 {
+    return cio_config_load_checked(path, NULL, NULL, errors);
+}
+
+cio_config_t *cio_config_load_checked(const char *path, cio_config_checker_t check, void *arg,
+                                      char **errors)
+{
     char *text = NULL;
     size_t len = 0;
     int rc = read_file(path, &text, &len);
@@ -613,7 +662,7 @@ cio_config_t *cio_config_load(const char *path, char **errors)
         fail_file(path, -rc, errors);
         return NULL;
     }
-    cio_config_t *c = parse(text, len, path, errors);
+    cio_config_t *c = parse(text, len, path, check, arg, errors);
     free(text);
     return c;
 }
@@ -647,6 +696,7 @@ void cio_config_free(cio_config_t *c)
     for (size_t i = 0; i < c->nlisteners; i++)
         cio__config_listener_clear(&c->listeners[i]);
     free(c->listeners);
+    cio__config_sections_clear(c);
     cio__config_global_clear(c);
     free(c->file);
     free(c);

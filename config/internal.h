@@ -106,7 +106,9 @@ typedef enum cio__section_kind {
     CIO__SECTION_NONE = 0, /* before the first section header */
     CIO__SECTION_GLOBAL,
     CIO__SECTION_LISTENER,
-    CIO__SECTION_SKIP, /* an unknown or malformed section: its keys are not read */
+    CIO__SECTION_SERVICE, /* [service NAME]: sections.c */
+    CIO__SECTION_MODULE,  /* [module NAME]: sections.c */
+    CIO__SECTION_SKIP,    /* an unknown or malformed section: its keys are not read */
 } cio__section_kind_t;
 
 /* The section being read. */
@@ -130,9 +132,12 @@ typedef struct cio__config_error {
 typedef struct cio__parser {
     const char *file;
     cio_config_t *c;
-    size_t listeners_cap;          /* room in c->listeners, which grows by doubling */
-    cio__config_index_t names;     /* the listeners by name */
-    cio__config_index_t addresses; /* by protocol and address, the first of each only */
+    size_t listeners_cap;              /* room in c->listeners, which grows by doubling */
+    cio__config_index_t names;         /* the listeners by name */
+    cio__config_index_t addresses;     /* by protocol and address, the first of each only */
+    cio__config_index_t service_names; /* [service NAME] sections by name */
+    cio__config_index_t module_names;  /* [module NAME] sections by name */
+    size_t services_cap, modules_cap;  /* room in c->services and c->modules */
     cio_config_t scratch_global;
     cio_config_listener_t scratch_listener;
     cio__section_t sec;
@@ -179,5 +184,20 @@ void cio__config_end_listener(cio__parser_t *p);
 /* Release what a listener or a configuration's [global] owns, not the struct. */
 void cio__config_listener_clear(cio_config_listener_t *l);
 void cio__config_global_clear(cio_config_t *c);
+
+/* ---- [service NAME] and [module NAME] (sections.c) ---------------------- */
+
+/* Open the section of the header @p header ("service NAME", "module NAME"). */
+void cio__config_open_service(cio__parser_t *p, const char *header);
+void cio__config_open_module(cio__parser_t *p, const char *header);
+
+/* A key of the current [service] or [module] section. */
+void cio__config_set_section_key(cio__parser_t *p, const char *key, const char *value);
+
+/* A [module] section is complete. */
+void cio__config_end_module(cio__parser_t *p);
+
+/* Release the service and module sections of @p c. */
+void cio__config_sections_clear(cio_config_t *c);
 
 #endif /* CIO_CONFIG_INTERNAL_H */

@@ -79,7 +79,19 @@ static bool read_keyword(cio__parser_t *p, const char *key, const char *value,
 
 /* ---- [global] -------------------------------------------------------------- */
 
-enum { G_WORKERS, G_PLACEMENT, G_CORES, G_PIN, G_EXECUTOR, G_LOG, G_DEBUG, G_DRAIN, G_ADMIN, G_N };
+enum {
+    G_WORKERS,
+    G_PLACEMENT,
+    G_CORES,
+    G_PIN,
+    G_EXECUTOR,
+    G_LOG,
+    G_LOG_FORMAT,
+    G_DEBUG,
+    G_DRAIN,
+    G_ADMIN,
+    G_N
+};
 
 static bool set_workers(cio__parser_t *p, const char *key, const char *value)
 {
@@ -213,6 +225,18 @@ static bool set_log_level(cio__parser_t *p, const char *key, const char *value)
     return true;
 }
 
+static bool set_log_format(cio__parser_t *p, const char *key, const char *value)
+{
+    /* In the order of cio_log_format_t. */
+    static const char *const words[] = {"text", "json", NULL};
+    cio_config_t *g = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "text, json", &i))
+        return false;
+    g->log_format = (cio_log_format_t)i;
+    return true;
+}
+
 static bool set_drain_timeout(cio__parser_t *p, const char *key, const char *value)
 {
     cio_config_t *g = p->sec.target;
@@ -250,6 +274,7 @@ static const key_def_t global_keys[G_N] = {
     [G_PIN] = {"pin", set_pin},
     [G_EXECUTOR] = {"executor_threads", set_executor_threads},
     [G_LOG] = {"log_level", set_log_level},
+    [G_LOG_FORMAT] = {"log_format", set_log_format},
     [G_DEBUG] = {"debug", set_debug},
     [G_DRAIN] = {"drain_timeout", set_drain_timeout},
     [G_ADMIN] = {"admin", set_admin},
@@ -262,6 +287,7 @@ void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
     c->pin = true;
     c->executor_threads = 0;
     c->log_level = CIO_LOG_INFO;
+    c->log_format = CIO_LOG_TEXT;
     c->debug = false;
     c->drain_timeout = 10.0;
     c->admin_host = cio__config_strdup(p, "127.0.0.1");
@@ -560,6 +586,10 @@ void cio__config_set(cio__parser_t *p, const char *key, const char *value)
     size_t i = 0;
     if (p->sec.kind == CIO__SECTION_SKIP)
         return; /* the section header has been reported */
+    if (p->sec.kind == CIO__SECTION_SERVICE || p->sec.kind == CIO__SECTION_MODULE) {
+        cio__config_set_section_key(p, key, value);
+        return;
+    }
     if (p->sec.kind == CIO__SECTION_NONE) {
         cio__config_error(p, p->lineno, "key \"%s\" is outside any section", key);
         return;

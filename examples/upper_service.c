@@ -65,23 +65,23 @@ static const cio_protocol_ops_t upper_ops = {
 };
 
 /* The factory runs on the worker that got the connection, with its state. */
-static cio_protocol_t *upper_factory(void *arg)
+static cio_protocol_t *upper_factory(cio_service_ctx_t *ctx)
 {
     upper_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->base.ops = &upper_ops;
-    c->worker = arg;
+    c->worker = cio_service_state(ctx);
     return &c->base;
 }
 
-static int upper_worker_init(void *arg, cio_loop_t *loop, void **state)
+static int upper_worker_init(cio_service_ctx_t *ctx, void **state)
 {
     *state = calloc(1, sizeof(upper_worker_t));
     return *state ? 0 : -ENOMEM;
 }
 
-static void upper_worker_teardown(void *state)
+static void upper_worker_teardown(cio_service_ctx_t *ctx, void *state)
 {
     upper_worker_t *w = state;
     printf("a worker served %lu lines\n", w->lines);
@@ -93,8 +93,8 @@ static const cio_service_t upper_service = {
     .name = "upper",
     .kinds = CIO_SERVICE_STREAM,
     .factory = upper_factory,
-    .worker_init = upper_worker_init,
-    .worker_teardown = upper_worker_teardown,
+    .start = upper_worker_init,
+    .stop = upper_worker_teardown,
 };
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
  * all or nothing: the new listeners open first, and only when every one of
  * them has opened do the removed ones drain.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -39,75 +40,9 @@ static void app_log(const cio_app_t *app, cio_log_level_t level, const char *fmt
 
 /* ---- checking and adjusting a configuration ------------------------------------- */
 
-/* Errors about services, beyond what the file itself says: bounded as the parser's are. */
-typedef struct errors {
-    char *text; /* "FILE:LINE: message\n" lines, malloc'd */
-    size_t len;
-    size_t count;
-} errors_t;
-
-/* Append "FILE:LINE: message" to @p e, the first CIO_CONFIG_ERRORS_MAX only. */
-static void add_error(errors_t *e, const cio_config_t *c, unsigned line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void add_error(errors_t *e, const cio_config_t *c, unsigned line, const char *fmt, ...)
+void cio_app_check(const cio_config_t *c, cio_config_check_t *chk, void *arg)
 {
-    if (e->count++ >= CIO_CONFIG_ERRORS_MAX)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    char line_text[640];
-    int n = snprintf(line_text, sizeof(line_text), "%s:%u: %s\n", c->file ? c->file : "<config>",
-                     line, msg);
-    n = n < (int)sizeof(line_text) ? n : (int)sizeof(line_text) - 1;
-    char *text = realloc(e->text, e->len + (size_t)n + 1);
-    if (!text)
-        return;
-    memcpy(text + e->len, line_text, (size_t)n + 1);
-    e->text = text;
-    e->len += (size_t)n;
-}
-
-/* The text of @p e, with the count of errors not listed; the caller frees it. */
-static char *errors_text(errors_t *e, const cio_config_t *c)
-{
-    if (e->count > CIO_CONFIG_ERRORS_MAX) {
-        char *text = NULL;
-        if (asprintf(&text, "%s%s: %zu more errors (only the first %d are listed)\n",
-                     e->text ? e->text : "", c->file ? c->file : "<config>",
-                     e->count - CIO_CONFIG_ERRORS_MAX, CIO_CONFIG_ERRORS_MAX) >= 0) {
-            free(e->text);
-            e->text = text;
-        }
-    }
-    return e->text;
-}
-
-/* What the file cannot say: each listener's service exists and speaks its protocol. */
-static int check_services(const cio_config_t *c, char **error_text)
-{
-    errors_t e = {0}, *errors = &e;
-    int rc = 0;
-    for (size_t i = 0; i < c->nlisteners; i++) {
-        const cio_config_listener_t *l = &c->listeners[i];
-        const cio_service_t *svc = cio_service_find(l->service);
-        unsigned need = l->protocol == CIO_CONFIG_UDP ? CIO_SERVICE_DGRAM : CIO_SERVICE_STREAM;
-        if (!svc) {
-            add_error(errors, c, l->line, "listener %s: no service called \"%s\"", l->name,
-                      l->service);
-            rc = -EINVAL;
-        } else if (!(svc->kinds & need)) {
-            add_error(errors, c, l->line, "listener %s: service %s does not speak %s", l->name,
-                      l->service, l->protocol == CIO_CONFIG_UDP ? "udp" : "streams");
-            rc = -EINVAL;
-        }
-    }
-    if (rc < 0)
-        *error_text = errors_text(errors, c);
-    return rc;
+    cio__check_config(c, chk, arg);
 }
 
 static void apply_overrides(const cio_app_opts_t *o, cio_config_t *c)
@@ -126,7 +61,7 @@ cio_app_t *cio_app_new(cio_config_t *config, const cio_app_opts_t *opts, char **
     if (error)
         *error = NULL;
     char *errors = NULL;
-    if (!config || check_services(config, &errors) < 0) {
+    if (!config || cio_config_check(config, cio_app_check, NULL, &errors) < 0) {
         if (error)
             *error = errors;
         else
@@ -204,31 +139,133 @@ static int open_admin(cio_app_t *app)
     const cio_config_t *c = app->cfg;
     if (!c->admin_port)
         return 0;
-    cio_future_t *f = cio_loop_create_server(app->loop, cio__service_stats.factory, NULL,
-                                             c->admin_host, c->admin_port, NULL);
+    cio_future_t *f = cio_loop_create_server(app->loop, cio__stats_protocol, NULL, c->admin_host,
+                                             c->admin_port, NULL);
     void *s = NULL;
     int rc = f ? cio_await(f, &s) : -ENOMEM;
     cio_future_unref(f);
     if (rc < 0) {
-        app_log(app, CIO_LOG_ERROR, "admin listener %s:%s: %s", c->admin_host ? c->admin_host : "*",
-                c->admin_port, cio_strerror(rc));
+        char where[CIO_CONFIG_LINE_MAX];
+        cio_config_listener_t admin = {.host = c->admin_host, .port = c->admin_port};
+        cio__listener_address(&admin, where, sizeof(where));
+        app_log(app, CIO_LOG_ERROR, "admin listener %s: %s", where, cio_strerror(rc));
         return rc;
     }
     app->admin = s;
     return 0;
 }
 
-/* Open @p cfg's listeners into a new array; on failure close what opened. */
-static int open_listeners(cio_app_t *app, const cio_config_listener_t *const *cfgs, size_t n,
-                          cio__listener_t ***out)
+/* ---- service instances --------------------------------------------------------------- */
+
+/* The instance named @p name in @p v, or NULL. */
+static cio__instance_t *find_instance(cio__instance_t *const *v, size_t n, const char *name)
 {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i]->svc->name, name) == 0)
+            return v[i];
+    return NULL;
+}
+
+/* Drop every reference of a table of instances, and the table. Inside a task. */
+static void drop_instances(cio__instance_t **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cio__instance_unref(v[i]);
+    free(v);
+}
+
+/*
+ * The instance @p svc runs as under @p c: the running one (@p old) when its
+ * values are the same, or when its reconfigure hook accepts the new ones;
+ * otherwise a new one, started. Inside a task.
+ */
+static int instance_for(cio_app_t *app, const cio_config_t *c, const cio_service_t *svc,
+                        cio__instance_t *old, cio__instance_t **out)
+{
+    cio__values_t *values = cio__values_new(svc, cio_config_find_service(c, svc->name));
+    if (!values)
+        return -ENOMEM;
+    if (old && old->svc == svc && cio__values_equal(old->values, values)) {
+        cio__values_free(values);
+        *out = cio__instance_ref(old);
+        return 0;
+    }
+    if (old && old->svc == svc && svc->reconfigure) {
+        cio__values_t *copy = cio__values_new(svc, cio_config_find_service(c, svc->name));
+        int rc = copy ? cio__instance_reconfigure(old, copy) : -ENOMEM;
+        if (rc == 0) {
+            cio__values_free(values);
+            app_log(app, CIO_LOG_INFO, "service %s: reconfigured", svc->name);
+            *out = cio__instance_ref(old);
+            return 0;
+        }
+    }
+    if (old)
+        app_log(app, CIO_LOG_INFO, "service %s: restarting with its new keys", svc->name);
+    return cio__instance_start(app, svc, values, out);
+}
+
+/*
+ * The instances the listeners of @p c need, one per service, into a new table
+ * (each entry a reference); the running ones are kept where they can be. On
+ * failure what started is stopped. Inside a task.
+ */
+static int plan_instances(cio_app_t *app, const cio_config_t *c, cio__instance_t ***out,
+                          size_t *nout)
+{
+    cio__instance_t **v = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*v));
+    size_t n = 0;
+    int rc = v ? 0 : -ENOMEM;
+    for (size_t i = 0; i < c->nlisteners && rc == 0; i++) {
+        const cio_service_t *svc = cio_service_find(c->listeners[i].service);
+        if (find_instance(v, n, svc->name))
+            continue;
+        rc = instance_for(app, c, svc, find_instance(app->insts, app->ninsts, svc->name), &v[n]);
+        n += rc == 0;
+    }
+    if (rc < 0) {
+        drop_instances(v, n);
+        return rc;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* Make @p v the app's table of instances; the old table's references go. Inside a task. */
+static void swap_instances(cio_app_t *app, cio__instance_t **v, size_t n)
+{
+    pthread_mutex_lock(&app->mu);
+    cio__instance_t **old = app->insts;
+    size_t nold = app->ninsts;
+    app->insts = v;
+    app->ninsts = n;
+    pthread_mutex_unlock(&app->mu);
+    drop_instances(old, nold);
+}
+
+/* The instance of @p cfg's service in the table @p v. */
+static cio__instance_t *instance_of(cio__instance_t *const *v, size_t n,
+                                    const cio_config_listener_t *cfg)
+{
+    cio__instance_t *inst = find_instance(v, n, cfg->service);
+    assert(inst); /* plan_instances() made one for every listener's service */
+    return inst;
+}
+
+/* Open @p c's listeners into a new array; on failure close what opened. */
+static int open_listeners(cio_app_t *app, const cio_config_t *c, cio__listener_t ***out)
+{
+    size_t n = c->nlisteners;
     cio__listener_t **ls = calloc(n ? n : 1, sizeof(*ls));
     if (!ls)
         return -ENOMEM;
     int rc = 0;
     size_t opened = 0;
     for (; opened < n && rc == 0; opened++)
-        rc = cio__listener_open(app, cfgs[opened], NULL, &ls[opened]);
+        rc = cio__listener_open(app, &c->listeners[opened],
+                                instance_of(app->insts, app->ninsts, &c->listeners[opened]), NULL,
+                                &ls[opened]);
     if (rc < 0) {
         for (size_t i = 0; i + 1 < opened; i++)
             cio__listener_drain_and_free(ls[i], 0);
@@ -317,6 +354,7 @@ static void stop_everything(cio_app_t *app)
         drain_later(app, ls[i]);
     free(ls);
     wait_drains(app);
+    swap_instances(app, NULL, 0); /* the services stop once their listeners are gone */
     if (app->workers)
         cio__stats_stop(app);
 }
@@ -325,14 +363,9 @@ static void stop_everything(cio_app_t *app)
 
 static cio_config_t *read_config(cio_app_t *app, char **errors)
 {
-    cio_config_t *c = app->config_path
-                          ? cio_config_load(app->config_path, errors)
-                          : cio_config_parse(cio_config_default_text(), "<default>", errors);
-    if (c && check_services(c, errors) < 0) {
-        cio_config_free(c);
-        return NULL;
-    }
-    return c;
+    return app->config_path ? cio_config_load_checked(app->config_path, cio_app_check, NULL, errors)
+                            : cio_config_parse_checked(cio_config_default_text(), "<default>",
+                                                       cio_app_check, NULL, errors);
 }
 
 static void warn_restart_only(cio_app_t *app, const cio_config_t *old, const cio_config_t *nc)
@@ -369,19 +402,22 @@ typedef enum reload_how {
 
 typedef struct reload_step {
     const cio_config_listener_t *cfg;
-    cio__listener_t *old; /* the running listener of that name, or NULL */
+    cio__instance_t *inst; /* the instance it serves after the reload */
+    cio__listener_t *old;  /* the running listener of that name, or NULL */
     reload_how_t how;
     cio__listener_t *next; /* the listener that serves cfg after the reload */
 } reload_step_t;
 
-static reload_how_t classify(const cio__listener_t *l, const cio_config_listener_t *c)
+/* What to do with @p l to serve @p c with the instance @p inst. */
+static reload_how_t classify(const cio__listener_t *l, const cio_config_listener_t *c,
+                             const cio__instance_t *inst)
 {
     const cio_config_listener_t *o = &l->cfg;
     cio_config_listener_t same_backlog = *c;
     same_backlog.backlog = o->backlog; /* listen(2) again changes a backlog in place */
     if (!cio_config_listener_same_socket(o, &same_backlog))
         return RELOAD_OPEN;
-    if (strcmp(o->service, c->service) != 0)
+    if (l->inst != inst) /* another service, or the service restarted */
         return RELOAD_TAKE_OVER;
     if (o->backlog != c->backlog || o->idle_timeout != c->idle_timeout ||
         o->write_high != c->write_high || o->write_low != c->write_low)
@@ -395,8 +431,10 @@ static int by_name(const void *a, const void *b)
                   (*(cio__listener_t *const *)b)->cfg.name);
 }
 
-/* Pair each listener of @p nc with the running one of its name (n log n). */
-static int plan_reload(cio_app_t *app, const cio_config_t *nc, reload_step_t *steps)
+/* Pair each listener of @p nc with the running one of its name (n log n); the
+ * instances each will serve are in @p insts. */
+static int plan_reload(cio_app_t *app, const cio_config_t *nc, cio__instance_t *const *insts,
+                       size_t ninsts, reload_step_t *steps)
 {
     cio__listener_t **sorted = malloc((app->nls ? app->nls : 1) * sizeof(*sorted));
     if (!sorted)
@@ -406,8 +444,10 @@ static int plan_reload(cio_app_t *app, const cio_config_t *nc, reload_step_t *st
     for (size_t i = 0; i < nc->nlisteners; i++) {
         cio__listener_t key = {.cfg.name = nc->listeners[i].name}, *k = &key;
         cio__listener_t **found = bsearch(&k, sorted, app->nls, sizeof(*sorted), by_name);
-        steps[i] = (reload_step_t){.cfg = &nc->listeners[i], .old = found ? *found : NULL};
-        steps[i].how = found ? classify(*found, steps[i].cfg) : RELOAD_OPEN;
+        steps[i] = (reload_step_t){.cfg = &nc->listeners[i],
+                                   .inst = instance_of(insts, ninsts, &nc->listeners[i]),
+                                   .old = found ? *found : NULL};
+        steps[i].how = found ? classify(*found, steps[i].cfg, steps[i].inst) : RELOAD_OPEN;
     }
     free(sorted);
     return 0;
@@ -421,8 +461,8 @@ static int open_new(cio_app_t *app, reload_step_t *steps, size_t n)
     for (int pass = 0; pass < 2 && rc == 0; pass++)
         for (size_t i = 0; i < n && rc == 0; i++)
             if (steps[i].how == (pass ? RELOAD_TAKE_OVER : RELOAD_OPEN))
-                rc = cio__listener_open(app, steps[i].cfg, pass ? steps[i].old : NULL,
-                                        &steps[i].next);
+                rc = cio__listener_open(app, steps[i].cfg, steps[i].inst,
+                                        pass ? steps[i].old : NULL, &steps[i].next);
     for (size_t i = 0; rc < 0 && i < n; i++)
         if (steps[i].how >= RELOAD_TAKE_OVER && steps[i].next)
             cio__listener_drain_and_free(steps[i].next, 0);
@@ -447,6 +487,9 @@ static void swap_listeners(cio_app_t *app, reload_step_t *steps, cio__listener_t
         old[k]->reload_mark = false;
     for (size_t i = 0; i < n; i++)
         next[i]->reload_mark = true;
+    for (size_t i = 0; i < n; i++)
+        if (steps[i].old && steps[i].next)
+            steps[i].old->replaced = true;
     for (size_t k = 0; k < nold; k++)
         if (!old[k]->reload_mark)
             drain_later(app, old[k]);
@@ -507,15 +550,18 @@ static void reload(cio_app_t *app)
         return;
     }
     apply_overrides(&app->opts, nc);
-    size_t n = nc->nlisteners, nopen = 0;
+    size_t n = nc->nlisteners, nopen = 0, ninsts = 0;
+    cio__instance_t **insts = NULL;
     reload_step_t *steps = calloc(n ? n : 1, sizeof(*steps));
     cio__listener_t **next = calloc(n ? n : 1, sizeof(*next));
-    int rc = steps && next ? plan_reload(app, nc, steps) : -ENOMEM;
-    if (rc == 0)
+    int rc = steps && next ? plan_instances(app, nc, &insts, &ninsts) : -ENOMEM;
+    if (rc == 0 && (rc = plan_reload(app, nc, insts, ninsts, steps)) == 0)
         rc = open_new(app, steps, n);
     if (rc < 0) {
         app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
                 cio_strerror(rc));
+        if (insts)
+            drop_instances(insts, ninsts);
         cio_config_free(nc);
         free(steps);
         free(next);
@@ -524,12 +570,15 @@ static void reload(cio_app_t *app)
     for (size_t i = 0; i < n; i++)
         nopen += steps[i].how >= RELOAD_TAKE_OVER;
     swap_listeners(app, steps, next, n);
+    swap_instances(app, insts, ninsts);
     free(steps);
     warn_restart_only(app, app->cfg, nc);
-    cio_log_set_handler(NULL, NULL, nc->log_level);
+    cio_log_set_level(nc->log_level);
+    cio_log_set_format(nc->log_format);
     cio_config_free(app->cfg);
     app->cfg = nc;
-    app_log(app, CIO_LOG_INFO, "reloaded (%zu listeners, %zu opened)", n, nopen);
+    app_log(app, CIO_LOG_INFO, "reloaded: %zu listener%s, %zu of them opened or moved", n,
+            n == 1 ? "" : "s", nopen);
 }
 
 /* ---- the control loop -------------------------------------------------------------- */
@@ -580,18 +629,18 @@ void cio_app_reload(cio_app_t *app)
 
 static int start(cio_app_t *app)
 {
-    cio_log_set_handler(NULL, NULL, app->cfg->log_level);
+    cio_log_set_level(app->cfg->log_level);
+    cio_log_set_format(app->cfg->log_format);
     int rc = start_workers(app);
     if (rc == 0)
         rc = open_admin(app);
+    cio__instance_t **insts = NULL;
+    size_t ninsts = 0;
+    if (rc == 0 && (rc = plan_instances(app, app->cfg, &insts, &ninsts)) == 0)
+        swap_instances(app, insts, ninsts);
     if (rc == 0) {
-        const cio_config_listener_t **cfgs =
-            calloc(app->cfg->nlisteners ? app->cfg->nlisteners : 1, sizeof(*cfgs));
-        for (size_t i = 0; cfgs && i < app->cfg->nlisteners; i++)
-            cfgs[i] = &app->cfg->listeners[i];
         cio__listener_t **ls = NULL;
-        rc = cfgs ? open_listeners(app, cfgs, app->cfg->nlisteners, &ls) : -ENOMEM;
-        free(cfgs);
+        rc = open_listeners(app, app->cfg, &ls);
         pthread_mutex_lock(&app->mu);
         app->ls = ls;
         app->nls = rc == 0 ? app->cfg->nlisteners : 0;
@@ -637,7 +686,8 @@ static int app_main(void *arg, void **result)
     watch_signals(app, true);
     int rc = start(app);
     if (rc == 0)
-        app_log(app, CIO_LOG_INFO, "ready (%zu workers, %zu listeners)", app->nworkers, app->nls);
+        app_log(app, CIO_LOG_INFO, "ready (%zu worker%s, %zu listener%s)", app->nworkers,
+                app->nworkers == 1 ? "" : "s", app->nls, app->nls == 1 ? "" : "s");
     while (rc == 0 && !atomic_load(&app->stop_requested)) {
         if (atomic_exchange(&app->reload_requested, 0))
             reload(app);

@@ -46,7 +46,7 @@ static const cio_protocol_ops_t discard_ops = {
     .error_received = discard_error,
 };
 
-static cio_protocol_t *discard_factory(void *arg)
+static cio_protocol_t *discard_factory(cio_service_ctx_t *ctx)
 {
     discard_t *d = calloc(1, sizeof(*d));
     if (!d)
@@ -58,5 +58,6 @@ static cio_protocol_t *discard_factory(void *arg)
 const cio_service_t cio__service_discard = {
     .name = "discard",
     .kinds = CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM,
+    .doc = "RFC 863 discard: everything received is dropped",
     .factory = discard_factory,
 };

@@ -78,7 +78,7 @@ static const cio_protocol_ops_t echo_ops = {
     .error_received = echo_error,
 };
 
-static cio_protocol_t *echo_factory(void *arg)
+static cio_protocol_t *echo_factory(cio_service_ctx_t *ctx)
 {
     echo_t *e = calloc(1, sizeof(*e));
     if (!e)
@@ -90,5 +90,6 @@ static cio_protocol_t *echo_factory(void *arg)
 const cio_service_t cio__service_echo = {
     .name = "echo",
     .kinds = CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM,
+    .doc = "RFC 862 echo: every byte (or datagram) goes back to its sender",
     .factory = echo_factory,
 };

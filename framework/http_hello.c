@@ -50,7 +50,8 @@ static const struct {
 
 struct http_conn;
 
-/* One worker's state: prepared responses, the shared output buffer, its connections. */
+/* A listener's state on one worker: prepared responses, the shared output buffer, its
+ * connections (per listener, so that draining one listener leaves the others alone). */
 typedef struct http_worker {
     time_t date_sec;         /* the second the responses carry in their Date */
     bool draining;           /* the listener drains: every response closes its connection */
@@ -217,15 +218,13 @@ static const cio_protocol_ops_t http_ops = {
     .eof_received = http_eof,
 };
 
-static cio_protocol_t *http_factory(void *arg)
+static cio_protocol_t *http_factory(cio_service_ctx_t *ctx)
 {
-    if (!arg)
-        return NULL; /* the worker state from http_worker_init is required */
     http_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->base.ops = &http_ops;
-    c->w = arg;
+    c->w = cio_service_listener_state(ctx);
     c->next = c->w->conns;
     if (c->next)
         c->next->prev = c;
@@ -246,9 +245,9 @@ static bool idle(const http_conn_t *c)
 }
 
 /* Draining: idle connections close now, the others after their next response. */
-static void http_drain(void *state)
+static void http_drain(cio_service_ctx_t *ctx)
 {
-    http_worker_t *w = state;
+    http_worker_t *w = cio_service_listener_state(ctx);
     w->draining = true;
     for (http_conn_t *c = w->conns; c; c = c->next)
         if (idle(c)) {
@@ -259,7 +258,7 @@ static void http_drain(void *state)
 
 /* ---- the worker's state ------------------------------------------------------- */
 
-static int http_worker_init(void *arg, cio_loop_t *loop, void **state)
+static int http_worker_init(cio_service_ctx_t *ctx, void **state)
 {
     http_worker_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -276,7 +275,7 @@ static int http_worker_init(void *arg, cio_loop_t *loop, void **state)
     return 0;
 }
 
-static void http_worker_teardown(void *state)
+static void http_worker_teardown(cio_service_ctx_t *ctx, void *state)
 {
     http_worker_t *w = state;
     if (!w)
@@ -289,7 +288,8 @@ const cio_service_t cio__service_http_hello = {
     .name = "http-hello",
     .kinds = CIO_SERVICE_STREAM,
     .factory = http_factory,
-    .worker_init = http_worker_init,
-    .worker_teardown = http_worker_teardown,
+    .doc = "HTTP/1.1 \"Hello, World!\" to every request (a benchmark target)",
+    .listener_start = http_worker_init,
+    .listener_stop = http_worker_teardown,
     .drain = http_drain,
 };

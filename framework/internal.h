@@ -13,28 +13,122 @@
 #include "coreio/app.h"
 #include "coreio/config.h"
 #include "coreio/service.h"
+#include "metrics.h"
 /* After every header that includes system ones: allocations go through the failure hook. */
 #include "../loop/alloc.h"
 
 /* loop/log.c */
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- service.c: the registry ------------------------------------------------------ */
+
+/* Register all of @p svcs or none: -EINVAL, -EEXIST or -ENOSPC as cio_service_register(). */
+int cio__service_register_many(const cio_service_t *const *svcs, size_t n);
+
+/* ---- instance.c: a service started on every worker ------------------------------- */
+
+/* A service's key values, in the order of its keys; never changed once made. */
+typedef struct cio__values {
+    size_t n;
+    cio_config_value_t v[];
+} cio__values_t;
+
+/* What a callback sees (coreio/service.h): the service's, or a listener's, on a worker. */
+struct cio_service_ctx {
+    struct cio__instance *inst;
+    size_t worker;
+    cio_loop_t *loop;
+    const cio_config_listener_t *listener; /* NULL: the service's own context */
+    void *lstate;                          /* listener_start's state */
+};
+
+/* A task a service owns (cio_service_spawn()), on its worker's list while it runs. */
+typedef struct cio__spawned {
+    struct cio__svc_worker *w; /* NULL once the list let it go (stop timed out) */
+    cio_task_fn fn;
+    void *arg;
+    void (*free_arg)(void *arg);
+    cio_task_t *task; /* the list's reference */
+} cio__spawned_t;
+
+/* One worker's part of an instance; touched on that worker's thread only. */
+typedef struct cio__svc_worker {
+    struct cio_service_ctx ctx; /* the service's own context here */
+    void *state;                /* start's */
+    bool started;
+    bool stopping;               /* no more tasks may start */
+    const cio__values_t *values; /* what cio_service_value() reads here */
+    cio__spawned_t **tasks;      /* cio_service_spawn()'s, still running */
+    size_t ntasks, tasks_cap;
+} cio__svc_worker_t;
+
+/* A service started on every worker, shared by the listeners that name it. */
+typedef struct cio__instance {
+    struct cio_app_s *app;
+    const cio_service_t *svc;
+    cio__values_t *values;  /* the latest (control loop); workers read their own pointer */
+    cio__values_t *retired; /* values replaced by a reconfigure, freed with the instance */
+    cio__svc_worker_t *w;   /* one per worker */
+    size_t nworkers;
+    size_t refs; /* the app's table while current, plus one per listener (control loop) */
+    /* Who may still touch the memory: one while refs > 0, plus one per cross-shard
+     * call in flight (calls.c), which may be released on any thread. */
+    _Atomic size_t pins;
+    struct cio__metrics *metrics;
+} cio__instance_t;
+
+/* The values of @p svc's keys from @p section (NULL: every default); NULL when out of
+ * memory. The section has been checked (check.c). Any thread. */
+cio__values_t *cio__values_new(const cio_service_t *svc, const cio_config_service_t *section);
+bool cio__values_equal(const cio__values_t *a, const cio__values_t *b);
+void cio__values_free(cio__values_t *v);
+
+/* Inside a task on the control loop: start @p svc with @p values (taken over) on every
+ * worker; 0 or the first worker's error, after stopping the workers that started. */
+int cio__instance_start(struct cio_app_s *app, const cio_service_t *svc, cio__values_t *values,
+                        cio__instance_t **out);
+
+/* Inside a task: give every worker @p values (taken over) and call reconfigure;
+ * 0, or the first error (the instance must then be restarted). */
+int cio__instance_reconfigure(cio__instance_t *inst, cio__values_t *values);
+
+/* Take, or (inside a task) drop, a reference; the last one stops the instance on
+ * every worker: its tasks are cancelled and awaited, then stop runs. */
+cio__instance_t *cio__instance_ref(cio__instance_t *inst);
+void cio__instance_unref(cio__instance_t *inst);
+
+/* Keep the instance's memory (not the service) alive; the last unpin frees it. Any thread. */
+cio__instance_t *cio__instance_pin(cio__instance_t *inst);
+void cio__instance_unpin(cio__instance_t *inst);
+
+/* The index of the worker running the calling thread (a worker of @p app). */
+size_t cio__worker_index(const struct cio_app_s *app);
+
+/* ---- check.c: what a configuration asks of services and modules ------------------- */
+
+/* The checker the app parses files with (cio_config_checker_t; @p arg unused). */
+void cio__check_config(const cio_config_t *c, cio_config_check_t *chk, void *arg);
+
 /* ---- listener.c: one configured listener, open on every worker ---------------- */
 
 typedef struct cio__listener {
     struct cio_app_s *app;
-    cio_config_listener_t cfg; /* a private copy: it outlives reloads */
-    const cio_service_t *svc;
-    void **state; /* per worker: worker_init's state, or the service's arg */
-    bool *inited; /* per worker: worker_init succeeded */
+    cio_config_listener_t cfg;   /* a private copy: it outlives reloads */
+    cio__instance_t *inst;       /* the service it serves (a reference) */
+    struct cio_service_ctx *ctx; /* per worker */
+    bool *lstarted;              /* per worker: listener_start succeeded (or there is none) */
     cio_sharded_t *sharded;
     bool reload_mark; /* a reload's scratch: in the new list (control loop only) */
+    bool replaced;    /* a listener of the same name serves in its place (for the log) */
 } cio__listener_t;
 
-/* Inside a task on the control loop: open @p cfg's service on every worker,
- * on the listening sockets of @p from (which then drains) if not NULL. */
+/* Inside a task on the control loop: open @p cfg with @p inst (a reference is taken) on
+ * every worker, on the listening sockets of @p from (which then drains) if not NULL. */
 int cio__listener_open(struct cio_app_s *app, const cio_config_listener_t *cfg,
-                       cio__listener_t *from, cio__listener_t **out);
+                       cio__instance_t *inst, cio__listener_t *from, cio__listener_t **out);
+
+/* @p c's address as logs show it: [V6]:PORT, HOST:PORT, *:PORT or a path. */
+void cio__listener_address(const cio_config_listener_t *c, char *out, size_t size);
 
 /* Inside a task: apply @p cfg's backlog, idle timeout and water marks to the
  * open listener @p l (its connections from now on); 0 or -errno. */
@@ -62,6 +156,9 @@ void cio__stats_stop(struct cio_app_s *app);
 /* The Prometheus text of @p app's statistics, malloc'd (length in *len). Any thread. */
 char *cio__stats_format(struct cio_app_s *app, size_t *len);
 
+/* A protocol of the admin listener (a cio_protocol_factory_t; @p arg unused). */
+cio_protocol_t *cio__stats_protocol(void *arg);
+
 /* The "stats" service: an HTTP responder with the running app's statistics. */
 extern const cio_service_t cio__service_stats;
 
@@ -86,6 +183,10 @@ struct cio_app_s {
     pthread_mutex_t mu;
     cio__listener_t **ls;
     size_t nls;
+    /* The current instance of each service some listener names, under @mu as the
+     * listeners (the stats service reads their metrics). */
+    cio__instance_t **insts;
+    size_t ninsts;
 };
 
 /* Inside a task on the control loop: run @p fn(@p arg) on every worker and

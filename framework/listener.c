@@ -1,36 +1,22 @@
 /*
  * framework/listener.c: one [listener] of the configuration, open on every
- * worker. Each worker gets its own service state (worker_init runs on the
- * worker's thread), and the sharded server's factory hands each new
- * connection the state of the worker it lands on.
+ * worker with the service instance it names. Each worker gets the listener's
+ * own context (and listener_start's state, on the worker's thread), and the
+ * sharded server's factory hands each new connection the context of the
+ * worker it lands on.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* The index of the worker this thread runs, found once per thread. */
-static __thread const cio_workers_t *tls_workers;
-static __thread size_t tls_index;
-
-static size_t worker_index(const cio_workers_t *w)
-{
-    if (tls_workers != w) {
-        cio_loop_t *loop = cio_get_running_loop();
-        for (size_t i = 0; i < cio_workers_count(w); i++)
-            if (cio_workers_loop(w, i) == loop)
-                tls_index = i;
-        tls_workers = w;
-    }
-    return tls_index;
-}
-
-/* The sharded server's factory, on a worker: the service's, with that worker's state. */
+/* The sharded server's factory, on a worker: the service's, with this listener's context there. */
 static cio_protocol_t *listener_factory(void *arg)
 {
     cio__listener_t *l = arg;
-    return l->svc->factory(l->state[worker_index(l->app->workers)]);
+    return l->inst->svc->factory(&l->ctx[cio__worker_index(l->app)]);
 }
 
 /* ---- per-worker state --------------------------------------------------------- */
@@ -38,32 +24,31 @@ static cio_protocol_t *listener_factory(void *arg)
 static int init_task(void *arg, void **result)
 {
     cio__listener_t *l = arg;
-    size_t i = worker_index(l->app->workers);
-    if (!l->svc->worker_init) {
-        l->state[i] = l->svc->arg;
-        return 0;
-    }
-    int rc = l->svc->worker_init(l->svc->arg, cio_get_running_loop(), &l->state[i]);
-    l->inited[i] = rc == 0;
+    size_t i = cio__worker_index(l->app);
+    const cio_service_t *svc = l->inst->svc;
+    l->ctx[i] = (struct cio_service_ctx){
+        .inst = l->inst, .worker = i, .loop = cio_get_running_loop(), .listener = &l->cfg};
+    int rc = svc->listener_start ? svc->listener_start(&l->ctx[i], &l->ctx[i].lstate) : 0;
+    l->lstarted[i] = rc == 0;
     return rc;
 }
 
 static int drain_task(void *arg, void **result)
 {
     cio__listener_t *l = arg;
-    size_t i = worker_index(l->app->workers);
-    if (l->svc->drain && (l->inited[i] || !l->svc->worker_init))
-        l->svc->drain(l->state[i]);
+    size_t i = cio__worker_index(l->app);
+    if (l->inst->svc->drain && l->lstarted[i])
+        l->inst->svc->drain(&l->ctx[i]);
     return 0;
 }
 
 static int teardown_task(void *arg, void **result)
 {
     cio__listener_t *l = arg;
-    size_t i = worker_index(l->app->workers);
-    if (l->inited[i] && l->svc->worker_teardown)
-        l->svc->worker_teardown(l->state[i]);
-    l->inited[i] = false;
+    size_t i = cio__worker_index(l->app);
+    if (l->lstarted[i] && l->inst->svc->listener_stop)
+        l->inst->svc->listener_stop(&l->ctx[i], l->ctx[i].lstate);
+    l->lstarted[i] = false;
     return 0;
 }
 
@@ -94,12 +79,16 @@ static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src
     return 0;
 }
 
+/* Inside a task: release @p l and its reference on the service. */
 static void listener_free(cio__listener_t *l)
 {
+    cio__instance_t *inst = l->inst;
     cfg_clear(&l->cfg);
-    free(l->state);
-    free(l->inited);
+    free(l->ctx);
+    free(l->lstarted);
     free(l);
+    if (inst)
+        cio__instance_unref(inst);
 }
 
 /* ---- opening and draining ------------------------------------------------------------ */
@@ -123,25 +112,46 @@ static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c)
                                 .write_low = c->write_low};
 }
 
-int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__listener_t *from,
-                       cio__listener_t **out)
+/* "ADDRESS" of @p c as the logs show it: [V6]:PORT, *:PORT or the path. */
+void cio__listener_address(const cio_config_listener_t *c, char *out, size_t size)
+{
+    if (c->path)
+        snprintf(out, size, "%s", c->path);
+    else if (c->host && strchr(c->host, ':'))
+        snprintf(out, size, "[%s]:%s", c->host, c->port);
+    else
+        snprintf(out, size, "%s:%s", c->host ? c->host : "*", c->port);
+}
+
+/* A listener of @p cfg on @p inst, not open yet; NULL when out of memory. */
+static cio__listener_t *listener_new(cio_app_t *app, const cio_config_listener_t *cfg,
+                                     cio__instance_t *inst)
 {
     size_t n = cio_workers_count(app->workers);
     cio__listener_t *l = calloc(1, sizeof(*l));
     if (!l)
-        return -ENOMEM;
+        return NULL;
     l->app = app;
-    l->svc = cio_service_find(cfg->service);
-    l->state = calloc(n, sizeof(*l->state));
-    l->inited = calloc(n, sizeof(*l->inited));
-    int rc = !l->state || !l->inited ? -ENOMEM : cfg_copy(&l->cfg, cfg);
-    if (rc < 0 || !l->svc) {
-        free(l->state);
-        free(l->inited);
+    l->ctx = calloc(n, sizeof(*l->ctx));
+    l->lstarted = calloc(n, sizeof(*l->lstarted));
+    if (!l->ctx || !l->lstarted || cfg_copy(&l->cfg, cfg) < 0) {
+        free(l->ctx);
+        free(l->lstarted);
         free(l);
-        return rc < 0 ? rc : -ENOENT;
+        return NULL;
     }
-    rc = cio__on_every_worker(l->app, init_task, l);
+    l->inst = cio__instance_ref(inst);
+    return l;
+}
+
+int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__instance_t *inst,
+                       cio__listener_t *from, cio__listener_t **out)
+{
+    char where[CIO_CONFIG_LINE_MAX];
+    cio__listener_t *l = listener_new(app, cfg, inst);
+    if (!l)
+        return -ENOMEM;
+    int rc = cio__on_every_worker(l->app, init_task, l);
     if (rc == 0) {
         cio_sharded_opts_t o = sharded_opts(&l->cfg);
         o.adopt = from ? from->sharded : NULL;
@@ -152,18 +162,16 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__li
         cio_future_unref(f);
         l->sharded = s;
     }
+    cio__listener_address(&l->cfg, where, sizeof(where));
     if (rc < 0) {
-        cio__log(CIO_LOG_ERROR, "listener %s (%s): cannot open: %s", l->cfg.name, l->cfg.service,
-                 cio_strerror(rc));
+        cio__log(CIO_LOG_ERROR, "listener %s (%s on %s): cannot open: %s", l->cfg.name,
+                 l->cfg.service, where, cio_strerror(rc));
         cio__on_every_worker(l->app, teardown_task, l);
         listener_free(l);
         return rc;
     }
-    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s", l->cfg.name, l->cfg.service,
-             l->cfg.path   ? l->cfg.path
-             : l->cfg.host ? l->cfg.host
-                           : "*",
-             l->cfg.path ? "" : ":", l->cfg.path ? "" : l->cfg.port);
+    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s", l->cfg.name, l->cfg.service, where,
+             from ? " (the same sockets)" : "");
     *out = l;
     return 0;
 }
@@ -212,6 +220,9 @@ void cio__listener_drain_and_free(cio__listener_t *l, double drain_timeout)
     }
     cio_sharded_free(l->sharded);
     cio__on_every_worker(l->app, teardown_task, l);
-    cio__log(CIO_LOG_INFO, "listener %s: closed", l->cfg.name);
+    char where[CIO_CONFIG_LINE_MAX];
+    cio__listener_address(&l->cfg, where, sizeof(where));
+    cio__log(CIO_LOG_INFO, "listener %s: %s%s on %s drained and closed", l->cfg.name,
+             l->replaced ? "the replaced " : "", l->cfg.service, where);
     listener_free(l);
 }

@@ -1,8 +1,10 @@
 /*
  * framework/service.c: the process-wide service registry. The built-in
  * services are there from the first look-up; users add theirs before the app
- * starts. A small array under a lock: services are few and looked up only
- * when listeners open.
+ * starts, and modules (module.c) add theirs when loaded. A small array under
+ * a lock: services are few and looked up only when a configuration is
+ * checked and listeners open; an entry never moves, so the pointers
+ * cio_service_find() returns stay valid for the life of the process.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,23 +48,67 @@ static void add_builtins_locked(void)
         services[nservices++] = *builtin[i];
 }
 
-int cio_service_register(const cio_service_t *svc)
+/* Whether @p k is a key a service may declare: a name, a type, a default of that type. */
+static bool valid_key(const cio_config_key_t *k)
 {
-    if (!svc || !valid_name(svc->name) || !svc->factory ||
-        !(svc->kinds & (CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM)) ||
-        (svc->kinds & ~(unsigned)(CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM)))
-        return -EINVAL;
+    size_t len = k->name ? strlen(k->name) : 0;
+    cio_config_value_t v;
+    if (len == 0 || len > CIO_CONFIG_NAME_MAX ||
+        strspn(k->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != len ||
+        (unsigned)k->type > CIO_CONFIG_PATH)
+        return false;
+    if (!k->default_value)
+        return true;
+    int rc = cio_config_value_parse(k, k->default_value, &v, NULL, 0);
+    cio_config_value_clear(&v);
+    return rc == 0;
+}
+
+static bool valid_keys(const cio_service_t *svc)
+{
+    if (svc->nkeys && !svc->keys)
+        return false;
+    for (size_t i = 0; i < svc->nkeys; i++) {
+        if (!valid_key(&svc->keys[i]))
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(svc->keys[i].name, svc->keys[j].name) == 0)
+                return false;
+    }
+    return true;
+}
+
+static bool valid_service(const cio_service_t *svc)
+{
+    return svc && valid_name(svc->name) && svc->factory &&
+           (svc->kinds & (CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM)) &&
+           !(svc->kinds & ~(unsigned)(CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM)) && valid_keys(svc);
+}
+
+int cio__service_register_many(const cio_service_t *const *svcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!valid_service(svcs[i]))
+            return -EINVAL;
     pthread_mutex_lock(&lock);
     add_builtins_locked();
-    int rc = 0;
-    if (find_locked(svc->name))
-        rc = -EEXIST;
-    else if (nservices == MAX_SERVICES)
-        rc = -ENOSPC;
-    else
-        services[nservices++] = *svc;
+    int rc = nservices + n > MAX_SERVICES ? -ENOSPC : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (find_locked(svcs[i]->name))
+            rc = -EEXIST;
+        for (size_t j = 0; j < i && rc == 0; j++)
+            if (strcmp(svcs[i]->name, svcs[j]->name) == 0)
+                rc = -EEXIST;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        services[nservices++] = *svcs[i];
     pthread_mutex_unlock(&lock);
     return rc;
+}
+
+int cio_service_register(const cio_service_t *svc)
+{
+    return cio__service_register_many(&svc, 1);
 }
 
 const cio_service_t *cio_service_find(const char *name)
@@ -74,4 +120,15 @@ const cio_service_t *cio_service_find(const char *name)
     const cio_service_t *svc = find_locked(name);
     pthread_mutex_unlock(&lock);
     return svc;
+}
+
+size_t cio_service_list(const cio_service_t **out, size_t max)
+{
+    pthread_mutex_lock(&lock);
+    add_builtins_locked();
+    for (size_t i = 0; out && i < max && i < nservices; i++)
+        out[i] = &services[i];
+    size_t n = nservices;
+    pthread_mutex_unlock(&lock);
+    return n;
 }

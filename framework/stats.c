@@ -151,6 +151,15 @@ static void format_listeners(FILE *f, cio_app_t *app, size_t *counts)
     }
 }
 
+/* The metrics the running services define (framework/metrics.c formats them). */
+static void format_services(FILE *f, cio_app_t *app)
+{
+    pthread_mutex_lock(&app->mu);
+    for (size_t i = 0; i < app->ninsts; i++)
+        cio__metrics_format(app->insts[i]->metrics, f);
+    pthread_mutex_unlock(&app->mu);
+}
+
 char *cio__stats_format(cio_app_t *app, size_t *len)
 {
     size_t n = app->nworkers;
@@ -171,6 +180,7 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
         fprintf(f, "coreio_workers %zu\n", n);
         format_loops(f, app, snap, lag, lag_max);
         format_listeners(f, app, counts);
+        format_services(f, app);
         if (fclose(f) != 0) {
             free(text);
             text = NULL;
@@ -342,7 +352,7 @@ static const cio_protocol_ops_t stats_ops = {
     .connection_lost = stats_lost,
 };
 
-static cio_protocol_t *stats_factory(void *arg)
+cio_protocol_t *cio__stats_protocol(void *arg)
 {
     stats_conn_t *c = malloc(sizeof(*c));
     if (!c)
@@ -355,8 +365,14 @@ static cio_protocol_t *stats_factory(void *arg)
     return &c->base;
 }
 
+static cio_protocol_t *stats_factory(cio_service_ctx_t *ctx)
+{
+    return cio__stats_protocol(NULL);
+}
+
 const cio_service_t cio__service_stats = {
     .name = "stats",
     .kinds = CIO_SERVICE_STREAM,
+    .doc = "the running app's statistics in Prometheus text format, over HTTP",
     .factory = stats_factory,
 };

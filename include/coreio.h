@@ -27,6 +27,7 @@
 #include "coreio/config.h"
 #include "coreio/service.h"
 #include "coreio/app.h"
+#include "coreio/module.h"
 #include "coreio/metrics.h"
 
 #endif /* COREIO_H */

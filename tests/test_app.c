@@ -49,23 +49,24 @@ static void tag_lost(cio_protocol_t *p, int err)
 static const cio_protocol_ops_t tag_ops = {
     .connection_made = tag_made, .data_received = tag_data, .connection_lost = tag_lost};
 
-static cio_protocol_t *tag_factory(void *arg)
+static cio_protocol_t *tag_factory(cio_service_ctx_t *ctx)
 {
     tag_conn_t *c = calloc(1, sizeof(*c));
     c->base.ops = &tag_ops;
-    c->tag = arg;
+    c->tag = cio_service_state(ctx);
     return &c->base;
 }
 
-static int tag_init(void *arg, cio_loop_t *loop, void **state)
+static int tag_init(cio_service_ctx_t *ctx, void **state)
 {
-    ck_assert_ptr_eq(loop, cio_get_running_loop()); /* on the worker's own thread */
+    ck_assert_ptr_eq(cio_service_loop(ctx), cio_get_running_loop()); /* the worker's thread */
+    ck_assert_ptr_null(cio_service_listener(ctx));
     atomic_fetch_add(&inits, 1);
-    *state = arg;
+    *state = cio_service_arg(ctx);
     return 0;
 }
 
-static void tag_teardown(void *state)
+static void tag_teardown(cio_service_ctx_t *ctx, void *state)
 {
     atomic_fetch_add(&teardowns, 1);
 }
@@ -75,8 +76,8 @@ static void register_tag(void)
     static const cio_service_t tag = {.name = "tag",
                                       .kinds = CIO_SERVICE_STREAM,
                                       .factory = tag_factory,
-                                      .worker_init = tag_init,
-                                      .worker_teardown = tag_teardown,
+                                      .start = tag_init,
+                                      .stop = tag_teardown,
                                       .arg = (void *)"tagged"};
     int rc = cio_service_register(&tag);
     ck_assert(rc == 0 || rc == -EEXIST);
@@ -594,6 +595,337 @@ START_TEST(test_an_address_in_use_fails_the_start)
 }
 END_TEST
 
+/* ---- a service's life: context, state, keys, reconfigure, restart, tasks, calls ----------------
+ */
+
+static atomic_int life_starts, life_stops, life_lstarts, life_reconf, tasks_cancelled, tasks_freed,
+    tasks_left_at_stop, calls_ran, calls_freed, call_sent, worker1_stopping;
+
+/* One worker's state: how its task ended. */
+typedef struct life_state {
+    bool task_cancelled, task_arg_freed;
+} life_state_t;
+
+static void life_lost(cio_protocol_t *p, int err)
+{
+    free((char *)((tag_conn_t *)p)->tag);
+    free(p);
+}
+
+static const cio_protocol_ops_t life_ops = {
+    .connection_made = tag_made, .data_received = tag_data, .connection_lost = life_lost};
+
+/* Each connection gets "GREETING WORKER/NWORKERS LISTENER". */
+static cio_protocol_t *life_factory(cio_service_ctx_t *ctx)
+{
+    tag_conn_t *c = calloc(1, sizeof(*c));
+    char *text = malloc(128);
+    snprintf(text, 128, "%s %zu/%zu %s", cio_service_string(ctx, "greeting"),
+             cio_service_worker(ctx), cio_service_nworkers(ctx), cio_service_listener(ctx)->name);
+    c->base.ops = &life_ops;
+    c->tag = text;
+    return &c->base;
+}
+
+static int life_task(void *arg, void **result)
+{
+    life_state_t *s = arg;
+    int rc = cio_sleep(3600);
+    s->task_cancelled = rc == -ECANCELED;
+    atomic_fetch_add(&tasks_cancelled, rc == -ECANCELED);
+    return rc;
+}
+
+static void life_task_free(void *arg)
+{
+    ((life_state_t *)arg)->task_arg_freed = true;
+    atomic_fetch_add(&tasks_freed, 1);
+}
+
+static int life_start(cio_service_ctx_t *ctx, void **state)
+{
+    ck_assert_ptr_null(cio_service_listener(ctx));
+    ck_assert_ptr_eq(cio_service_loop(ctx), cio_get_running_loop());
+    ck_assert_ptr_eq(cio_workers_loop(cio_service_workers(ctx), cio_service_worker(ctx)),
+                     cio_get_running_loop());
+    atomic_fetch_add(&life_starts, 1);
+    life_state_t *s = calloc(1, sizeof(*s));
+    cio_task_t *t = cio_service_spawn(ctx, life_task, s, life_task_free);
+    ck_assert_ptr_nonnull(t);
+    cio_task_unref(t);
+    *state = s;
+    return 0;
+}
+
+static int life_listener_start(cio_service_ctx_t *ctx, void **state)
+{
+    ck_assert_ptr_nonnull(cio_service_listener(ctx));
+    ck_assert_ptr_nonnull(cio_service_state(ctx)); /* the service started first */
+    atomic_fetch_add(&life_lstarts, 1);
+    return 0;
+}
+
+static int life_reconfigure(cio_service_ctx_t *ctx, void *state)
+{
+    atomic_fetch_add(&life_reconf, 1);
+    return strcmp(cio_service_string(ctx, "greeting"), "refuse") == 0 ? -EINVAL : 0;
+}
+
+static int never_runs(cio_service_ctx_t *ctx, void *arg, void **result)
+{
+    atomic_fetch_add(&calls_ran, 1);
+    return 0;
+}
+
+static void call_arg_free(void *arg)
+{
+    atomic_fetch_add(&calls_freed, 1);
+    free(arg);
+}
+
+/*
+ * Stopping: worker 0 calls worker 1 while worker 1's service is stopping (the
+ * two stop hooks wait for each other), so the call must fail without running
+ * and still free its argument. Each worker's task has ended before its stop.
+ */
+static void life_stop(cio_service_ctx_t *ctx, void *state)
+{
+    life_state_t *s = state;
+    atomic_fetch_add(&tasks_left_at_stop, !s->task_cancelled || !s->task_arg_freed);
+    free(s);
+    if (cio_service_worker(ctx) == 0) {
+        for (int i = 0; i < 500 && !atomic_load(&worker1_stopping); i++)
+            usleep(10000);
+        cio_future_t *f = cio_service_submit_to(ctx, 1, never_runs, malloc(8), call_arg_free, NULL);
+        atomic_store(&call_sent, f != NULL);
+        cio_future_unref(f);
+    } else {
+        atomic_store(&worker1_stopping, 1);
+        for (int i = 0; i < 500 && !atomic_load(&call_sent); i++)
+            usleep(10000);
+    }
+    atomic_fetch_add(&life_stops, 1);
+}
+
+static void register_life(void)
+{
+    static const cio_config_key_t keys[] = {
+        {"greeting", CIO_CONFIG_STRING, "hello", 0, 0, "what connections are told first"},
+        {"limit", CIO_CONFIG_SIZE, NULL, 1, 1 << 20, "a required key"},
+    };
+    static const cio_service_t life = {.name = "life",
+                                       .kinds = CIO_SERVICE_STREAM,
+                                       .keys = keys,
+                                       .nkeys = 2,
+                                       .factory = life_factory,
+                                       .start = life_start,
+                                       .stop = life_stop,
+                                       .listener_start = life_listener_start,
+                                       .reconfigure = life_reconfigure};
+    int rc = cio_service_register(&life);
+    ck_assert(rc == 0 || rc == -EEXIST);
+}
+
+static const char *life_ini(char *buf, size_t size, int p1, int p2, const char *greeting)
+{
+    snprintf(buf, size,
+             "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 1s\n\n"
+             "[service life]\nlimit = 1K\ngreeting = %s\n\n"
+             "[listener one]\nservice = life\naddress = 127.0.0.1:%d\n\n"
+             "[listener two]\nservice = life\naddress = 127.0.0.1:%d\n",
+             greeting, p1, p2);
+    return buf;
+}
+
+/* Whether @p port answers "WANT n/2 LISTENER" for some n (up to 5 s). */
+static bool greets(int port, const char *want, const char *listener)
+{
+    char buf[128], w0[128], w1[128];
+    snprintf(w0, sizeof(w0), "%s 0/2 %s", want, listener);
+    snprintf(w1, sizeof(w1), "%s 1/2 %s", want, listener);
+    for (int i = 0; i < 100; i++) {
+        ask(port, "?", buf, sizeof(buf));
+        if (strcmp(buf, w0) == 0 || strcmp(buf, w1) == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+START_TEST(test_a_service_lives_once_per_worker_across_listeners_and_reloads)
+{
+    register_life();
+    atomic_store(&life_starts, 0);
+    atomic_store(&life_stops, 0);
+    atomic_store(&life_lstarts, 0);
+    atomic_store(&life_reconf, 0);
+    atomic_store(&tasks_cancelled, 0);
+    atomic_store(&tasks_freed, 0);
+    atomic_store(&tasks_left_at_stop, 0);
+    atomic_store(&calls_ran, 0);
+    atomic_store(&calls_freed, 0);
+    atomic_store(&call_sent, 0);
+    atomic_store(&worker1_stopping, 0);
+    char ini[1024], path[64];
+    int p1 = free_port(), p2 = free_port();
+    pthread_t th;
+    runner_t r;
+    start_app(life_ini(ini, sizeof(ini), p1, p2, "hello"), path, &th, &r);
+    ck_assert(greets(p1, "hello", "one"));
+    ck_assert(greets(p2, "hello", "two"));
+    ck_assert_int_eq(atomic_load(&life_starts), 2);  /* once per worker, not per listener */
+    ck_assert_int_eq(atomic_load(&life_lstarts), 4); /* per listener per worker */
+
+    /* New keys: reconfigure on each worker; state, tasks and listeners stay. */
+    reload_with(r.app, path, life_ini(ini, sizeof(ini), p1, p2, "bonjour"));
+    ck_assert(greets(p1, "bonjour", "one"));
+    ck_assert_int_eq(atomic_load(&life_reconf), 2);
+    ck_assert_int_eq(atomic_load(&life_starts), 2);
+    ck_assert_int_eq(atomic_load(&life_lstarts), 4);
+
+    /* A reconfigure that fails restarts the service: a new instance takes the sockets
+     * over, the old one drains, its tasks are cancelled, then it stops. */
+    reload_with(r.app, path, life_ini(ini, sizeof(ini), p1, p2, "refuse"));
+    ck_assert(greets(p2, "refuse", "two"));
+    for (int i = 0; i < 100 && atomic_load(&life_stops) < 2; i++)
+        usleep(50000);
+    ck_assert_int_eq(atomic_load(&life_starts), 4);
+    ck_assert_int_eq(atomic_load(&life_stops), 2);
+    ck_assert_int_eq(atomic_load(&tasks_cancelled), 2);
+    ck_assert_int_eq(atomic_load(&tasks_freed), 2);
+    ck_assert_int_eq(atomic_load(&call_sent), 1);
+    atomic_store(&call_sent, 0);
+    atomic_store(&worker1_stopping, 0);
+
+    /* A stop with tasks pending: each is cancelled and awaited before stop; the
+     * cross-shard call to a stopping worker never runs and frees its argument. */
+    stop_app(th, &r, path);
+    ck_assert_int_eq(atomic_load(&life_stops), 4);
+    ck_assert_int_eq(atomic_load(&tasks_cancelled), 4);
+    ck_assert_int_eq(atomic_load(&tasks_freed), 4);
+    ck_assert_int_eq(atomic_load(&tasks_left_at_stop), 0);
+    ck_assert_int_eq(atomic_load(&call_sent), 1);
+    ck_assert_int_eq(atomic_load(&calls_ran), 0);
+    ck_assert_int_eq(atomic_load(&calls_freed), 2);
+}
+END_TEST
+
+/* A start that fails after spawning: its task ends before the instance goes. */
+static void count_and_free(void *arg)
+{
+    atomic_fetch_add(&tasks_freed, 1);
+    free(arg);
+}
+
+static int failing_start(cio_service_ctx_t *ctx, void **state)
+{
+    life_state_t *s = calloc(1, sizeof(*s));
+    cio_task_unref(cio_service_spawn(ctx, life_task, s, count_and_free));
+    return -EIO;
+}
+
+START_TEST(test_a_service_whose_start_fails_fails_the_app_and_ends_its_tasks)
+{
+    static const cio_service_t failing = {.name = "failing",
+                                          .kinds = CIO_SERVICE_STREAM,
+                                          .factory = life_factory,
+                                          .start = failing_start};
+    int rc = cio_service_register(&failing);
+    ck_assert(rc == 0 || rc == -EEXIST);
+    atomic_store(&tasks_freed, 0);
+    char ini[256], path[64];
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 2\nadmin = off\n\n"
+             "[listener f]\nservice = failing\naddress = 127.0.0.1:%d\n",
+             free_port());
+    pthread_t th;
+    runner_t r;
+    start_app(ini, path, &th, &r);
+    join_within(th, 10);
+    ck_assert_int_eq(r.rc, -EIO);
+    ck_assert_int_eq(atomic_load(&tasks_freed), 2); /* ended; under ASan: no use after free */
+    cio_app_free(r.app);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_service_keys_are_checked_at_their_lines)
+{
+    register_life();
+    char *errors = NULL;
+    cio_config_t *c =
+        cio_config_parse_checked("[global]\nadmin = off\n\n[service life]\nlimit = 2M\n"
+                                 "colour = red\n\n[service ghost]\n\n"
+                                 "[listener l]\nservice = life\naddress = 127.0.0.1:1\n",
+                                 "life.ini", cio_app_check, NULL, &errors);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(errors, "life.ini:5: limit: 2M is out of range (1..1.04858e+06)\n"
+                             "life.ini:6: unknown key \"colour\" in [service life]\n"
+                             "life.ini:8: [service ghost]: no service called \"ghost\" (built in, "
+                             "or from a [module])\n");
+    free(errors);
+    c = cio_config_parse_checked("[listener l]\nservice = life\naddress = 127.0.0.1:1\n", "r.ini",
+                                 cio_app_check, NULL, &errors);
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(errors, "r.ini:1: [service life]: missing required key \"limit\"\n");
+    free(errors);
+}
+END_TEST
+
+/* Every record the app logs, from any thread. */
+static pthread_mutex_t lines_mu = PTHREAD_MUTEX_INITIALIZER;
+static char lines[16384];
+
+static void keep_line(cio_log_level_t level, const char *message, void *arg)
+{
+    pthread_mutex_lock(&lines_mu);
+    size_t n = strlen(lines);
+    snprintf(lines + n, sizeof(lines) - n, "%s\n", message);
+    pthread_mutex_unlock(&lines_mu);
+}
+
+/* The app keeps a handler the program set, and its lines read right: IPv6 in brackets,
+ * "1 worker", a replaced listener's drain told apart from the new one. */
+START_TEST(test_the_app_logs_through_the_programs_handler_and_reads_right)
+{
+    lines[0] = '\0';
+    cio_log_set_handler(keep_line, NULL, CIO_LOG_DEBUG);
+    char ini[512], path[64];
+    int port = free_port();
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 1\nadmin = off\n\n"
+             "[listener v6]\nservice = echo\naddress = [::1]:%d\n",
+             port);
+    pthread_t th;
+    runner_t r;
+    start_app(ini, path, &th, &r);
+    char want[256];
+    for (int i = 0; i < 100 && !strstr(lines, "ready"); i++)
+        usleep(50000);
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 1\nadmin = off\n\n"
+             "[listener v6]\nservice = discard\naddress = [::1]:%d\n",
+             port);
+    reload_with(r.app, path, ini);
+    for (int i = 0; i < 100 && !strstr(lines, "the replaced"); i++)
+        usleep(50000);
+    stop_app(th, &r, path);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    pthread_mutex_lock(&lines_mu);
+    ck_assert_msg(strstr(lines, "test: ready (1 worker, 1 listener)\n"), "%s", lines);
+    snprintf(want, sizeof(want), "listener v6: echo on [::1]:%d\n", port);
+    ck_assert_msg(strstr(lines, want), "%s", lines);
+    snprintf(want, sizeof(want), "listener v6: discard on [::1]:%d (the same sockets)\n", port);
+    ck_assert_msg(strstr(lines, want), "%s", lines);
+    snprintf(want, sizeof(want), "listener v6: the replaced echo on [::1]:%d drained and closed\n",
+             port);
+    ck_assert_msg(strstr(lines, want), "%s", lines);
+    ck_assert_msg(strstr(lines, "test: reloaded: 1 listener, 1 of them opened or moved\n"), "%s",
+                  lines);
+    pthread_mutex_unlock(&lines_mu);
+}
+END_TEST
+
 static Suite *app_suite(void)
 {
     Suite *s = suite_create("app");
@@ -608,6 +940,10 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_a_reload_moves_a_listener_to_another_service_or_balance_on_its_sockets);
     CIO_TEST(tc, test_the_admin_port_survives_nul_bytes_and_slow_clients);
     CIO_TEST(tc, test_finished_drains_are_released_across_reloads);
+    CIO_TEST(tc, test_a_service_lives_once_per_worker_across_listeners_and_reloads);
+    CIO_TEST(tc, test_service_keys_are_checked_at_their_lines);
+    CIO_TEST(tc, test_a_service_whose_start_fails_fails_the_app_and_ends_its_tasks);
+    CIO_TEST(tc, test_the_app_logs_through_the_programs_handler_and_reads_right);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1115,6 +1115,137 @@ START_TEST(test_config_find_listener_and_free)
 }
 END_TEST
 
+/* ---- [service NAME], [module NAME], typed keys and checkers ------------------------------- */
+
+START_TEST(test_config_service_and_module_sections_are_kept_as_written)
+{
+    cio_config_t *c = parse_ok("[service kv]\nmax_keys = 10\n; a comment\nname = a b c\n\n"
+                               "[module kv]\npath = lib/kv.so\n\n[service other]\n");
+    ck_assert_uint_eq(c->nservices, 2);
+    ck_assert_str_eq(c->services[0].name, "kv");
+    ck_assert_uint_eq(c->services[0].line, 1);
+    ck_assert_uint_eq(c->services[0].nentries, 2);
+    ck_assert_str_eq(c->services[0].entries[1].key, "name");
+    ck_assert_str_eq(c->services[0].entries[1].value, "a b c");
+    ck_assert_uint_eq(c->services[0].entries[1].line, 4);
+    ck_assert_uint_eq(c->services[1].nentries, 0);
+    ck_assert_uint_eq(c->nmodules, 1);
+    ck_assert_str_eq(c->modules[0].path, "lib/kv.so");
+    ck_assert_uint_eq(c->modules[0].path_line, 7);
+    ck_assert_ptr_eq(cio_config_find_service(c, "other"), &c->services[1]);
+    ck_assert_ptr_null(cio_config_find_service(c, "nope"));
+    cio_config_free(c);
+}
+END_TEST
+
+START_TEST(test_config_service_and_module_section_errors_name_their_line)
+{
+    static const error_case_t cases[] = {
+        {"[service kv]\na = 1\na = 2\n", "t:3: duplicate key \"a\" (first set at line 2)\n"},
+        {"[service kv]\n[service kv]\nx = 1\n",
+         "t:2: duplicate section [service kv] (first at line 1)\n"},
+        {"[service]\n", "t:1: [service]: expected [service NAME], the NAME made of letters, "
+                        "digits, '_', '.' and '-'\n"},
+        {"[module m]\n", "t:1: [module m]: missing required key \"path\"\n"},
+        {"[module m]\npath = a\nfile = b\n", "t:3: unknown key \"file\" in [module m]\n"},
+        {"[module m]\npath = a\n[module m]\npath = b\n",
+         "t:3: duplicate section [module m] (first at line 1)\n"},
+        {"[global]\nlog_format = xml\n", "t:2: log_format: \"xml\" is not one of text, json\n"},
+    };
+    CHECK_CASES(cases);
+    cio_config_t *c = parse_ok("[global]\nlog_format = JSON\n");
+    ck_assert_int_eq(c->log_format, CIO_LOG_JSON);
+    cio_config_free(c);
+}
+END_TEST
+
+/* Parse @p text as @p key says: the return code, and the message in @p why. */
+static int value_of(const cio_config_key_t *key, const char *text, cio_config_value_t *v, char *why)
+{
+    why[0] = '\0';
+    return cio_config_value_parse(key, text, v, why, 160);
+}
+
+START_TEST(test_config_typed_values_and_their_ranges)
+{
+    char why[160];
+    cio_config_value_t v;
+    cio_config_key_t k = {.name = "n", .type = CIO_CONFIG_INTEGER, .min = -5, .max = 10};
+    ck_assert_int_eq(value_of(&k, "-5", &v, why), 0);
+    ck_assert_int_eq(v.u.integer, -5);
+    ck_assert_int_eq(value_of(&k, "11", &v, why), -ERANGE);
+    ck_assert_str_eq(why, "11 is out of range (-5..10)");
+    ck_assert_int_eq(value_of(&k, "1x", &v, why), -EINVAL);
+    ck_assert_str_eq(why, "\"1x\" is not an integer");
+    ck_assert_int_eq(value_of(&k, "--1", &v, why), -EINVAL);
+    k.min = k.max = 0; /* no range: any int64 */
+    ck_assert_int_eq(value_of(&k, "-9223372036854775808", &v, why), 0);
+    ck_assert(v.u.integer == INT64_MIN);
+    ck_assert_int_eq(value_of(&k, "9223372036854775808", &v, why), -ERANGE);
+    k = (cio_config_key_t){.name = "s", .type = CIO_CONFIG_SIZE, .min = 1, .max = 1 << 20};
+    ck_assert_int_eq(value_of(&k, "1M", &v, why), 0);
+    ck_assert_uint_eq(v.u.size, 1 << 20);
+    ck_assert_int_eq(value_of(&k, "2M", &v, why), -ERANGE);
+    ck_assert_int_eq(value_of(&k, "0", &v, why), -ERANGE);
+    k = (cio_config_key_t){.name = "d", .type = CIO_CONFIG_DURATION};
+    ck_assert_int_eq(value_of(&k, "250ms", &v, why), 0);
+    ck_assert(v.u.duration == 0.25);
+    ck_assert_int_eq(value_of(&k, "soon", &v, why), -EINVAL);
+    ck_assert_str_eq(why, "\"soon\" is not a duration (a number with ms, s or m)");
+    k = (cio_config_key_t){.name = "b", .type = CIO_CONFIG_BOOLEAN};
+    ck_assert_int_eq(value_of(&k, "Off", &v, why), 0);
+    ck_assert(!v.u.boolean);
+    k = (cio_config_key_t){.name = "a", .type = CIO_CONFIG_ADDRESS};
+    ck_assert_int_eq(value_of(&k, "[::1]:80", &v, why), 0);
+    ck_assert_str_eq(v.u.address.host, "::1");
+    ck_assert_str_eq(v.u.address.port, "80");
+    cio_config_value_clear(&v);
+    ck_assert_int_eq(value_of(&k, "nowhere", &v, why), -EINVAL);
+    ck_assert_str_eq(why, "expected HOST:PORT");
+    k = (cio_config_key_t){.name = "p", .type = CIO_CONFIG_PATH};
+    ck_assert_int_eq(value_of(&k, "relative/x", &v, why), -EINVAL);
+    ck_assert_str_eq(why, "\"relative/x\" is not an absolute path");
+    ck_assert_int_eq(value_of(&k, "/var/x", &v, why), 0);
+    ck_assert_str_eq(v.u.string, "/var/x");
+    cio_config_value_clear(&v);
+    k = (cio_config_key_t){.name = "t", .type = CIO_CONFIG_STRING};
+    ck_assert_int_eq(value_of(&k, "any text", &v, why), 0);
+    ck_assert_str_eq(v.u.string, "any text");
+    cio_config_value_clear(&v);
+    ck_assert_str_eq(cio_config_type_name(CIO_CONFIG_SIZE), "size");
+    ck_assert_int_eq(cio_config_value_parse(NULL, "1", &v, NULL, 0), -EINVAL);
+}
+END_TEST
+
+/* A checker that blames every [service] section's first key and line 1. */
+static void blame(const cio_config_t *c, cio_config_check_t *chk, void *arg)
+{
+    ++*(int *)arg;
+    for (size_t i = 0; i < c->nservices; i++)
+        if (c->services[i].nentries)
+            cio_config_check_error(chk, c->services[i].entries[0].line, "%s is wrong",
+                                   c->services[i].entries[0].key);
+    cio_config_check_error(chk, 1, "first");
+}
+
+START_TEST(test_config_checker_errors_join_the_file_errors_in_line_order)
+{
+    int calls = 0;
+    char *errors = NULL;
+    const char *text = "[global]\nbogus = 1\n[service s]\nk = v\n";
+    ck_assert_ptr_null(cio_config_parse_checked(text, "t", blame, &calls, &errors));
+    ck_assert_int_eq(calls, 1);
+    ck_assert_str_eq(errors, "t:1: first\nt:2: unknown key \"bogus\" in [global]\n"
+                             "t:4: k is wrong\n");
+    free(errors);
+    cio_config_t *c = parse_ok("[service s]\nk = v\n");
+    ck_assert_int_eq(cio_config_check(c, blame, &calls, &errors), -EINVAL);
+    ck_assert_str_eq(errors, "t:1: first\nt:2: k is wrong\n");
+    free(errors);
+    cio_config_free(c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1167,6 +1298,13 @@ static Suite *make_suite(void)
     tc = cio_test_case("files");
     CIO_TEST(tc, test_config_unreadable_file);
     CIO_TEST(tc, test_config_file_with_nul_byte);
+    suite_add_tcase(s, tc);
+
+    tc = cio_test_case("services");
+    CIO_TEST(tc, test_config_service_and_module_sections_are_kept_as_written);
+    CIO_TEST(tc, test_config_service_and_module_section_errors_name_their_line);
+    CIO_TEST(tc, test_config_typed_values_and_their_ranges);
+    CIO_TEST(tc, test_config_checker_errors_join_the_file_errors_in_line_order);
     suite_add_tcase(s, tc);
 
     tc = cio_test_case("helpers");

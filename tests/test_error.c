@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <limits.h>
 
+#include <unistd.h>
+
 #include "testutil.h"
 
 /* coreio's own codes, generated from the same table as the library's. */
@@ -181,6 +183,56 @@ START_TEST(test_log_records_below_min_level_are_dropped)
 }
 END_TEST
 
+/* cio_log(): tags before the message for a handler; a level change keeps the handler. */
+START_TEST(test_log_tags_worker_listener_and_service)
+{
+    cio_test_log_t log;
+    capture_log_from(&log, CIO_LOG_DEBUG);
+    cio_log_tags_t tags = {.service = "kv", .listener = "front", .worker = 1};
+    cio_log(CIO_LOG_WARNING, &tags, "%d keys", 5);
+    ck_assert_int_eq(log.records, 1);
+    ck_assert_int_eq(log.last_level, CIO_LOG_WARNING);
+    ck_assert_str_eq(log.text, "[worker 1] [listener front] kv: 5 keys\n"); /* as captured */
+    capture_log_from(&log, CIO_LOG_DEBUG);
+    cio_log(CIO_LOG_INFO, &(cio_log_tags_t){.worker = -1}, "untagged");
+    ck_assert_str_eq(log.text, "untagged\n");
+    cio_log_set_level(CIO_LOG_ERROR);
+    cio_log(CIO_LOG_WARNING, &tags, "dropped");
+    ck_assert_int_eq(log.records, 1);
+    cio_log(CIO_LOG_ERROR, NULL, "kept");
+    ck_assert_int_eq(log.records, 2); /* the same handler still gets records */
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+}
+END_TEST
+
+/* The default handler in JSON: one object per line, the message escaped. */
+START_TEST(test_log_json_format_writes_one_escaped_object_per_record)
+{
+    int fds[2], saved = dup(STDERR_FILENO);
+    ck_assert_int_eq(pipe(fds), 0);
+    dup2(fds[1], STDERR_FILENO);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    cio_log_set_format(CIO_LOG_JSON);
+    cio_log(CIO_LOG_INFO, &(cio_log_tags_t){.service = "s", .listener = "l\"1", .worker = 0},
+            "say \"hi\"\n\tbye\\");
+    cio_log_set_format(CIO_LOG_TEXT);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    char buf[512] = "";
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    close(fds[0]);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "{\"time\":", 8) == 0, "%s", buf);
+    ck_assert_msg(strstr(buf,
+                         ",\"level\":\"INFO\",\"worker\":0,\"listener\":\"l\\\"1\","
+                         "\"service\":\"s\",\"msg\":\"say \\\"hi\\\"\\u000a\\u0009bye\\\\\"}\n"),
+                  "%s", buf);
+    ck_assert_ptr_eq(strchr(buf, '\n'), buf + n - 1); /* one line */
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("error");
@@ -198,6 +250,8 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_log_level_names);
     CIO_TEST(tc, test_log_level_name_out_of_range_is_unknown);
     CIO_TEST(tc, test_log_min_level_delivers_error_reports);
+    CIO_TEST(tc, test_log_tags_worker_listener_and_service);
+    CIO_TEST(tc, test_log_json_format_writes_one_escaped_object_per_record);
     CIO_TEST(tc, test_log_records_below_min_level_are_dropped);
     suite_add_tcase(s, tc);
     return s;

@@ -1,11 +1,10 @@
 /*
  * tests/test_services.c: the built-in services (framework/builtin.h) as a
- * worker runs them: each test starts one service's factory (with its
- * worker_init state) on a loop in a server thread, on 127.0.0.1 port 0, and
- * talks to it from the test's thread with blocking sockets, asserting the
- * bytes that come back. echo and discard over TCP and UDP; http-hello's
- * responses, keep-alive rules, pipelining, split requests, bodies, errors,
- * and curl as a real client.
+ * worker runs them: each test starts one service (its start and
+ * listener_start, through a standalone context) on a loop in a server thread, on 127.0.0.1 port 0,
+ * and talks to it from the test's thread with blocking sockets, asserting the bytes that come back.
+ * echo and discard over TCP and UDP; http-hello's responses, keep-alive rules, pipelining, split
+ * requests, bodies, errors, and curl as a real client.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,7 +33,7 @@ typedef struct fixture {
     pthread_t thread;
     sem_t ready;
     cio_loop_t *loop;
-    void *state; /* the service's worker state, on the server thread */
+    cio_service_ctx_t *ctx; /* the service's context, as a worker gives it */
     int port;
     int error; /* why the service did not start, 0 if it did */
 } fixture_t;
@@ -49,15 +48,26 @@ static int port_of_fd(int fd)
     return ntohs(a.sin_port);
 }
 
+/* The service started alone on a loop (framework/context.c, exported for tests). */
+CIO_EXTERN int cio__service_standalone(const cio_service_t *svc, cio_loop_t *loop,
+                                       cio_service_ctx_t **out);
+CIO_EXTERN void cio__service_standalone_free(cio_service_ctx_t *ctx);
+
+static cio_protocol_t *fixture_factory(void *arg)
+{
+    fixture_t *fx = arg;
+    return fx->svc->factory(fx->ctx);
+}
+
 /* Open the service on @p loop; fills fx->port. Returns the server or transport. */
-static void *open_service(fixture_t *fx, void *state)
+static void *open_service(fixture_t *fx)
 {
     cio_future_t *f;
     if (fx->dgram) {
         cio_datagram_opts_t opts = {.local_host = "127.0.0.1", .local_port = "0"};
-        f = cio_loop_create_datagram_endpoint(fx->loop, fx->svc->factory, state, &opts);
+        f = cio_loop_create_datagram_endpoint(fx->loop, fixture_factory, fx, &opts);
     } else {
-        f = cio_loop_create_server(fx->loop, fx->svc->factory, state, "127.0.0.1", "0", NULL);
+        f = cio_loop_create_server(fx->loop, fixture_factory, fx, "127.0.0.1", "0", NULL);
     }
     void *res = NULL;
     fx->error = f ? cio_loop_run_until_complete(fx->loop, f, &res) : -EINVAL;
@@ -82,7 +92,7 @@ static void *open_service(fixture_t *fx, void *state)
 }
 
 /* Close the service: wait for its connections to go, then its worker state. */
-static void close_service(fixture_t *fx, void *handle, void *state)
+static void close_service(fixture_t *fx, void *handle)
 {
     if (fx->dgram) {
         cio_transport_close(handle);
@@ -96,29 +106,24 @@ static void close_service(fixture_t *fx, void *handle, void *state)
         cio_future_unref(f);
         cio_server_free(handle);
     }
-    if (fx->svc->worker_teardown)
-        fx->svc->worker_teardown(state);
+    cio__service_standalone_free(fx->ctx);
 }
 
 static void *serve_thread(void *arg)
 {
     fixture_t *fx = arg;
-    void *state = fx->svc->arg, *handle = NULL;
+    void *handle = NULL;
     fx->loop = cio_loop_new();
-    if (!fx->loop)
-        fx->error = -ENOMEM;
-    else if (fx->svc->worker_init)
-        fx->error = fx->svc->worker_init(fx->svc->arg, fx->loop, &state);
-    bool inited = fx->loop && fx->error == 0;
-    fx->state = state;
-    if (inited)
-        handle = open_service(fx, state);
+    fx->error = fx->loop ? cio__service_standalone(fx->svc, fx->loop, &fx->ctx) : -ENOMEM;
+    bool started = fx->error == 0;
+    if (started)
+        handle = open_service(fx);
     sem_post(&fx->ready);
     if (handle) {
         cio_loop_run_forever(fx->loop);
-        close_service(fx, handle, state);
-    } else if (inited && fx->svc->worker_teardown) {
-        fx->svc->worker_teardown(state);
+        close_service(fx, handle);
+    } else if (started) {
+        cio__service_standalone_free(fx->ctx);
     }
     cio_loop_free(fx->loop);
     return NULL;
@@ -227,8 +232,8 @@ START_TEST(test_echo_and_discard_descriptors_serve_streams_and_datagrams)
     ck_assert_uint_eq(cio__service_discard.kinds, CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM);
     ck_assert_str_eq(cio__service_http_hello.name, "http-hello");
     ck_assert_uint_eq(cio__service_http_hello.kinds, CIO_SERVICE_STREAM);
-    ck_assert_ptr_nonnull(cio__service_http_hello.worker_init);
-    ck_assert_ptr_nonnull(cio__service_http_hello.worker_teardown);
+    ck_assert_ptr_nonnull(cio__service_http_hello.listener_start);
+    ck_assert_ptr_nonnull(cio__service_http_hello.listener_stop);
 }
 END_TEST
 
@@ -808,7 +813,7 @@ END_TEST
 static int drain_cb(void *arg)
 {
     fixture_t *fx = arg;
-    fx->svc->drain(fx->state);
+    fx->svc->drain(fx->ctx);
     return 0;
 }
 

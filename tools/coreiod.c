@@ -12,18 +12,29 @@
 
 #include "coreio.h"
 #include "coreio/app.h"
+#include "coreio/service.h"
 
 #include "config.h" /* PACKAGE_VERSION */
 
-enum { OPT_PRINT_DEFAULT = 256, OPT_WORKERS, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+enum {
+    OPT_PRINT_DEFAULT = 256,
+    OPT_LIST_SERVICES,
+    OPT_WORKERS,
+    OPT_LOG_LEVEL,
+    OPT_HELP,
+    OPT_VERSION
+};
 
 static const char usage_text[] =
     "usage: coreiod [-c FILE] [-t] [--print-default-config] [--workers N] [--log-level LEVEL]\n"
+    "       coreiod [-c FILE] --list-services\n"
     "       coreiod --help | --version\n"
     "\n"
     "  -c FILE                 run the configuration in FILE (default: the embedded one)\n"
     "  -t                      check the configuration and exit: 0 valid, 1 with the errors\n"
     "  --print-default-config  print the embedded configuration and exit\n"
+    "  --list-services         print the services (built in, and from FILE's modules) with\n"
+    "                          their keys and defaults, and exit\n"
     "  --workers N             run N workers (0: one per core), overriding the file\n"
     "  --log-level LEVEL       debug, info, warning or error, overriding the file\n"
     "\n"
@@ -31,7 +42,7 @@ static const char usage_text[] =
 
 typedef struct args {
     const char *file;
-    bool test, print_default;
+    bool test, print_default, list_services;
     cio_app_opts_t app;
 } args_t;
 
@@ -59,6 +70,7 @@ static int parse_args(int argc, char **argv, args_t *a)
 {
     static const struct option longopts[] = {
         {"print-default-config", no_argument, NULL, OPT_PRINT_DEFAULT},
+        {"list-services", no_argument, NULL, OPT_LIST_SERVICES},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
@@ -77,6 +89,9 @@ static int parse_args(int argc, char **argv, args_t *a)
             break;
         case OPT_PRINT_DEFAULT:
             a->print_default = true;
+            break;
+        case OPT_LIST_SERVICES:
+            a->list_services = true;
             break;
         case OPT_WORKERS: {
             char *end;
@@ -111,6 +126,45 @@ static int parse_args(int argc, char **argv, args_t *a)
     return 0;
 }
 
+/* One service, as --list-services prints it. */
+static void print_service(const cio_service_t *svc)
+{
+    printf("%s (%s%s%s)%s%s\n", svc->name, svc->kinds & CIO_SERVICE_STREAM ? "tcp, unix" : "",
+           svc->kinds == (CIO_SERVICE_STREAM | CIO_SERVICE_DGRAM) ? ", " : "",
+           svc->kinds & CIO_SERVICE_DGRAM ? "udp" : "", svc->doc ? ": " : "",
+           svc->doc ? svc->doc : "");
+    for (size_t k = 0; k < svc->nkeys; k++) {
+        const cio_config_key_t *key = &svc->keys[k];
+        printf("    %s = %s", key->name, cio_config_type_name(key->type));
+        if (key->default_value)
+            printf(" (default %s)", key->default_value[0] ? key->default_value : "\"\"");
+        else
+            printf(" (required)");
+        if (key->min < key->max)
+            printf(" [%g..%g]", key->min, key->max);
+        printf("%s%s\n", key->doc ? ": " : "", key->doc ? key->doc : "");
+    }
+}
+
+/* --list-services: after loading the modules of the file, if one was given. */
+static int list_services(const args_t *a)
+{
+    char *errors = NULL;
+    cio_config_t *cfg =
+        a->file ? cio_config_load_checked(a->file, cio_app_check, NULL, &errors) : NULL;
+    if (a->file && !cfg) {
+        fputs(errors ? errors : "coreiod: out of memory\n", stderr);
+        free(errors);
+        return 1;
+    }
+    cio_config_free(cfg);
+    const cio_service_t *svcs[256];
+    size_t n = cio_service_list(svcs, 256);
+    for (size_t i = 0; i < n && i < 256; i++)
+        print_service(svcs[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     args_t a = {0};
@@ -121,10 +175,15 @@ int main(int argc, char **argv)
         fputs(cio_config_default_text(), stdout);
         return 0;
     }
+    if (a.test || a.list_services) /* their output is the answer: no progress lines */
+        cio_log_set_level(CIO_LOG_WARNING);
+    if (a.list_services)
+        return list_services(&a);
     signal(SIGPIPE, SIG_IGN);
     char *errors = NULL;
-    cio_config_t *cfg = a.file ? cio_config_load(a.file, &errors)
-                               : cio_config_parse(cio_config_default_text(), "<default>", &errors);
+    cio_config_t *cfg = a.file ? cio_config_load_checked(a.file, cio_app_check, NULL, &errors)
+                               : cio_config_parse_checked(cio_config_default_text(), "<default>",
+                                                          cio_app_check, NULL, &errors);
     a.app.name = "coreiod";
     a.app.config_path = a.file;
     cio_app_t *app = cfg ? cio_app_new(cfg, &a.app, &errors) : NULL;

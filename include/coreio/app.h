@@ -38,10 +38,20 @@ typedef struct cio_app_opts {
 } cio_app_opts_t;
 
 /**
- * Make an app from @p config, which it takes over (also on failure). Checks
- * what the file cannot: every listener's service is registered and speaks the
- * listener's protocol. NULL on error, with a malloc'd message in *@p error
- * when @p error is not NULL ("FILE:LINE: ..."). Any thread.
+ * The checks an app makes of a configuration beyond the file's own (a
+ * cio_config_checker_t; @p arg is unused): it loads the [module] sections'
+ * shared objects, and checks that each listener's service exists and speaks
+ * its protocol and that each [service] section's keys are declared by the
+ * service, with good values, none required missing. Give it to
+ * cio_config_load_checked() to get every error of a file at once (coreiod -t
+ * does).
+ */
+CIO_EXTERN void cio_app_check(const cio_config_t *c, cio_config_check_t *chk, void *arg);
+
+/**
+ * Make an app from @p config, which it takes over (also on failure), after
+ * cio_app_check() (modules load here if the file was parsed without it). NULL on error, with a
+ * malloc'd message in *@p error when @p error is not NULL ("FILE:LINE: ..."). Any thread.
  */
 CIO_EXTERN cio_app_t *cio_app_new(cio_config_t *config, const cio_app_opts_t *opts, char **error);
 

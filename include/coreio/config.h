@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "coreio/common.h"
 #include "coreio/log.h"
@@ -54,6 +55,33 @@ typedef struct cio_config_listener {
     unsigned line;               /* where the section starts */
 } cio_config_listener_t;
 
+/** One "key = value" line of a [service NAME] section, as written. */
+typedef struct cio_config_entry {
+    char *key;
+    char *value;
+    unsigned line;
+} cio_config_entry_t;
+
+/**
+ * A [service NAME] section: the keys of a service's own, read as text. The
+ * file only checks their syntax; what they mean is the service's (its
+ * declared cio_config_key_t list), checked by the application.
+ */
+typedef struct cio_config_service {
+    char *name;    /* the service's name */
+    unsigned line; /* where the section starts */
+    cio_config_entry_t *entries;
+    size_t nentries;
+} cio_config_service_t;
+
+/** A [module NAME] section: a shared object coreiod loads services from. */
+typedef struct cio_config_module {
+    char *name;         /* the module's name, which the object must declare */
+    unsigned line;      /* where the section starts */
+    char *path;         /* path = FILE (required); relative to the file's directory */
+    unsigned path_line; /* where path is set */
+} cio_config_module_t;
+
 /** A whole configuration: the [global] section and the listeners, in file order. */
 typedef struct cio_config {
     char *file;                /* the name errors use */
@@ -62,16 +90,92 @@ typedef struct cio_config {
     unsigned *cores;           /* cores = 0,1,... (placement = list only, then required; */
                                /* as many as workers unless workers = 0) */
     size_t ncores;
-    bool pin;                  /* pin = bool (yes) */
-    size_t executor_threads;   /* executor_threads = 0..1024, 0 = default (0) */
-    cio_log_level_t log_level; /* log_level = debug | info | warning | error (info) */
-    bool debug;                /* debug = bool: loops in debug mode (no) */
-    double drain_timeout;      /* drain_timeout = duration (10s) */
-    char *admin_host;          /* admin = HOST:PORT | off (127.0.0.1:9100); host NULL */
-    char *admin_port;          /* for *:PORT, both NULL when off */
+    bool pin;                    /* pin = bool (yes) */
+    size_t executor_threads;     /* executor_threads = 0..1024, 0 = default (0) */
+    cio_log_level_t log_level;   /* log_level = debug | info | warning | error (info) */
+    bool debug;                  /* debug = bool: loops in debug mode (no) */
+    double drain_timeout;        /* drain_timeout = duration (10s) */
+    char *admin_host;            /* admin = HOST:PORT | off (127.0.0.1:9100); host NULL */
+    char *admin_port;            /* for *:PORT, both NULL when off */
+    cio_log_format_t log_format; /* log_format = text | json (text) */
     cio_config_listener_t *listeners;
     size_t nlisteners;
+    cio_config_service_t *services; /* [service NAME] sections, in file order */
+    size_t nservices;
+    cio_config_module_t *modules; /* [module NAME] sections, in file order */
+    size_t nmodules;
 } cio_config_t;
+
+/* ---- typed keys: what a service declares and its sections hold ------------------- */
+
+/** The syntaxes of a declared key (docs/coreio.ini.5 describes each). */
+typedef enum cio_config_type {
+    CIO_CONFIG_STRING = 0, /* any text, at most CIO_CONFIG_LINE_MAX bytes */
+    CIO_CONFIG_INTEGER,    /* a decimal integer, optionally negative */
+    CIO_CONFIG_SIZE,       /* bytes, with an optional K, M or G suffix */
+    CIO_CONFIG_DURATION,   /* seconds, with an optional ms, s or m suffix */
+    CIO_CONFIG_BOOLEAN,    /* yes/no, on/off, true/false, 1/0 */
+    CIO_CONFIG_ADDRESS,    /* HOST:PORT, [V6]:PORT or *:PORT */
+    CIO_CONFIG_PATH,       /* an absolute path */
+} cio_config_type_t;
+
+/** One key a service declares for its [service NAME] section. */
+typedef struct cio_config_key {
+    const char *name;          /* [a-z0-9_], at most CIO_CONFIG_NAME_MAX bytes */
+    cio_config_type_t type;    /* its syntax */
+    const char *default_value; /* as it would be written in the file; NULL: required */
+    /* INTEGER, SIZE, DURATION: the value must lie in [min, max] when min < max
+     * (otherwise: SIZE 0..2^63-1, DURATION 0..365 days, INTEGER any int64). */
+    double min, max;
+    const char *doc; /* one line for --list-services and the docs */
+} cio_config_key_t;
+
+/** A value read as its key says. */
+typedef struct cio_config_value {
+    cio_config_type_t type;
+    union {
+        char *string; /* STRING and PATH */
+        int64_t integer;
+        uint64_t size;
+        double duration; /* seconds */
+        bool boolean;
+        struct {
+            char *host; /* NULL for * */
+            char *port;
+        } address;
+    } u;
+} cio_config_value_t;
+
+/**
+ * Read @p text as @p key declares into @p out (cleared with
+ * cio_config_value_clear()). 0; -EINVAL (not that syntax) or -ERANGE (out of
+ * the key's range) with a message in @p why; -ENOMEM. Any thread.
+ */
+CIO_EXTERN int cio_config_value_parse(const cio_config_key_t *key, const char *text,
+                                      cio_config_value_t *out, char *why, size_t why_size);
+
+/** Release what a value owns (the strings). */
+CIO_EXTERN void cio_config_value_clear(cio_config_value_t *v);
+
+/** The name of a type as the docs spell it ("size"). */
+CIO_EXTERN const char *cio_config_type_name(cio_config_type_t type);
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+/** Where a checker reports what it finds (the parser's error list). */
+typedef struct cio__parser cio_config_check_t;
+
+/**
+ * A check of what the file cannot judge alone (services, modules), run once
+ * the whole file is read, even when it has errors (the configuration is then
+ * incomplete: a listener's service may be NULL). It reports with
+ * cio_config_check_error(); its errors join the parser's, in line order.
+ */
+typedef void (*cio_config_checker_t)(const cio_config_t *c, cio_config_check_t *chk, void *arg);
+
+/** Report "FILE:LINE: message" from a checker. */
+CIO_EXTERN void cio_config_check_error(cio_config_check_t *chk, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /**
  * Parse the ini file at @p path. Returns the configuration, or NULL when the
@@ -91,6 +195,27 @@ CIO_EXTERN cio_config_t *cio_config_load(const char *path, char **errors);
  * for the file in errors ("<text>" if NULL). Any thread.
  */
 CIO_EXTERN cio_config_t *cio_config_parse(const char *text, const char *name, char **errors);
+
+/** As cio_config_load(), with @p check run over the result (NULL: none). */
+CIO_EXTERN cio_config_t *cio_config_load_checked(const char *path, cio_config_checker_t check,
+                                                 void *arg, char **errors);
+
+/** As cio_config_parse(), with @p check run over the result (NULL: none). */
+CIO_EXTERN cio_config_t *cio_config_parse_checked(const char *text, const char *name,
+                                                  cio_config_checker_t check, void *arg,
+                                                  char **errors);
+
+/**
+ * Run @p check over the configuration @p c, already parsed: 0, or -EINVAL
+ * with its errors in *@p errors as cio_config_load() gives them (-ENOMEM:
+ * out of memory, *@p errors NULL). Any thread.
+ */
+CIO_EXTERN int cio_config_check(const cio_config_t *c, cio_config_checker_t check, void *arg,
+                                char **errors);
+
+/** The [service NAME] section of @p name (it points into @p c), or NULL. */
+CIO_EXTERN const cio_config_service_t *cio_config_find_service(const cio_config_t *c,
+                                                               const char *name);
 
 /** The embedded default configuration's text (what coreiod runs with no -c): static. */
 CIO_EXTERN const char *cio_config_default_text(void);
