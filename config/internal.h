@@ -19,13 +19,14 @@
 #include "../loop/alloc.h"
 
 /* Limits of the values (docs/coreio.ini.5 states them too). */
-#define CIO__CONFIG_WORKERS_MAX  1024
-#define CIO__CONFIG_CORE_MAX     65535
-#define CIO__CONFIG_DURATION_MAX (365.0 * 86400.0) /* seconds */
-#define CIO__CONFIG_BUFFER_MAX   ((uint64_t)1 << 30)
-#define CIO__CONFIG_PATH_MAX     107 /* sun_path holds 108 bytes with the NUL */
-#define CIO__CONFIG_HOST_MAX     253
-#define CIO__CONFIG_MAX_KEYS     16 /* keys of the largest section */
+#define CIO__CONFIG_WORKERS_MAX   1024
+#define CIO__CONFIG_CORE_MAX      65535
+#define CIO__CONFIG_DURATION_MAX  (365.0 * 86400.0) /* seconds */
+#define CIO__CONFIG_IDLE_POLL_MAX 1e-3              /* seconds, as cio_workers_set_idle_poll() */
+#define CIO__CONFIG_BUFFER_MAX    ((uint64_t)1 << 30)
+#define CIO__CONFIG_PATH_MAX      107 /* sun_path holds 108 bytes with the NUL */
+#define CIO__CONFIG_HOST_MAX      253
+#define CIO__CONFIG_MAX_KEYS      16 /* keys of the largest section */
 
 /* ---- value syntaxes (value.c): 0, -EINVAL (not that syntax) or -ERANGE ---- */
 

@@ -90,6 +90,7 @@ enum {
     G_DEBUG,
     G_DRAIN,
     G_ADMIN,
+    G_IDLE_POLL,
     G_N
 };
 
@@ -243,6 +244,13 @@ static bool set_drain_timeout(cio__parser_t *p, const char *key, const char *val
     return read_duration(p, key, value, &g->drain_timeout);
 }
 
+static bool set_idle_poll(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    int rc = cio__config_duration(value, CIO__CONFIG_IDLE_POLL_MAX, &g->idle_poll);
+    return rc == 0 || refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "0..1ms");
+}
+
 /* admin = HOST:PORT, or off: no admin listener. */
 static bool set_admin(cio__parser_t *p, const char *key, const char *value)
 {
@@ -278,6 +286,7 @@ static const key_def_t global_keys[G_N] = {
     [G_DEBUG] = {"debug", set_debug},
     [G_DRAIN] = {"drain_timeout", set_drain_timeout},
     [G_ADMIN] = {"admin", set_admin},
+    [G_IDLE_POLL] = {"idle_poll", set_idle_poll},
 };
 
 void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
@@ -290,6 +299,7 @@ void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
     c->log_format = CIO_LOG_TEXT;
     c->debug = false;
     c->drain_timeout = 10.0;
+    c->idle_poll = 50e-6;
     c->admin_host = cio__config_strdup(p, "127.0.0.1");
     c->admin_port = cio__config_strdup(p, "9100");
 }

@@ -575,6 +575,7 @@ static void reload(cio_app_t *app)
     warn_restart_only(app, app->cfg, nc);
     cio_log_set_level(nc->log_level);
     cio_log_set_format(nc->log_format);
+    cio_workers_set_idle_poll(nc->idle_poll);
     cio_config_free(app->cfg);
     app->cfg = nc;
     app_log(app, CIO_LOG_INFO, "reloaded: %zu listener%s, %zu of them opened or moved", n,
@@ -631,6 +632,7 @@ static int start(cio_app_t *app)
 {
     cio_log_set_level(app->cfg->log_level);
     cio_log_set_format(app->cfg->log_format);
+    cio_workers_set_idle_poll(app->cfg->idle_poll);
     int rc = start_workers(app);
     if (rc == 0)
         rc = open_admin(app);

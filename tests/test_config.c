@@ -144,6 +144,7 @@ START_TEST(test_config_empty_text_has_every_global_default)
     ck_assert_int_eq(c->log_level, CIO_LOG_INFO);
     ck_assert(!c->debug);
     ck_assert_double_eq(c->drain_timeout, 10.0);
+    ck_assert_double_eq(c->idle_poll, 50e-6);
     ck_assert_str_eq(c->admin_host, "127.0.0.1");
     ck_assert_str_eq(c->admin_port, "9100");
     ck_assert_uint_eq(c->nlisteners, 0);
@@ -417,6 +418,7 @@ START_TEST(test_config_global_value_errors)
          "t:2: debug: \"2\" is not a boolean (yes/no, on/off, true/false, 1/0)\n"},
         {"[global]\nlog_level = warn\n",
          "t:2: log_level: \"warn\" is not one of debug, info, warning, error\n"},
+        {"[global]\nidle_poll = 2ms\n", "t:2: idle_poll: 2ms is out of range (0..1ms)\n"},
         {"[global]\ndrain_timeout = soon\n",
          "t:2: drain_timeout: \"soon\" is not a duration (a number with ms, s or m)\n"},
         {"[global]\nadmin = 9100\n", "t:2: admin: expected HOST:PORT\n"},

@@ -852,6 +852,22 @@ START_TEST(test_64_calls_in_flight_cost_few_messages_and_wakeups)
 }
 END_TEST
 
+/* Loops that may not poll (workers sharing cores) sleep between batches; calls still batch. */
+START_TEST(test_idle_poll_is_checked_and_zero_still_batches)
+{
+    ck_assert_int_eq(cio_workers_set_idle_poll(-1e-6), -EINVAL);
+    ck_assert_int_eq(cio_workers_set_idle_poll(2e-3), -EINVAL);
+    ck_assert_int_eq(cio_workers_set_idle_poll(0.0 / 0.0), -EINVAL);
+    ck_assert_int_eq(cio_workers_set_idle_poll(0), 0);
+    stream_t s = {.n = 10000, .inflight = 64};
+    run_stream(&s);
+    uint64_t msgs = s.after[1].mailbox_received - s.before[1].mailbox_received;
+    ck_assert_msg(msgs <= (uint64_t)s.n / 4, "%llu messages for %d calls", (unsigned long long)msgs,
+                  s.n);
+    ck_assert_int_eq(cio_workers_set_idle_poll(50e-6), 0);
+}
+END_TEST
+
 START_TEST(test_100000_calls_64_in_flight_are_all_answered_in_order)
 {
     stream_t s = {.n = 100000, .inflight = 64};
@@ -880,6 +896,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_bad_arguments_and_no_memory_return_null_after_free_arg);
     CIO_TEST(tc, test_64_calls_in_flight_cost_few_messages_and_wakeups);
     CIO_TEST(tc, test_100000_calls_64_in_flight_are_all_answered_in_order);
+    CIO_TEST(tc, test_idle_poll_is_checked_and_zero_still_batches);
     suite_add_tcase(s, tc);
     return s;
 }

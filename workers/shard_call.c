@@ -21,14 +21,17 @@
  * running the requests and writing their outcomes. Each side then lets go of
  * the batch on its own, and its @owners count says which one frees it.
  *
- * A loop that sent or answered a batch stays awake for AWAKE_NS (a callback
+ * A loop that sent or answered a batch stays awake for 50 us (a callback
  * that schedules itself keeps its poll from blocking; I/O and timers are
  * served as usual): the other side's next message usually comes within
  * microseconds, and a sleep and wake-up, two context switches, costs more
  * than a whole batch of calls. Without it, 64 calls in flight between two
- * idle workers cost as much as the wake-ups, one per batch each way.
+ * idle workers cost as much as the wake-ups, one per batch each way. Where
+ * loops share cores, polling takes the CPU the other side needs:
+ * cio_workers_set_idle_poll(0) lets them sleep at once.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
@@ -38,7 +41,8 @@
 
 #define BATCH_CAP 64    /* calls per message; a full batch is sent at once */
 #define SPARE_MAX 4     /* empty batches a home keeps for reuse */
-#define AWAKE_NS  50000 /* how long a loop stays awake for the other side's next batch */
+#define AWAKE_NS  50000 /* by default, how long a loop stays awake for the next batch */
+#define AWAKE_MAX 1e-3  /* seconds cio_workers_set_idle_poll() accepts at most */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -149,10 +153,24 @@ static int awake_cb(void *arg)
     return 0;
 }
 
-/* Keep @p h's loop awake for AWAKE_NS from now (best effort). */
+/* How long loops stay awake, in ns; relaxed: a setting, read again at every batch. */
+static _Atomic uint64_t awake_ns = AWAKE_NS;
+
+int cio_workers_set_idle_poll(double seconds)
+{
+    if (!(seconds >= 0 && seconds <= AWAKE_MAX))
+        return -EINVAL;
+    atomic_store_explicit(&awake_ns, (uint64_t)(seconds * 1e9), memory_order_relaxed);
+    return 0;
+}
+
+/* Keep @p h's loop awake for awake_ns from now (best effort; 0: not at all). */
 static void stay_awake(home_t *h)
 {
-    h->awake_until = now_ns() + AWAKE_NS;
+    uint64_t ns = atomic_load_explicit(&awake_ns, memory_order_relaxed);
+    if (ns == 0)
+        return;
+    h->awake_until = now_ns() + ns;
     if (!h->awake_scheduled)
         h->awake_scheduled = cio_loop_call_soon(h->loop, awake_cb, h, NULL) == 0;
 }

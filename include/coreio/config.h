@@ -90,13 +90,14 @@ typedef struct cio_config {
     unsigned *cores;           /* cores = 0,1,... (placement = list only, then required; */
                                /* as many as workers unless workers = 0) */
     size_t ncores;
-    bool pin;                    /* pin = bool (yes) */
-    size_t executor_threads;     /* executor_threads = 0..1024, 0 = default (0) */
-    cio_log_level_t log_level;   /* log_level = debug | info | warning | error (info) */
-    bool debug;                  /* debug = bool: loops in debug mode (no) */
-    double drain_timeout;        /* drain_timeout = duration (10s) */
-    char *admin_host;            /* admin = HOST:PORT | off (127.0.0.1:9100); host NULL */
-    char *admin_port;            /* for *:PORT, both NULL when off */
+    bool pin;                  /* pin = bool (yes) */
+    size_t executor_threads;   /* executor_threads = 0..1024, 0 = default (0) */
+    cio_log_level_t log_level; /* log_level = debug | info | warning | error (info) */
+    bool debug;                /* debug = bool: loops in debug mode (no) */
+    double drain_timeout;      /* drain_timeout = duration (10s) */
+    double idle_poll; /* idle_poll = duration 0..1ms (0.05ms): cio_workers_set_idle_poll() */
+    char *admin_host; /* admin = HOST:PORT | off (127.0.0.1:9100); host NULL */
+    char *admin_port; /* for *:PORT, both NULL when off */
     cio_log_format_t log_format; /* log_format = text | json (text) */
     cio_config_listener_t *listeners;
     size_t nlisteners;

@@ -170,6 +170,15 @@ CIO_EXTERN cio_future_t *cio_workers_map_reduce(cio_workers_t *w, const cio_shar
                                                 void *init, void (*free_acc)(void *acc));
 
 /**
+ * How long a loop that sent or answered a batch of cross-shard calls keeps
+ * polling without sleeping, waiting for the next (see above): 50 µs unless
+ * set; 0 lets loops sleep at once, the right choice when workers share cores
+ * with each other or with other busy threads. 0 to 1 ms; -EINVAL otherwise.
+ * Process-wide, for every loop from its next batch on. Any thread.
+ */
+CIO_EXTERN int cio_workers_set_idle_poll(double seconds);
+
+/**
  * Stop every worker's loop after its current iteration, join the threads and
  * free everything (each loop is closed, which cancels what is pending).
  * Not from a worker thread. NULL is ignored.
