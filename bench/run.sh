@@ -120,5 +120,22 @@ if [ -x "$coreiod" ]; then
     echo
     top_srcdir="$s" sh "$s/bench/http_run.sh" "$@" || status=1
 fi
+
+echo
+echo "## Cross-shard calls"
+"$b/bench/bench_shard_call" || status=1
+
+if [ -x "$coreiod" ] && [ -x "$b/tools/coreio-bench" ] && command -v pkg-config >/dev/null 2>&1; then
+    echo
+    echo "## The kv example: CPU time"
+    sh "$s/bench/kv_run.sh" "$b" "$s" || status=1
+    if command -v valgrind >/dev/null 2>&1; then
+        echo
+        echo "## The kv example: instructions per request"
+        sh "$s/bench/callgrind_kv.sh" "$b" "$s" || status=1
+    fi
+else
+    echo "skipped the kv example: needs tools/coreiod, tools/coreio-bench and pkg-config" >&2
+fi
 exit $status
 

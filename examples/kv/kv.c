@@ -19,10 +19,8 @@
  *
  * Build: cc -shared -fPIC -o kv.so kv.c $(pkg-config --cflags --libs coreio)
  */
-#define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +49,8 @@ typedef struct table {
 typedef struct shard {
     table_t keys;
     table_t counters; /* INCR's, the value a decimal number */
+    size_t share;     /* max_keys / workers: the keys this worker may own */
+    uint64_t max_value;
     cio_metric_t *requests, *forwarded, *nkeys;
 } shard_t;
 
@@ -141,81 +141,98 @@ static void table_clear(table_t *t)
 
 enum { CMD_SET, CMD_GET, CMD_DEL, CMD_INCR };
 
-/* A request for the owner of its key: what a forwarded call carries. */
+/* An answer, ended by "\n": inline when it fits (nearly always), else malloc'd. */
+typedef struct answer {
+    size_t len;
+    char *big;
+    char text[112];
+} answer_t;
+
+static const char *answer_text(const answer_t *a)
+{
+    return a->big ? a->big : a->text;
+}
+
+/* @p head, then @p len bytes at @p tail, then "\n"; -ENOMEM when it cannot be kept. */
+static int answer_set(answer_t *a, const char *head, const char *tail, size_t len)
+{
+    size_t n = strlen(head) + len + 1;
+    char *to = n <= sizeof(a->text) ? a->text : (a->big = malloc(n));
+    if (!to)
+        return -ENOMEM;
+    memcpy(to, head, strlen(head));
+    memcpy(to + strlen(head), tail, len);
+    to[n - 1] = '\n';
+    a->len = n;
+    return 0;
+}
+
+/*
+ * A request for the owner of its key. A forwarded one is one allocation: the
+ * key and value copied after it, and the room where the owner writes the
+ * answer, so that nothing crosses threads but the request itself, which the
+ * caller frees once it has the answer.
+ */
 typedef struct request {
     int cmd;
     uint64_t hash;
+    const char *key, *value;
     size_t klen, vlen;
-    char data[]; /* the key, then the value */
+    answer_t answer;
+    char data[]; /* a forwarded request's key, then its value */
 } request_t;
 
-/* An answer: malloc'd, ended by "\n". */
-static char *answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *answer(const char *fmt, ...)
+static int apply_set(shard_t *s, request_t *r)
 {
-    char *s = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
-static char *apply_set(cio_service_ctx_t *ctx, shard_t *s, const request_t *r)
-{
-    size_t share = ((size_t)cio_service_int(ctx, "max_keys") + cio_service_nworkers(ctx) - 1) /
-                   cio_service_nworkers(ctx);
-    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->data, r->klen) : NULL;
-    if ((!slot || !*slot) && s->keys.count >= share)
-        return answer("ERR full\n");
-    if (table_set(&s->keys, r->hash, r->data, r->klen, r->data + r->klen, r->vlen) < 0)
-        return NULL;
+    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->key, r->klen) : NULL;
+    if ((!slot || !*slot) && s->keys.count >= s->share)
+        return answer_set(&r->answer, "ERR full", "", 0);
+    if (table_set(&s->keys, r->hash, r->key, r->klen, r->value, r->vlen) < 0)
+        return -ENOMEM;
     cio_gauge_set(s->nkeys, (double)s->keys.count);
-    return answer("STORED\n");
+    return answer_set(&r->answer, "STORED", "", 0);
 }
 
-static char *apply_get(shard_t *s, const request_t *r)
+static int apply_get(shard_t *s, request_t *r)
 {
-    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->data, r->klen) : NULL;
+    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->key, r->klen) : NULL;
     if (!slot || !*slot)
-        return answer("NOT_FOUND\n");
-    return answer("VALUE %.*s\n", (int)(*slot)->vlen, (*slot)->data + (*slot)->klen);
+        return answer_set(&r->answer, "NOT_FOUND", "", 0);
+    return answer_set(&r->answer, "VALUE ", (*slot)->data + (*slot)->klen, (*slot)->vlen);
 }
 
-static char *apply_del(shard_t *s, const request_t *r)
+static int apply_del(shard_t *s, request_t *r)
 {
-    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->data, r->klen) : NULL;
+    entry_t **slot = s->keys.nbuckets ? slot_of(&s->keys, r->hash, r->key, r->klen) : NULL;
     if (!slot || !*slot)
-        return answer("NOT_FOUND\n");
+        return answer_set(&r->answer, "NOT_FOUND", "", 0);
     entry_t *e = *slot;
     *slot = e->next;
     free(e);
     s->keys.count--;
     cio_gauge_set(s->nkeys, (double)s->keys.count);
-    return answer("DELETED\n");
+    return answer_set(&r->answer, "DELETED", "", 0);
 }
 
-static char *apply_incr(shard_t *s, const request_t *r)
+static int apply_incr(shard_t *s, request_t *r)
 {
-    entry_t **slot = s->counters.nbuckets ? slot_of(&s->counters, r->hash, r->data, r->klen) : NULL;
+    entry_t **slot = s->counters.nbuckets ? slot_of(&s->counters, r->hash, r->key, r->klen) : NULL;
     char text[24] = "0";
     if (slot && *slot) /* the value is not NUL-terminated */
         memcpy(text, (*slot)->data + (*slot)->klen, (*slot)->vlen);
-    long long v = strtoll(text, NULL, 10) + 1;
-    int n = snprintf(text, sizeof(text), "%lld", v);
-    if (table_set(&s->counters, r->hash, r->data, r->klen, text, (size_t)n) < 0)
-        return NULL;
-    return answer("%lld\n", v);
+    int n = snprintf(text, sizeof(text), "%lld", strtoll(text, NULL, 10) + 1);
+    if (table_set(&s->counters, r->hash, r->key, r->klen, text, (size_t)n) < 0)
+        return -ENOMEM;
+    return answer_set(&r->answer, text, "", 0);
 }
 
-/* Apply @p r to this worker's shard: the answer, or NULL when out of memory. */
-static char *apply(cio_service_ctx_t *ctx, const request_t *r)
+/* Apply @p r to this worker's shard, writing its answer into it: 0 or -ENOMEM. */
+static int apply(cio_service_ctx_t *ctx, request_t *r)
 {
     shard_t *s = cio_service_state(ctx);
     switch (r->cmd) {
     case CMD_SET:
-        return apply_set(ctx, s, r);
+        return apply_set(s, r);
     case CMD_GET:
         return apply_get(s, r);
     case CMD_DEL:
@@ -225,21 +242,54 @@ static char *apply(cio_service_ctx_t *ctx, const request_t *r)
     }
 }
 
-/* A cross-shard call's function, on the owner. */
+/* A cross-shard call's function, on the owner: the answer goes into the request. */
 static int apply_remote(cio_service_ctx_t *ctx, void *arg, void **result)
 {
-    return (*result = apply(ctx, arg)) ? 0 : -ENOMEM;
+    return apply(ctx, arg);
 }
 
-static request_t *request_new(int cmd, const char *key, size_t klen, const char *value, size_t vlen)
+/* A copy of @p r that can travel to another worker; NULL when out of memory. */
+static request_t *request_copy(const request_t *r)
 {
-    request_t *r = malloc(sizeof(*r) + klen + vlen);
-    if (!r)
+    request_t *c = malloc(sizeof(*c) + r->klen + r->vlen);
+    if (!c)
         return NULL;
-    *r = (request_t){.cmd = cmd, .hash = hash_of(key, klen), .klen = klen, .vlen = vlen};
-    memcpy(r->data, key, klen);
-    memcpy(r->data + klen, value, vlen);
-    return r;
+    *c = *r;
+    c->key = memcpy(c->data, r->key, r->klen);
+    c->value = memcpy(c->data + r->klen, r->value, r->vlen);
+    return c;
+}
+
+static void request_free(request_t *r)
+{
+    if (r)
+        free(r->answer.big);
+    free(r);
+}
+
+/*
+ * The forwarded requests of one read for one owner, sent as one cross-shard
+ * call: a client that pipelines costs one call per owner and read, not one
+ * per request. It lists the requests' pending entries (which hold the
+ * requests); the owner writes each answer into its request, and the caller
+ * frees the batch once the call's future is done (on_batch).
+ */
+struct pending;
+typedef struct batch {
+    struct conn *c;
+    size_t n, cap;
+    struct pending *pend[];
+} batch_t;
+
+static int apply_pending(cio_service_ctx_t *ctx, struct pending *p);
+
+/* The cross-shard call's function, on the owner: every request of the batch. */
+static int apply_batch(cio_service_ctx_t *ctx, void *arg, void **result)
+{
+    batch_t *b = arg;
+    for (size_t i = 0; i < b->n; i++)
+        apply_pending(ctx, b->pend[i]);
+    return 0;
 }
 
 /* STATS, on every worker: how many keys it owns. */
@@ -254,14 +304,29 @@ static int count_keys(cio_service_ctx_t *ctx, void *arg, void **result)
 
 struct conn;
 
-/* An answer not written yet: its text, or the future that will give it. */
+/*
+ * An answer not written yet: a forwarded request (its future settles when
+ * the owner has written the answer into it), STATS's future, or a local
+ * answer waiting behind them.
+ */
 typedef struct pending {
     struct pending *next;
-    struct conn *c;
-    char *text;        /* an answer made here, or NULL */
-    cio_future_t *fut; /* a forwarded request's, or STATS's */
-    bool stats;        /* fut is STATS's: its result is the keys per worker */
+    request_t *req;    /* forwarded: the request, in this entry's memory (after it) */
+    cio_future_t *fut; /* forwarded (once its batch is sent) or STATS; NULL: answer holds it */
+    answer_t answer;
+    size_t room; /* bytes of key and value the request after the entry can hold */
 } pending_t;
+
+#define ROOM_SMALL 256 /* the room of entries kept for reuse */
+#define POOL_MAX   64  /* entries a connection keeps for reuse */
+
+/* On the owner: @p p's request (the caller does not touch it until fut is done). */
+static int apply_pending(cio_service_ctx_t *ctx, pending_t *p)
+{
+    if (apply(ctx, p->req) < 0) /* the short answer fits inline: no allocation */
+        answer_set(&p->req->answer, "ERR out of memory", "", 0);
+    return 0;
+}
 
 typedef struct conn {
     cio_protocol_t base;
@@ -269,7 +334,11 @@ typedef struct conn {
     cio_transport_t *t;
     cio_framer_t framer;
     pending_t *head, *tail;
-    char *out; /* answers gathered for one write: one system call per read, not per answer */
+    pending_t
+        *pool; /* spare entries of ROOM_SMALL: no allocation per request in the steady state */
+    size_t npool;
+    batch_t **gather; /* per owner: the requests of this read to forward (NULL until needed) */
+    char *out;        /* answers gathered for one write: one system call per read, not per answer */
     size_t outlen, outcap;
     size_t refs; /* the transport's, plus one per future that will call back */
     bool eof;    /* the peer is done sending: close once every answer is out */
@@ -281,6 +350,11 @@ static void conn_unref(conn_t *c)
     if (--c->refs > 0)
         return;
     cio_framer_clear(&c->framer);
+    for (pending_t *p = c->pool, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
+    free(c->gather);
     free(c->out);
     free(c);
 }
@@ -311,68 +385,66 @@ static int send_out(conn_t *c)
     return rc;
 }
 
-/* STATS's answer from the futures' per-worker counts. */
-static char *stats_text(cio_future_t *fut, size_t nworkers)
+/* Emit STATS's answer from the future's per-worker counts. */
+static void emit_stats(conn_t *c, cio_future_t *fut)
 {
     void **counts = NULL;
-    if (cio_future_result(fut, (void **)&counts) < 0)
-        return answer("ERR %s\n", cio_strerror(cio_future_error(fut)));
-    char shards[1024] = "";
-    size_t total = 0, used = 0;
-    for (size_t i = 0; i < nworkers; i++) {
-        total += (uintptr_t)counts[i];
-        used += (size_t)snprintf(shards + used, sizeof(shards) - used, "%s%zu", i ? "," : "",
-                                 (size_t)(uintptr_t)counts[i]);
-        if (used >= sizeof(shards))
-            break;
+    char text[1024];
+    size_t n = 0, total = 0, workers = cio_service_nworkers(c->ctx);
+    if (cio_future_result(fut, (void **)&counts) < 0) {
+        n = (size_t)snprintf(text, sizeof(text), "ERR %s\n", cio_strerror(cio_future_error(fut)));
+    } else {
+        for (size_t i = 0; i < workers; i++)
+            total += (uintptr_t)counts[i];
+        n = (size_t)snprintf(text, sizeof(text), "STATS keys=%zu shards=", total);
+        for (size_t i = 0; i < workers && n < sizeof(text); i++)
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%zu", i ? "," : "",
+                                  (size_t)(uintptr_t)counts[i]);
+        n += n < sizeof(text) ? (size_t)snprintf(text + n, sizeof(text) - n, "\n") : 0;
     }
-    return answer("STATS keys=%zu shards=%s\n", total, shards);
+    emit(c, text, n < sizeof(text) ? n : sizeof(text) - 1);
 }
 
-/* The text of a finished answer (the future's result belongs to the future). */
-static const char *pending_text(pending_t *p, char **owned)
+/* Emit @p p's answer (out of memory: that answer is lost, as a failed write would lose it). */
+static void emit_pending(conn_t *c, pending_t *p)
 {
-    void *text = NULL;
-    if (p->text)
-        return p->text;
-    if (p->stats)
-        return *owned = stats_text(p->fut, cio_service_nworkers(p->c->ctx));
-    if (cio_future_result(p->fut, &text) < 0)
-        return *owned = answer("ERR %s\n", cio_strerror(cio_future_error(p->fut)));
-    return text;
+    char err[160];
+    if (!p->fut) {
+        emit(c, answer_text(&p->answer), p->answer.len);
+    } else if (!p->req) {
+        emit_stats(c, p->fut);
+    } else if (cio_future_error(p->fut) == 0) { /* the owner wrote the answer into req */
+        emit(c, answer_text(&p->req->answer), p->req->answer.len);
+    } else {
+        int n = snprintf(err, sizeof(err), "ERR %s\n", cio_strerror(cio_future_error(p->fut)));
+        emit(c, err, (size_t)n);
+    }
 }
 
-/* Write the answers that are ready, in order, up to the first still waiting. */
+/* Whether @p p's answer is known: a local one, or its future is done. */
+static bool ready(const pending_t *p)
+{
+    return p->fut ? cio_future_done(p->fut) : !p->req;
+}
+
+static void pending_put(conn_t *c, pending_t *p);
+
+/* Emit the answers that are ready, in order, up to the first still waiting. */
 static void flush(conn_t *c)
 {
-    while (c->head && (c->head->text || cio_future_done(c->head->fut))) {
+    while (c->head && ready(c->head)) {
         pending_t *p = c->head;
-        char *owned = NULL;
-        const char *text = pending_text(p, &owned);
-        if (!c->lost && text)
-            emit(c, text, strlen(text)); /* out of memory: that answer is lost, as the write */
-        free(owned);
+        if (!c->lost)
+            emit_pending(c, p);
         c->head = p->next;
         if (!c->head)
             c->tail = NULL;
-        free(p->text);
-        cio_future_unref(p->fut);
-        free(p);
+        pending_put(c, p);
     }
     if (c->eof && !c->head && !c->lost) {
         send_out(c);
         cio_transport_close(c->t); /* after what is buffered is sent */
     }
-}
-
-static void enqueue(conn_t *c, pending_t *p)
-{
-    p->c = c;
-    if (c->tail)
-        c->tail->next = p;
-    else
-        c->head = p;
-    c->tail = p;
 }
 
 static int on_answer(cio_future_t *fut, void *arg)
@@ -384,43 +456,151 @@ static int on_answer(cio_future_t *fut, void *arg)
     return 0;
 }
 
-/* Queue an answer that is @p text (taken over) or will be @p fut's (taken over). */
-static int queue(conn_t *c, char *text, cio_future_t *fut, bool stats)
+/* A new entry at the end of the queue, with room for @p data bytes of request; NULL when
+ * out of memory. */
+static pending_t *enqueue(conn_t *c, size_t data)
 {
-    pending_t *p = calloc(1, sizeof(*p));
-    if (!p || (fut && cio_future_add_done_callback(fut, on_answer, c) < 0)) {
-        free(p);
-        free(text);
-        cio_future_unref(fut);
-        return -ENOMEM;
+    pending_t *p = data <= ROOM_SMALL ? c->pool : NULL;
+    if (p) {
+        c->pool = p->next;
+        c->npool--;
+    } else {
+        size_t room = data <= ROOM_SMALL ? ROOM_SMALL : data;
+        if (!(p = malloc(sizeof(*p) + sizeof(request_t) + room)))
+            return NULL;
+        p->room = room;
     }
-    *p = (pending_t){.text = text, .fut = fut, .stats = stats};
-    c->refs += fut != NULL;
-    enqueue(c, p);
+    p->next = NULL;
+    p->req = NULL;
+    p->fut = NULL;
+    p->answer.len = 0; /* its text is written only with its length */
+    p->answer.big = NULL;
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    return p;
+}
+
+/* Release what @p p holds, and keep it for reuse if it is of the pooled size. */
+static void pending_put(conn_t *c, pending_t *p)
+{
+    free(p->answer.big);
+    if (p->req)
+        free(p->req->answer.big);
+    cio_future_unref(p->fut);
+    if (p->room == ROOM_SMALL && c->npool < POOL_MAX) {
+        p->next = c->pool;
+        c->pool = p;
+        c->npool++;
+    } else {
+        free(p);
+    }
+}
+
+/* Queue STATS's future @p fut (taken over); 0 or -ENOMEM. */
+static int queue_future(conn_t *c, cio_future_t *fut)
+{
+    pending_t *p = enqueue(c, 0);
+    if (!p || cio_future_add_done_callback(fut, on_answer, c) < 0) {
+        cio_future_unref(fut);
+        return -ENOMEM; /* the connection fails: an entry left without answer is harmless */
+    }
+    p->fut = fut;
+    c->refs++;
     return 0;
 }
 
-/* Run @p r here if this worker owns its key, else forward it; the answer joins the queue. */
+/* A local answer (taken over): written with the others of this read, or queued behind
+ * those pending. */
+static int answer_here(conn_t *c, answer_t *a)
+{
+    pending_t *p = c->head ? enqueue(c, 0) : NULL;
+    if (p) {
+        p->answer = *a;
+        return 0;
+    }
+    int rc = c->head ? -ENOMEM : emit(c, answer_text(a), a->len);
+    free(a->big);
+    return rc;
+}
+
+/* Add @p p to the forwarded requests of this read for @p owner; 0 or -ENOMEM. */
+static int gather(conn_t *c, size_t owner, pending_t *p)
+{
+    if (!c->gather && !(c->gather = calloc(cio_service_nworkers(c->ctx), sizeof(*c->gather))))
+        return -ENOMEM;
+    batch_t *b = c->gather[owner];
+    if (!b || b->n == b->cap) {
+        size_t cap = b ? 2 * b->cap : 16;
+        batch_t *nb = realloc(b, sizeof(*nb) + cap * sizeof(nb->pend[0]));
+        if (!nb)
+            return -ENOMEM;
+        if (!b)
+            *nb = (batch_t){.c = c};
+        nb->cap = cap;
+        c->gather[owner] = b = nb;
+    }
+    b->pend[b->n++] = p;
+    return 0;
+}
+
+/* Run @p r here if this worker owns its key, else queue a copy for its owner's batch;
+ * the answer keeps its place in the queue either way. */
 static int dispatch(conn_t *c, request_t *r)
 {
     shard_t *s = cio_service_state(c->ctx);
     size_t owner = owner_of(r->hash, cio_service_nworkers(c->ctx));
     cio_counter_add(s->requests, 1);
     if (owner == cio_service_worker(c->ctx)) {
-        char *text = apply(c->ctx, r);
-        free(r);
-        if (!text)
-            return -ENOMEM;
-        if (!c->head) { /* nothing before it: no queue */
-            int rc = emit(c, text, strlen(text));
-            free(text);
-            return rc;
-        }
-        return queue(c, text, NULL, false);
+        int rc = apply(c->ctx, r);
+        return rc < 0 ? rc : answer_here(c, &r->answer);
     }
     cio_counter_add(s->forwarded, 1);
-    cio_future_t *f = cio_service_submit_to(c->ctx, owner, apply_remote, r, free, free);
-    return f ? queue(c, NULL, f, false) : -ENOMEM; /* on NULL, r is freed */
+    pending_t *p = enqueue(c, r->klen + r->vlen);
+    if (!p)
+        return -ENOMEM;
+    p->req = (request_t *)(p + 1);
+    *p->req = (request_t){.cmd = r->cmd, .hash = r->hash, .klen = r->klen, .vlen = r->vlen};
+    p->req->key = memcpy(p->req->data, r->key, r->klen);
+    p->req->value = memcpy(p->req->data + r->klen, r->value, r->vlen);
+    return gather(c, owner, p);
+}
+
+/* A batch is back, or failed without running: its answers are in its requests. */
+static int on_batch(cio_future_t *fut, void *arg)
+{
+    batch_t *b = arg;
+    conn_t *c = b->c;
+    free(b); /* the owner is done with it; the requests belong to their entries */
+    return on_answer(fut, c);
+}
+
+/* Send each owner its batch of this read, one cross-shard call each. Out of memory, the
+ * connection fails; a batch its owner may still run is never freed early (it leaks). */
+static int send_batches(conn_t *c)
+{
+    int rc = 0;
+    for (size_t i = 0; c->gather && i < cio_service_nworkers(c->ctx); i++) {
+        batch_t *b = c->gather[i];
+        c->gather[i] = NULL;
+        cio_future_t *f =
+            b && rc == 0 ? cio_service_submit_to(c->ctx, i, apply_batch, b, NULL, NULL) : NULL;
+        if (!f) {
+            free(b); /* never sent: its entries never get a future, the connection fails */
+            rc = b ? -ENOMEM : rc;
+            continue;
+        }
+        for (size_t k = 0; k < b->n; k++) /* b lives until the future is done */
+            b->pend[k]->fut = cio_future_ref(f);
+        if (cio_future_add_done_callback(f, on_batch, b) < 0)
+            rc = -ENOMEM;
+        else
+            c->refs++;
+        cio_future_unref(f);
+    }
+    return rc;
 }
 
 /* One line: a command, its key and (SET) its value. */
@@ -439,21 +619,30 @@ static int on_line(void *arg, const void *frame, size_t len)
     size_t vlen = (size_t)(end - value);
     if (cmdlen == 5 && memcmp(line, "STATS", 5) == 0 && !sp) {
         cio_future_t *f = cio_service_invoke_on_all(c->ctx, count_keys, NULL, NULL, NULL);
-        return f ? queue(c, NULL, f, true) : -ENOMEM;
+        return f ? queue_future(c, f) : -ENOMEM;
     }
     int cmd = cmdlen == 3 && memcmp(line, "SET", 3) == 0   ? CMD_SET
               : cmdlen == 3 && memcmp(line, "GET", 3) == 0 ? CMD_GET
               : cmdlen == 3 && memcmp(line, "DEL", 3) == 0 ? CMD_DEL
                                                            : -1;
-    const char *err = cmd < 0                             ? "ERR unknown command\n"
-                      : klen == 0 || klen > KEY_MAX       ? "ERR bad key\n"
-                      : (cmd == CMD_SET) != (sp2 != NULL) ? "ERR wrong number of arguments\n"
-                      : vlen > cio_service_size(c->ctx, "max_value_size") ? "ERR value too large\n"
-                                                                          : NULL;
+    shard_t *s = cio_service_state(c->ctx);
+    const char *err = cmd < 0                             ? "ERR unknown command"
+                      : klen == 0 || klen > KEY_MAX       ? "ERR bad key"
+                      : (cmd == CMD_SET) != (sp2 != NULL) ? "ERR wrong number of arguments"
+                      : vlen > s->max_value               ? "ERR value too large"
+                                                          : NULL;
+    request_t r; /* field by field: the answer's text is written only with its length */
+    r.cmd = cmd;
+    r.key = key;
+    r.value = value;
+    r.klen = klen;
+    r.vlen = vlen;
+    r.answer.len = 0;
+    r.answer.big = NULL;
     if (err)
-        return c->head ? queue(c, answer("%s", err), NULL, false) : emit(c, err, strlen(err));
-    request_t *r = request_new(cmd, key, klen, value, vlen);
-    return r ? dispatch(c, r) : -ENOMEM;
+        return answer_set(&r.answer, err, "", 0) < 0 ? -ENOMEM : answer_here(c, &r.answer);
+    r.hash = hash_of(key, klen);
+    return dispatch(c, &r);
 }
 
 static int conn_made(cio_protocol_t *p, cio_transport_t *t)
@@ -466,8 +655,9 @@ static int conn_data(cio_protocol_t *p, const void *data, size_t len)
 {
     conn_t *c = (conn_t *)p;
     int rc = cio_framer_feed(&c->framer, data, len, on_line, c);
+    int batched = send_batches(c);
     int sent = send_out(c);
-    return rc < 0 ? rc : sent;
+    return rc < 0 ? rc : batched < 0 ? batched : sent;
 }
 
 /* The peer sent everything (a half-close): answer it all, then close. */
@@ -514,8 +704,8 @@ static cio_protocol_t *tcp_conn_new(cio_service_ctx_t *ctx)
     conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    cio_framer_opts_t o = {.max_frame = 4 + 1 + KEY_MAX + 1 +
-                                        (size_t)cio_service_size(ctx, "max_value_size") + 1};
+    shard_t *s = cio_service_state(ctx);
+    cio_framer_opts_t o = {.max_frame = 4 + 1 + KEY_MAX + 1 + s->max_value + 1};
     if (cio_framer_init(&c->framer, &o) < 0) {
         free(c);
         return NULL;
@@ -526,8 +716,7 @@ static cio_protocol_t *tcp_conn_new(cio_service_ctx_t *ctx)
     return &c->base;
 }
 
-/* ---- the UDP endpoint: INCR -------------------------------------------------------------------
- */
+/* ---- the UDP endpoint: INCR ------------------------------------------------------------------ */
 
 typedef struct endpoint {
     cio_protocol_t base;
@@ -537,9 +726,10 @@ typedef struct endpoint {
     bool lost;
 } endpoint_t;
 
-/* A forwarded INCR: where its answer goes. */
+/* An INCR on its way: the request and where its answer goes. */
 typedef struct reply_to {
     endpoint_t *e;
+    request_t *req;
     struct sockaddr_storage addr;
     socklen_t addrlen;
 } reply_to_t;
@@ -553,11 +743,13 @@ static void endpoint_unref(endpoint_t *e)
 static int on_incr(cio_future_t *fut, void *arg)
 {
     reply_to_t *r = arg;
-    void *text = NULL;
-    if (!r->e->lost && cio_future_result(fut, &text) == 0)
-        cio_transport_sendto(r->e->t, text, strlen(text), (struct sockaddr *)&r->addr, r->addrlen);
+    const answer_t *a = &r->req->answer;
+    if (!r->e->lost && cio_future_error(fut) == 0)
+        cio_transport_sendto(r->e->t, answer_text(a), a->len, (struct sockaddr *)&r->addr,
+                             r->addrlen);
     cio_future_unref(fut);
     endpoint_unref(r->e);
+    request_free(r->req);
     free(r);
     return 0;
 }
@@ -580,22 +772,24 @@ static int endpoint_datagram(cio_protocol_t *p, const void *data, size_t len,
             cio_transport_sendto(e->t, "ERR\n", 4, addr, addrlen);
         return 0; /* a bad datagram does not close the endpoint for everyone */
     }
-    request_t *req = request_new(CMD_INCR, d + 5, len - 5, "", 0);
-    reply_to_t *r = req ? malloc(sizeof(*r)) : NULL;
+    request_t q = {.cmd = CMD_INCR, .key = d + 5, .klen = len - 5, .value = ""};
+    q.hash = hash_of(q.key, q.klen);
+    size_t owner = owner_of(q.hash, cio_service_nworkers(e->ctx));
     shard_t *s = cio_service_state(e->ctx);
-    size_t owner = req ? owner_of(req->hash, cio_service_nworkers(e->ctx)) : 0;
     cio_counter_add(s->requests, 1);
-    if (!r)
-        free(req);
+    cio_counter_add(s->forwarded, owner != cio_service_worker(e->ctx));
+    /* Even a local INCR goes through the call: one path, and the answer after this returns. */
+    reply_to_t *r = malloc(sizeof(*r));
+    request_t *req = r ? request_copy(&q) : NULL;
     cio_future_t *f =
-        r ? cio_service_submit_to(e->ctx, owner, apply_remote, req, free, free) : NULL;
+        req ? cio_service_submit_to(e->ctx, owner, apply_remote, req, NULL, NULL) : NULL;
     if (!f || cio_future_add_done_callback(f, on_incr, r) < 0) {
+        request_free(req);
         free(r);
         cio_future_unref(f);
         return 0; /* dropped, as the network may drop it */
     }
-    cio_counter_add(s->forwarded, owner != cio_service_worker(e->ctx));
-    *r = (reply_to_t){.e = e, .addrlen = addrlen};
+    *r = (reply_to_t){.e = e, .req = req, .addrlen = addrlen};
     memcpy(&r->addr, addr, addrlen);
     e->refs++;
     return 0;
@@ -636,11 +830,20 @@ static cio_protocol_t *kv_factory(cio_service_ctx_t *ctx)
     return &e->base;
 }
 
+/* The keys' values, read once per start or reconfigure rather than per request. */
+static void read_keys(cio_service_ctx_t *ctx, shard_t *s)
+{
+    size_t n = cio_service_nworkers(ctx);
+    s->share = ((size_t)cio_service_int(ctx, "max_keys") + n - 1) / n;
+    s->max_value = cio_service_size(ctx, "max_value_size");
+}
+
 static int kv_start(cio_service_ctx_t *ctx, void **state)
 {
     shard_t *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    read_keys(ctx, s);
     s->requests = cio_service_counter(ctx, "requests_total", "Requests this worker received.");
     s->forwarded = cio_service_counter(ctx, "forwarded_total",
                                        "Requests this worker sent to the key's owner.");
@@ -660,6 +863,7 @@ static void kv_stop(cio_service_ctx_t *ctx, void *state)
 /* New limits apply from now on: keys already stored stay, even past a lower max_keys. */
 static int kv_reconfigure(cio_service_ctx_t *ctx, void *state)
 {
+    read_keys(ctx, state);
     cio_service_log(ctx, CIO_LOG_INFO, "max_keys = %" PRId64 ", max_value_size = %" PRIu64,
                     cio_service_int(ctx, "max_keys"), cio_service_size(ctx, "max_value_size"));
     return 0;
