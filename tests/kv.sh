@@ -10,7 +10,8 @@
 #  - UDP INCR on the same service;
 #  - a reload that changes the service's keys reaches reconfigure, and keeps
 #    an open connection and the data;
-#  - SIGTERM exits 0.
+#  - SIGTERM exits 0;
+#  - a module added to the file by SIGHUP is loaded and serves.
 # Exit 0: pass, 77: skipped (no compiler or pkg-config), 1: fail.
 set -euo pipefail
 
@@ -177,6 +178,26 @@ wait "$pid" || status=$?
 pid=
 [ "$status" -eq 0 ] && grep -qF 'coreiod: stopped' "$log" && pass "SIGTERM: exit 0" ||
     { bad "SIGTERM: status $status"; show "$log"; }
+# ---- a module added by SIGHUP ----------------------------------------------------------
+# (docs/SERVICES.md, section 8: a reload can load a module; removing one waits for a restart)
+printf '[global]\nworkers = 2\nadmin = off\n\n[listener echo]\nservice = echo\naddress = 127.0.0.1:%s\n' \
+    "$p_spare" >"$tmp/later.ini"
+"$bin" -c "$tmp/later.ini" 2>"$tmp/later.log" &
+pid=$!
+for _ in $(seq 200); do grep -qF 'coreiod: ready' "$tmp/later.log" && break; sleep 0.05; done
+sed "s/^admin = .*/admin = off/" "$tmp/kv.ini" >"$tmp/later.ini"
+kill -HUP "$pid"
+for _ in $(seq 200); do grep -qF 'reloaded' "$tmp/later.log" && break; sleep 0.05; done
+[ "$("$py" "$peer" send "$p_kv" "SET late 1")" = STORED ] &&
+    pass "SIGHUP loaded the kv module and opened its listener" ||
+    { bad "the module added by SIGHUP does not serve"; show "$tmp/later.log"; }
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=
+[ "$status" -eq 0 ] || bad "SIGTERM after the module was added: status $status"
+cat "$tmp/later.log" >>"$log"
+
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error' "$log"; then
     bad "sanitizer report:"
     show "$log"

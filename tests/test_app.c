@@ -596,7 +596,7 @@ START_TEST(test_an_address_in_use_fails_the_start)
 END_TEST
 
 /* ---- a service's life: context, state, keys, reconfigure, restart, tasks, calls ----------------
- */
+ * As docs/SERVICES.md (sections 2-7) and docs/ARCHITECTURE.md (section 5) describe it. */
 
 static atomic_int life_starts, life_stops, life_lstarts, life_reconf, tasks_cancelled, tasks_freed,
     tasks_left_at_stop, calls_ran, calls_freed, call_sent, worker1_stopping;
