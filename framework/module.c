@@ -9,6 +9,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 #define MODULES_MAX 64
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char *loaded[MODULES_MAX]; /* the paths loaded, as given */
+static char *loaded[MODULES_MAX]; /* the files loaded, by their real paths */
 static size_t nloaded;
 
 static int fail(char **error, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -89,7 +90,9 @@ int cio_module_load(const char *path, const char *name, char **error)
     int rc = 0;
     void *handle = NULL;
     const cio_module_t *m = NULL;
-    if (is_loaded_locked(path))
+    /* One name per file, however the path is written (a reload may write it otherwise). */
+    char *copy = realpath(path, NULL);
+    if (copy && is_loaded_locked(copy))
         goto out;
     if (nloaded == MODULES_MAX) {
         rc = fail(error, -ENOSPC, "%s: more than %d modules", path, MODULES_MAX);
@@ -100,20 +103,21 @@ int cio_module_load(const char *path, const char *name, char **error)
         rc = fail(error, -ENOENT, "%s", why ? why : path);
         goto out;
     }
-    char *copy = strdup(path);
+    copy = copy ? copy : strdup(path);
     m = copy ? describe(handle, path, name, error) : NULL;
     rc = !copy ? fail(error, -ENOMEM, "%s: out of memory", path)
          : !m  ? -EINVAL
                : register_all(m, path, error);
     if (rc < 0) {
-        free(copy);
         dlclose(handle);
         goto out;
     }
     loaded[nloaded++] = copy;
+    copy = NULL;
     cio__log(CIO_LOG_INFO, "module %s %s loaded from %s", m->name, m->version ? m->version : "",
              path);
 out:
     pthread_mutex_unlock(&lock);
+    free(copy);
     return rc;
 }

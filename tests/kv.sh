@@ -157,7 +157,8 @@ grep -q '^kv_keys{worker="1"} [1-9]' "$tmp/metrics" && pass "metrics: keys per s
 # ---- reload: new keys reach reconfigure; connections and data stay -----------------------
 exec 3> >("$py" "$peer" hold "$p_kv" >"$tmp/hold.out")
 for _ in $(seq 100); do grep -q before "$tmp/hold.out" 2>/dev/null && break; sleep 0.05; done
-sed -i 's/max_value_size = 4K/max_value_size = 8K/' "$tmp/kv.ini"
+# The module's path written otherwise: the same file, not a second module.
+sed -i 's/max_value_size = 4K/max_value_size = 8K/; s|^path = kv.so|path = ./kv.so|' "$tmp/kv.ini"
 kill -HUP "$pid"
 for _ in $(seq 100); do grep -qF 'reloaded' "$log" && break; sleep 0.05; done
 grep -qF '[worker 0] kv: max_keys = 1000000, max_value_size = 8192' "$log" &&
