@@ -133,7 +133,7 @@ static int start_task(void *arg, void **result)
     int rc = inst->svc->start ? inst->svc->start(&w->ctx, &w->state) : 0;
     w->started = rc == 0;
     if (rc < 0)
-        release_tasks(w, inst->app->cfg->drain_timeout); /* what start spawned before failing */
+        release_tasks(w, inst->task_timeout); /* what start spawned before failing */
     return rc;
 }
 
@@ -176,7 +176,7 @@ static int stop_task(void *arg, void **result)
     cio__svc_worker_t *w = &inst->w[cio__worker_index(inst->app)];
     if (!w->started)
         return 0;
-    release_tasks(w, inst->app->cfg->drain_timeout);
+    release_tasks(w, inst->task_timeout);
     if (inst->svc->stop)
         inst->svc->stop(&w->ctx, w->state);
     w->started = false;
@@ -198,7 +198,11 @@ int cio__instance_start(cio_app_t *app, const cio_service_t *svc, cio__values_t 
     cio__instance_t *inst = calloc(1, sizeof(*inst));
     size_t n = cio_workers_count(app->workers);
     if (inst) {
-        *inst = (cio__instance_t){.app = app, .svc = svc, .values = values, .nworkers = n};
+        *inst = (cio__instance_t){.app = app,
+                                  .svc = svc,
+                                  .values = values,
+                                  .nworkers = n,
+                                  .task_timeout = app->cfg->drain_timeout};
         inst->w = calloc(n, sizeof(*inst->w));
         inst->metrics = cio__metrics_new(svc->name, n);
     }
@@ -262,6 +266,8 @@ void cio__instance_unref(cio__instance_t *inst)
     assert(inst->refs > 0);
     if (--inst->refs > 0)
         return;
+    /* Read here, on the control loop: a reload may replace the configuration meanwhile. */
+    inst->task_timeout = inst->app->cfg->drain_timeout;
     cio__on_every_worker(inst->app, stop_task, inst);
     cio__log(CIO_LOG_DEBUG, "service %s: stopped", inst->svc->name);
     cio__instance_unpin(inst);

@@ -70,7 +70,8 @@ typedef struct cio__instance {
     cio__values_t *retired; /* values replaced by a reconfigure, freed with the instance */
     cio__svc_worker_t *w;   /* one per worker */
     size_t nworkers;
-    size_t refs; /* the app's table while current, plus one per listener (control loop) */
+    size_t refs;         /* the app's table while current, plus one per listener (control loop) */
+    double task_timeout; /* how long stopping waits for the service's tasks (drain_timeout) */
     /* Who may still touch the memory: one while refs > 0, plus one per cross-shard
      * call in flight (calls.c), which may be released on any thread. */
     _Atomic size_t pins;
