@@ -10,8 +10,18 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAKS_EXPECTED_BEGIN() __lsan_disable()
+#define LEAKS_EXPECTED_END()   __lsan_enable()
+#else
+#define LEAKS_EXPECTED_BEGIN() ((void)0)
+#define LEAKS_EXPECTED_END()   ((void)0)
+#endif
 
 typedef struct where {
     int ncpus; /* CPUs in the worker thread's affinity mask */
@@ -314,6 +324,44 @@ START_TEST(test_a_job_outcome_and_the_stop_get_through_when_allocation_fails)
 }
 END_TEST
 
+static atomic_int slow_job_done;
+
+static int slow_job(void *arg, void **result)
+{
+    int rc = cio_sleep(0.2);
+    atomic_store(&slow_job_done, 1);
+    return rc;
+}
+
+/* Submit a job and return at once: cio_run() closes and frees the loop while it runs. */
+static int submit_and_leave(void *arg, void **result)
+{
+    cio_future_t *f = cio_workers_submit(arg, 0, slow_job, NULL);
+    ck_assert_ptr_nonnull(f);
+    cio_future_unref(f);
+    return 0;
+}
+
+/* A job whose caller's loop is gone sends its outcome through the loop's port, which says
+ * closed, instead of into freed memory (AddressSanitizer saw the use after free). */
+START_TEST(test_a_job_outliving_its_callers_loop_leaves_that_loop_alone)
+{
+    atomic_store(&slow_job_done, 0);
+    cio_workers_t *w = cio_workers_new(&(cio_workers_opts_t){.count = 1, .pin = CIO_OFF});
+    ck_assert_ptr_nonnull(w);
+    /* The caller's future stays referenced by the orphaned job: only the caller's
+     * thread may release it, and that thread's loop is gone. */
+    LEAKS_EXPECTED_BEGIN();
+    ck_assert_int_eq(cio_run(submit_and_leave, w, false, NULL), 0);
+    LEAKS_EXPECTED_END();
+    for (int i = 0; i < 300 && !atomic_load(&slow_job_done); i++)
+        usleep(10000);
+    ck_assert(atomic_load(&slow_job_done));
+    usleep(50000); /* the outcome has been sent, or found the port closed */
+    cio_workers_free(w);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("workers");
@@ -324,6 +372,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_broadcast_runs_once_on_every_worker);
     CIO_TEST(tc, test_threadsafe_calls_from_8_threads_to_2_loops_run_once_in_order);
     CIO_TEST(tc, test_a_job_outcome_and_the_stop_get_through_when_allocation_fails);
+    CIO_TEST(tc, test_a_job_outliving_its_callers_loop_leaves_that_loop_alone);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,8 +10,8 @@
 #include "internal.h"
 
 typedef struct job {
-    cio_loop_t *caller;
-    cio_future_t *fut; /* the caller's; touched on the caller's thread only */
+    cio__mbox_port_t *caller; /* the caller's mailbox, which outlives its loop */
+    cio_future_t *fut;        /* the caller's; touched on the caller's thread only */
     cio_task_fn fn;
     void *arg;
     int rc;
@@ -32,6 +32,7 @@ static int finish(void *arg)
             cio_future_set_error(j->fut, j->rc, NULL);
     }
     cio_future_unref(j->fut);
+    cio__mailbox_port_unref(j->caller);
     free(j);
     return 0;
 }
@@ -41,15 +42,21 @@ static int release(void *arg)
 {
     job_t *j = arg;
     cio_future_unref(j->fut);
+    cio__mailbox_port_unref(j->caller);
     free(j);
     return 0;
 }
 
-/* Send the outcome home; a caller loop already gone keeps nothing to settle. */
+/*
+ * Send the outcome home. A caller loop closed already (and perhaps freed) is
+ * told through its port, never touched: its future, which only that loop's
+ * thread may release, is left to it.
+ */
 static void send_back(job_t *j)
 {
-    if (cio__mailbox_post_reserved(j->caller, j->reply, finish, release, j) < 0) {
+    if (cio__mailbox_port_post(j->caller, j->reply, finish, release, j) < 0) {
         cio__mailbox_node_unreserve(j->reply);
+        cio__mailbox_port_unref(j->caller);
         free(j);
     }
 }
@@ -94,19 +101,20 @@ cio_future_t *cio_workers_submit(cio_workers_t *w, size_t i, cio_task_fn fn, voi
     job_t *j = calloc(1, sizeof(*j));
     struct cio__mbox_node *reply = cio__mailbox_node_reserve();
     cio_future_t *fut = cio_loop_create_future(caller);
-    if (!j || !reply || !fut) {
+    cio__mbox_port_t *port = NULL;
+    if (!j || !reply || !fut || cio__mailbox_port(caller, &port) < 0) {
         free(j);
         cio__mailbox_node_unreserve(reply);
         cio_future_unref(fut);
         return NULL;
     }
-    *j =
-        (job_t){.caller = caller, .fut = cio_future_ref(fut), .fn = fn, .arg = arg, .reply = reply};
+    *j = (job_t){.caller = port, .fut = cio_future_ref(fut), .fn = fn, .arg = arg, .reply = reply};
     int rc = cio__call_soon_threadsafe_owned(target, start, not_started, j);
     if (rc < 0) {
         cio_future_set_error(fut, rc, NULL);
         cio_future_unref(j->fut);
         cio__mailbox_node_unreserve(reply);
+        cio__mailbox_port_unref(port);
         free(j);
     }
     return fut;
