@@ -884,6 +884,15 @@ static void keep_line(cio_log_level_t level, const char *message, void *arg)
     pthread_mutex_unlock(&lines_mu);
 }
 
+/* Whether a line logged so far holds @p text. */
+static bool logged(const char *text)
+{
+    pthread_mutex_lock(&lines_mu);
+    bool found = strstr(lines, text) != NULL;
+    pthread_mutex_unlock(&lines_mu);
+    return found;
+}
+
 /* The app keeps a handler the program set, and its lines read right: IPv6 in brackets,
  * "1 worker", a replaced listener's drain told apart from the new one. */
 START_TEST(test_the_app_logs_through_the_programs_handler_and_reads_right)
@@ -900,14 +909,14 @@ START_TEST(test_the_app_logs_through_the_programs_handler_and_reads_right)
     runner_t r;
     start_app(ini, path, &th, &r);
     char want[256];
-    for (int i = 0; i < 100 && !strstr(lines, "ready"); i++)
+    for (int i = 0; i < 100 && !logged("ready"); i++)
         usleep(50000);
     snprintf(ini, sizeof(ini),
              "[global]\nworkers = 1\nadmin = off\n\n"
              "[listener v6]\nservice = discard\naddress = [::1]:%d\n",
              port);
     reload_with(r.app, path, ini);
-    for (int i = 0; i < 100 && !strstr(lines, "the replaced"); i++)
+    for (int i = 0; i < 100 && !logged("the replaced"); i++)
         usleep(50000);
     stop_app(th, &r, path);
     cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
