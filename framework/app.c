@@ -101,11 +101,24 @@ static int set_debug_task(void *arg, void **result)
     return 0;
 }
 
+/*
+ * Not cio_workers_broadcast(): its gather is done at the first error, while
+ * the other workers may still be running @p fn on what the caller frees
+ * next; every worker's outcome is awaited here, the first error kept.
+ */
 int cio__on_every_worker(cio_app_t *app, cio_task_fn fn, void *arg)
 {
-    cio_future_t *f = cio_workers_broadcast(app->workers, fn, arg);
-    int rc = f ? cio_await(f, NULL) : -ENOMEM; /* the outcomes belong to the future */
-    cio_future_unref(f);
+    size_t n = app->nworkers;
+    cio_future_t **f = calloc(n, sizeof(*f));
+    int rc = f ? 0 : -ENOMEM;
+    for (size_t i = 0; f && i < n; i++)
+        f[i] = cio_workers_submit(app->workers, i, fn, arg);
+    for (size_t i = 0; f && i < n; i++) {
+        int one = f[i] ? cio_await(f[i], NULL) : -ENOMEM;
+        rc = rc < 0 ? rc : one;
+        cio_future_unref(f[i]);
+    }
+    free(f);
     return rc;
 }
 

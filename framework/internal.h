@@ -191,7 +191,7 @@ struct cio_app_s {
 };
 
 /* Inside a task on the control loop: run @p fn(@p arg) on every worker and
- * wait for all; the first error, or 0. */
+ * wait for all of them, also after an error; the first error, or 0. */
 int cio__on_every_worker(struct cio_app_s *app, cio_task_fn fn, void *arg);
 
 /* The app running in this process, for the stats service; NULL when none. */
