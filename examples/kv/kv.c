@@ -312,9 +312,11 @@ struct conn;
 typedef struct pending {
     struct pending *next;
     request_t *req;    /* forwarded: the request, in this entry's memory (after it) */
-    cio_future_t *fut; /* forwarded (once its batch is sent) or STATS; NULL: answer holds it */
-    answer_t answer;
-    size_t room; /* bytes of key and value the request after the entry can hold */
+    cio_future_t *fut; /* STATS's */
+    int err;           /* forwarded: the call's error, or 0 */
+    bool done;         /* forwarded: its batch is back (on_batch) */
+    answer_t answer;   /* a local answer */
+    size_t room;       /* bytes of key and value the request after the entry can hold */
 } pending_t;
 
 #define ROOM_SMALL 256 /* the room of entries kept for reuse */
@@ -409,22 +411,22 @@ static void emit_stats(conn_t *c, cio_future_t *fut)
 static void emit_pending(conn_t *c, pending_t *p)
 {
     char err[160];
-    if (!p->fut) {
-        emit(c, answer_text(&p->answer), p->answer.len);
-    } else if (!p->req) {
-        emit_stats(c, p->fut);
-    } else if (cio_future_error(p->fut) == 0) { /* the owner wrote the answer into req */
+    if (p->req && p->err == 0) { /* the owner wrote the answer into the request */
         emit(c, answer_text(&p->req->answer), p->req->answer.len);
-    } else {
-        int n = snprintf(err, sizeof(err), "ERR %s\n", cio_strerror(cio_future_error(p->fut)));
+    } else if (p->req) {
+        int n = snprintf(err, sizeof(err), "ERR %s\n", cio_strerror(p->err));
         emit(c, err, (size_t)n);
+    } else if (p->fut) {
+        emit_stats(c, p->fut);
+    } else {
+        emit(c, answer_text(&p->answer), p->answer.len);
     }
 }
 
-/* Whether @p p's answer is known: a local one, or its future is done. */
+/* Whether @p p's answer is known: a local one, a forwarded one back, STATS's done. */
 static bool ready(const pending_t *p)
 {
-    return p->fut ? cio_future_done(p->fut) : !p->req;
+    return p->req ? p->done : p->fut ? cio_future_done(p->fut) : true;
 }
 
 static void pending_put(conn_t *c, pending_t *p);
@@ -473,6 +475,8 @@ static pending_t *enqueue(conn_t *c, size_t data)
     p->next = NULL;
     p->req = NULL;
     p->fut = NULL;
+    p->err = 0;
+    p->done = false;
     p->answer.len = 0; /* its text is written only with its length */
     p->answer.big = NULL;
     if (c->tail)
@@ -561,10 +565,15 @@ static int dispatch(conn_t *c, request_t *r)
     pending_t *p = enqueue(c, r->klen + r->vlen);
     if (!p)
         return -ENOMEM;
-    p->req = (request_t *)(p + 1);
-    *p->req = (request_t){.cmd = r->cmd, .hash = r->hash, .klen = r->klen, .vlen = r->vlen};
-    p->req->key = memcpy(p->req->data, r->key, r->klen);
-    p->req->value = memcpy(p->req->data + r->klen, r->value, r->vlen);
+    request_t *q = p->req = (request_t *)(p + 1);
+    q->cmd = r->cmd; /* field by field: the answer's text is written only with its length */
+    q->hash = r->hash;
+    q->klen = r->klen;
+    q->vlen = r->vlen;
+    q->key = memcpy(q->data, r->key, r->klen);
+    q->value = memcpy(q->data + r->klen, r->value, r->vlen);
+    q->answer.len = 0;
+    q->answer.big = NULL;
     return gather(c, owner, p);
 }
 
@@ -573,6 +582,11 @@ static int on_batch(cio_future_t *fut, void *arg)
 {
     batch_t *b = arg;
     conn_t *c = b->c;
+    int err = cio_future_error(fut);
+    for (size_t k = 0; k < b->n; k++) {
+        b->pend[k]->err = err;
+        b->pend[k]->done = true;
+    }
     free(b); /* the owner is done with it; the requests belong to their entries */
     return on_answer(fut, c);
 }
@@ -588,12 +602,10 @@ static int send_batches(conn_t *c)
         cio_future_t *f =
             b && rc == 0 ? cio_service_submit_to(c->ctx, i, apply_batch, b, NULL, NULL) : NULL;
         if (!f) {
-            free(b); /* never sent: its entries never get a future, the connection fails */
+            free(b); /* never sent: its entries never get an answer, the connection fails */
             rc = b ? -ENOMEM : rc;
             continue;
         }
-        for (size_t k = 0; k < b->n; k++) /* b lives until the future is done */
-            b->pend[k]->fut = cio_future_ref(f);
         if (cio_future_add_done_callback(f, on_batch, b) < 0)
             rc = -ENOMEM;
         else
