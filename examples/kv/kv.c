@@ -29,7 +29,8 @@
 
 #include <coreio.h>
 
-#define KEY_MAX 250 /* bytes of a key, as memcached */
+#define KEY_MAX  250        /* bytes of a key, as memcached */
+#define OUT_HOLD (16 << 10) /* answers held back while others of the same reads are pending */
 
 /* ---- one worker's shard: a chained hash table ---------------------------------- */
 
@@ -449,11 +450,22 @@ static void flush(conn_t *c)
     }
 }
 
+/*
+ * Write what was gathered once no answer is pending: the answers of one read
+ * then leave in one write even when some were forwarded, rather than those
+ * before the first forward at once and the rest when it is back. At most
+ * OUT_HOLD bytes wait for that.
+ */
+static int send_when_idle(conn_t *c)
+{
+    return !c->head || c->outlen >= OUT_HOLD ? send_out(c) : 0;
+}
+
 static int on_answer(cio_future_t *fut, void *arg)
 {
     conn_t *c = arg;
     flush(c);
-    send_out(c);
+    send_when_idle(c);
     conn_unref(c);
     return 0;
 }
@@ -668,7 +680,7 @@ static int conn_data(cio_protocol_t *p, const void *data, size_t len)
     conn_t *c = (conn_t *)p;
     int rc = cio_framer_feed(&c->framer, data, len, on_line, c);
     int batched = send_batches(c);
-    int sent = send_out(c);
+    int sent = send_when_idle(c);
     return rc < 0 ? rc : batched < 0 ? batched : sent;
 }
 
