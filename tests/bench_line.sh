@@ -38,12 +38,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+. "$(dirname "$0")/testlib.sh"
 
 # The line server. "serve" prints its port, then answers each line by its
 # first word; "dump PORT" waits until every client has gone, prints what the

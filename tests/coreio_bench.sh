@@ -30,12 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+. "$(dirname "$0")/testlib.sh"
 
 # The peers: TCP echo, UDP echo, HTTP/1.1 keep-alive; prints their three ports.
 cat >"$tmp/peers.py" <<'PY'

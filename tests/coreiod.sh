@@ -40,20 +40,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+. "$(dirname "$0")/testlib.sh"
 check() { # $1: what, rest: a command that must succeed
     local what=$1
     shift
     if "$@"; then pass "$what"; else bad "$what"; fi
 }
-# The first lines of a file, to explain a failure.
-show() { sed -n '1,40s/^/    | /p' "$1" 2>/dev/null || true; }
-
 # Wait (up to $3 seconds, default 10) for the fixed text $2 in file $1.
 wait_for() {
     local i=0 n=$((${3:-10} * 20))

@@ -56,12 +56,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+. "$(dirname "$0")/testlib.sh"
 # The last lines of a file, to explain a failure.
 show() { tail -n "${2:-30}" "$1" 2>/dev/null | sed 's/^/    | /' || true; }
 

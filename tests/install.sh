@@ -30,13 +30,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 stage=$tmp/stage
 
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
-show() { sed -n '1,30s/^/    | /p' "$1" 2>/dev/null || true; }
+. "$(dirname "$0")/testlib.sh"
 
 # Run the program $1 (with the environment of the rest) and expect "Hello World".
 greets() {

@@ -9,13 +9,11 @@ set -u
 b=${top_builddir:-.}
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-fail=0
+. "$(dirname "$0")/testlib.sh"
 pids=""
 tmp=$(mktemp -d)
 trap 'for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
-pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
 expect() { if [ "$3" = "$2" ]; then pass "$1"; else bad "$1: got [$3], expected [$2]"; fi; }
 wait_line() {
     i=0

@@ -35,13 +35,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail=0
-pass() { echo "PASS: $*"; }
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
-show() { sed -n '1,40s/^/    | /p' "$1" 2>/dev/null || true; }
+. "$(dirname "$0")/testlib.sh"
 
 # ---- the module, out of tree -------------------------------------------------------
 export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)

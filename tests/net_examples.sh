@@ -8,12 +8,10 @@ b=${top_builddir:-.}
 s=${top_srcdir:-.}
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-fail=0
+. "$(dirname "$0")/testlib.sh"
 pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null; done' EXIT
 
-pass() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
 
 expect() { # $1: name, $2: expected output, $3: actual output
     if [ "$3" = "$2" ]; then pass "$1"; else bad "$1: got [$3], expected [$2]"; fi
