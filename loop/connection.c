@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "internal.h"
 
 typedef struct conn_args {
@@ -22,7 +24,8 @@ typedef struct conn_args {
     cio_protocol_factory_t factory;
     void *factory_arg;
     cio_connection_opts_t opts;
-    char *host, *port, *local_host, *local_port, *path;
+    char *host, *port, *local_host, *local_port, *path, *server_hostname;
+    bool server_side; /* connect_accepted_socket: the TLS server's side */
 } conn_args_t;
 
 static void conn_args_free(void *arg)
@@ -33,6 +36,8 @@ static void conn_args_free(void *arg)
     free(a->local_host);
     free(a->local_port);
     free(a->path);
+    free(a->server_hostname);
+    SSL_CTX_free(a->opts.ssl);
     free(a);
 }
 
@@ -284,13 +289,26 @@ static int connect_any(cio_loop_t *loop, struct addrinfo *res, const struct addr
     return fd;
 }
 
+/* With ssl=, the transport's TLS layer; the server's name is checked against the host's. */
+static int attach_tls(conn_args_t *a, cio_transport_t *t)
+{
+    if (!t || !a->opts.ssl)
+        return 0;
+    cio__tls_params_t p = {.ctx = a->opts.ssl,
+                           .server_side = a->server_side,
+                           .hostname = a->server_hostname ? a->server_hostname : a->host,
+                           .handshake_timeout = a->opts.ssl_handshake_timeout,
+                           .shutdown_timeout = a->opts.ssl_shutdown_timeout};
+    return cio__tls_attach(t, &p);
+}
+
 /* Attach a protocol to the connected @p fd and wait for connection_made. */
 static int attach(conn_args_t *a, int fd, void **result)
 {
     /* What can fail comes first: the protocol is made only for a transport. */
     cio_future_t *waiter = cio_loop_create_future(a->loop);
     cio_transport_t *t = waiter ? cio__transport_alloc(a->loop) : NULL;
-    cio_protocol_t *p = t ? a->factory(a->factory_arg) : NULL;
+    cio_protocol_t *p = t && attach_tls(a, t) == 0 ? a->factory(a->factory_arg) : NULL;
     if (!p || !p->ops) {
         cio__transport_discard(t);
         cio_future_unref(waiter);
@@ -360,12 +378,34 @@ static bool dup_opt(char **dst, const char *src)
     return !src || (*dst = strdup(src));
 }
 
+static bool tls_opts_valid(const cio_connection_opts_t *o)
+{
+    return !o || (o->ssl_handshake_timeout >= 0 && o->ssl_handshake_timeout < 1e9 &&
+                  o->ssl_shutdown_timeout >= 0 && o->ssl_shutdown_timeout < 1e9 &&
+                  (o->ssl || !o->server_hostname));
+}
+
+/* Keep the TLS options of @p o (NULL: none) for a Unix or accepted-socket connection. */
+static bool take_tls_opts(conn_args_t *a, const cio_connection_opts_t *o)
+{
+    if (!o)
+        return true;
+    a->opts.ssl = o->ssl;
+    if (o->ssl)
+        SSL_CTX_up_ref(o->ssl);
+    a->opts.ssl_handshake_timeout = o->ssl_handshake_timeout;
+    a->opts.ssl_shutdown_timeout = o->ssl_shutdown_timeout;
+    return dup_opt(&a->server_hostname, o->server_hostname);
+}
+
 cio_future_t *cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_t factory,
                                          void *factory_arg, const char *host, const char *port,
                                          const cio_connection_opts_t *opts)
 {
     if (opts && !(opts->happy_eyeballs_delay >= 0))
         return NULL; /* negative or NaN */
+    if (!tls_opts_valid(opts))
+        return NULL;
     if (!(opts && opts->use_sock) && !host && !port)
         return NULL;
     conn_args_t *a = conn_args_new(loop, factory, factory_arg);
@@ -373,13 +413,16 @@ cio_future_t *cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_
         return NULL;
     if (opts)
         a->opts = *opts;
+    if (a->opts.ssl) /* the caller may free its context at once */
+        SSL_CTX_up_ref(a->opts.ssl);
     if (!dup_opt(&a->host, host) || !dup_opt(&a->port, port) ||
         !dup_opt(&a->local_host, a->opts.local_host) ||
-        !dup_opt(&a->local_port, a->opts.local_port)) {
+        !dup_opt(&a->local_port, a->opts.local_port) ||
+        !dup_opt(&a->server_hostname, a->opts.server_hostname)) {
         conn_args_free(a);
         return NULL;
     }
-    a->opts.local_host = a->opts.local_port = NULL;
+    a->opts.local_host = a->opts.local_port = a->opts.server_hostname = NULL;
     return start(a, create_connection_task);
 }
 
@@ -409,14 +452,15 @@ static int unix_connection_task(void *arg, void **result)
 }
 
 cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop, cio_protocol_factory_t factory,
-                                              void *factory_arg, const char *path)
+                                              void *factory_arg, const char *path,
+                                              const cio_connection_opts_t *opts)
 {
-    if (!path)
+    if (!path || !tls_opts_valid(opts))
         return NULL;
     conn_args_t *a = conn_args_new(loop, factory, factory_arg);
     if (!a)
         return NULL;
-    if (!(a->path = strdup(path))) {
+    if (!(a->path = strdup(path)) || !take_tls_opts(a, opts)) {
         conn_args_free(a);
         return NULL;
     }
@@ -432,13 +476,20 @@ static int accepted_task(void *arg, void **result)
 }
 
 cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop, cio_protocol_factory_t factory,
-                                               void *factory_arg, int fd)
+                                               void *factory_arg, int fd,
+                                               const cio_connection_opts_t *opts)
 {
-    if (fd < 0 || cio__set_nonblocking(fd) < 0)
+    if (fd < 0 || !tls_opts_valid(opts) || (opts && opts->server_hostname) ||
+        cio__set_nonblocking(fd) < 0)
         return NULL;
     conn_args_t *a = conn_args_new(loop, factory, factory_arg);
     if (!a)
         return NULL;
+    if (!take_tls_opts(a, opts)) {
+        conn_args_free(a);
+        return NULL;
+    }
+    a->server_side = true;
     a->opts.sock = fd;
     return start(a, accepted_task);
 }

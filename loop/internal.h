@@ -211,6 +211,7 @@ struct cio_transport_s {
     double idle_timeout;  /* seconds without traffic before closing; 0: never */
     double last_io;       /* loop->now at the last byte read or sent */
     cio_handle_t idle_timer;
+    struct cio__tls *tls; /* the TLS layer (loop/tls.c), or NULL for plaintext */
 };
 
 /* ---- the loop -------------------------------------------------------------- */
@@ -411,6 +412,7 @@ void cio__transport_maybe_resume(cio_transport_t *t);
 int cio__transport_buffer_reserve(cio_transport_t *t, size_t len);
 void cio__transport_buffer_put(cio_transport_t *t, const void *data, size_t len);
 int cio__transport_watch_writes(cio_transport_t *t);
+int cio__transport_read_start(cio_transport_t *t);
 void cio__transport_flushed(cio_transport_t *t);
 void cio__transport_pin(cio_transport_t *t);
 void cio__transport_unpin(cio_transport_t *t);
@@ -422,6 +424,24 @@ int cio__dgram_on_readable(void *arg);
 int cio__dgram_on_writable(void *arg);
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
 void cio__transports_destroy_all(cio_loop_t *loop);
+
+/* loop/tls.c: the TLS layer inside a stream transport. */
+typedef struct cio__tls_params {
+    struct ssl_ctx_st *ctx;
+    bool server_side;
+    const char *hostname; /* checked against the peer's certificate; NULL: no check */
+    double handshake_timeout, shutdown_timeout; /* seconds; 0: the defaults */
+} cio__tls_params_t;
+int cio__tls_attach(cio_transport_t *t, const cio__tls_params_t *p);
+void cio__tls_free(cio_transport_t *t);
+void cio__tls_begin(cio_transport_t *t);
+int cio__tls_on_readable(cio_transport_t *t);
+int cio__tls_writev(cio_transport_t *t, const struct iovec *iov, int iovcnt, size_t total);
+void cio__tls_close(cio_transport_t *t);
+void cio__tls_abort(cio_transport_t *t);
+void cio__tls_resumed(cio_transport_t *t);
+int cio__tls_extra_info(cio_transport_t *t, const char *name, cio_extra_info_t *info);
+bool cio__tls_quiet_error(int err);
 
 /* loop/connection.c: inside a task, waiting on descriptors. */
 int cio__await_fd(cio_loop_t *loop, int fd, void *owner, int dir);

@@ -133,7 +133,8 @@ static int sendfile_task(void *arg, void **result)
         cio__task_set_error_message("sendfile is not supported for datagram transports");
         rc = -ENOTSUP;
     } else if (rc == 0) {
-        rc = send_native(a, total, &sent);
+        /* TLS: the kernel cannot encrypt here (no kTLS), so the bytes take the read/write path. */
+        rc = t && t->tls ? -EOPNOTSUPP : send_native(a, total, &sent);
         /* The kernel refused this file or socket: asyncio's SendfileNotAvailable. */
         if ((rc == -EINVAL || rc == -ENOSYS || rc == -EOPNOTSUPP) && sent == 0) {
             if (a->fallback) {

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "internal.h"
 
 #define BACKLOG_DEFAULT    100
@@ -45,6 +47,8 @@ struct cio_server_s {
     size_t write_high, write_low;
     int (*on_accept)(void *arg, int fd);
     void *on_accept_arg;
+    SSL_CTX *ssl; /* a reference; NULL: plaintext */
+    double ssl_handshake_timeout, ssl_shutdown_timeout;
     cio_future_t *forever;  /* serve_forever's future */
     cio_future_t **waiters; /* wait_closed futures */
     size_t nwaiters;
@@ -57,6 +61,7 @@ static void server_release(cio_server_t *s)
 {
     assert(s->closed && count_of(&s->active) == 0); /* closed, and no connection refers to it */
     cio__queue_remove(&s->link);
+    SSL_CTX_free(s->ssl);
     free(s->ls);
     free(s->waiters);
     free(s);
@@ -147,8 +152,11 @@ static int serve(cio_server_t *s, int fd)
 {
     /* What can fail comes first: the protocol is made only for a transport. */
     cio_transport_t *t = cio__transport_alloc(s->loop);
-    if (!t)
+    cio__tls_params_t tls = {s->ssl, true, NULL, s->ssl_handshake_timeout, s->ssl_shutdown_timeout};
+    if (!t || (s->ssl && cio__tls_attach(t, &tls) < 0)) {
+        cio__transport_discard(t);
         return refuse(s, fd, "Error on transport creation for incoming connection");
+    }
     cio_protocol_t *p = s->factory(s->factory_arg);
     if (!p || !p->ops) {
         cio__transport_discard(t);
@@ -276,7 +284,20 @@ static int start_serving(cio_server_t *s)
 static bool connection_opts_valid(const cio_server_opts_t *o)
 {
     return o->idle_timeout >= 0 && !isinf(o->idle_timeout) && o->backlog >= 0 &&
-           !(o->write_high && o->write_low > o->write_high);
+           !(o->write_high && o->write_low > o->write_high) && o->ssl_handshake_timeout >= 0 &&
+           o->ssl_handshake_timeout < 1e9 && o->ssl_shutdown_timeout >= 0 &&
+           o->ssl_shutdown_timeout < 1e9;
+}
+
+/* Take @p o's TLS settings for the connections served from now on. */
+static void set_tls(cio_server_t *s, const cio_server_opts_t *o)
+{
+    if (o->ssl)
+        SSL_CTX_up_ref(o->ssl);
+    SSL_CTX_free(s->ssl);
+    s->ssl = o->ssl;
+    s->ssl_handshake_timeout = o->ssl_handshake_timeout;
+    s->ssl_shutdown_timeout = o->ssl_shutdown_timeout;
 }
 
 int cio_server_reconfigure(cio_server_t *s, const cio_server_opts_t *o)
@@ -291,6 +312,7 @@ int cio_server_reconfigure(cio_server_t *s, const cio_server_opts_t *o)
     s->idle_timeout = o->idle_timeout;
     s->write_high = o->write_high;
     s->write_low = o->write_low;
+    set_tls(s, o);
     return 0;
 }
 
@@ -449,6 +471,7 @@ static cio_server_t *server_new(cio_loop_t *loop, cio_protocol_factory_t factory
     s->write_low = o->write_low;
     s->on_accept = o->on_accept;
     s->on_accept_arg = o->on_accept_arg;
+    set_tls(s, o);
     s->ls = ls;
     s->nls = n;
     for (size_t i = 0; i < n; i++)
@@ -499,6 +522,7 @@ static void create_args_free(void *arg)
     free(a->hosts);
     free(a->port);
     free(a->unix_path);
+    SSL_CTX_free(a->opts.ssl);
     free(a);
 }
 
@@ -587,6 +611,8 @@ static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t f
     if (opts)
         a->opts = *opts;
     a->opts.hosts = NULL;
+    if (a->opts.ssl) /* the caller may free its context at once */
+        SSL_CTX_up_ref(a->opts.ssl);
     return a;
 }
 

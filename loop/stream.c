@@ -89,6 +89,8 @@ int cio__stream_on_readable(void *arg)
     cio_transport_t *t = arg;
     if (t->closing || t->paused)
         return 0;
+    if (t->tls)
+        return cio__tls_on_readable(t);
     int rc = ops_of(t)->get_buffer ? read_buffered(t) : read_plain(t);
     if (rc < 0)
         cio__transport_fatal(t, rc, "Fatal read error on socket transport", false);
@@ -143,6 +145,8 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
     }
     if (total == 0)
         return 0;
+    if (t->tls)
+        return cio__tls_writev(t, iov, iovcnt, total);
     if (t->wlen == 0) {
         /* Nothing waits: try the socket first, as asyncio does. */
         struct msghdr msg = {.msg_iov = (struct iovec *)iov,
@@ -193,12 +197,12 @@ int cio_transport_write(cio_transport_t *t, const void *data, size_t len)
 
 bool cio_transport_can_write_eof(const cio_transport_t *t)
 {
-    return t->kind == CIO__STREAM;
+    return t->kind == CIO__STREAM && !t->tls; /* TLS has no half-close */
 }
 
 int cio_transport_write_eof(cio_transport_t *t)
 {
-    if (t->kind != CIO__STREAM)
+    if (t->kind != CIO__STREAM || t->tls)
         return -ENOTSUP;
     if (t->closing)
         return -EPIPE;

@@ -46,6 +46,8 @@ static void transport_free(cio_transport_t *t)
     cio__queue_remove(&t->link);
     t->loop->ntransports--;
     cio_future_unref(t->waiter);
+    if (t->tls)
+        cio__tls_free(t);
     if (t->drained) {
         cio_future_cancel(t->drained, NULL);
         cio_future_unref(t->drained);
@@ -140,7 +142,7 @@ void cio__transport_force_close(cio_transport_t *t, int err)
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed)
 {
     if (protocol_failed || (err != -ECONNRESET && err != -EPIPE && err != -ETIMEDOUT &&
-                            err != -ECONNABORTED && err != -ENOTCONN)) {
+                            err != -ECONNABORTED && err != -ENOTCONN && !cio__tls_quiet_error(err))) {
         cio_exception_context_t ctx;
         cio_exception_context_init(&ctx, message);
         ctx.error = err;
@@ -157,6 +159,8 @@ void cio_transport_close(cio_transport_t *t)
     assert(!cio__wrong_thread(t->loop));
     if (t->closing)
         return;
+    if (t->tls)
+        cio__tls_close(t); /* close_notify joins the write buffer */
     t->closing = true;
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     if (t->wlen == 0)
@@ -166,6 +170,8 @@ void cio_transport_close(cio_transport_t *t)
 void cio_transport_abort(cio_transport_t *t)
 {
     assert(!cio__wrong_thread(t->loop));
+    if (t->tls && !t->lost)
+        cio__tls_abort(t);
     cio__transport_force_close(t, 0);
 }
 
@@ -176,7 +182,7 @@ bool cio_transport_is_closing(const cio_transport_t *t)
 
 /* ---- reading: started after connection_made, paused and resumed ---------------- */
 
-static int start_reading(cio_transport_t *t)
+int cio__transport_read_start(cio_transport_t *t)
 {
     if (t->closing || t->paused || !t->made)
         return 0;
@@ -212,9 +218,11 @@ void cio_transport_resume_reading(cio_transport_t *t)
     if (t->closing || !t->paused)
         return;
     t->paused = false;
-    int rc = start_reading(t);
+    int rc = cio__transport_read_start(t);
     if (rc < 0)
         cio__transport_fatal(t, rc, "cannot watch the socket", false);
+    else if (t->tls)
+        cio__tls_resumed(t); /* OpenSSL may hold records the socket will not announce */
 }
 
 /* ---- the write buffer and its water marks ------------------------------------- */
@@ -383,6 +391,11 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
     memset(info, 0, sizeof(*info));
     info->fd = -1;
     info->addrlen = sizeof(info->addr);
+    if (t->tls) {
+        int rc = cio__tls_extra_info(t, name, info);
+        if (rc <= 0)
+            return rc;
+    }
     if (strcmp(name, "socket") == 0) {
         info->fd = t->fd;
         info->addrlen = 0;
@@ -414,6 +427,14 @@ static int call_connection_made(void *arg)
     if (t->lost)
         return 0;
     t->made = true;
+    if (t->tls) { /* the protocol hears connection_made once the handshake is done */
+        int rc = cio__transport_read_start(t);
+        if (rc < 0)
+            fail_start(t, rc, "cannot watch the socket", false);
+        else
+            cio__tls_begin(t);
+        return 0;
+    }
     if (ops_of(t)->connection_made) {
         int rc = ops_of(t)->connection_made(t->protocol, t);
         if (rc < 0) {
@@ -422,7 +443,7 @@ static int call_connection_made(void *arg)
         }
     }
     /* asyncio: the reader is added and the waiter woken right after. */
-    int rc = start_reading(t);
+    int rc = cio__transport_read_start(t);
     if (rc < 0)
         fail_start(t, rc, "cannot watch the socket", false);
     else if (t->waiter && !cio_future_done(t->waiter))
@@ -463,6 +484,8 @@ void cio__transport_discard(cio_transport_t *t)
 {
     if (!t)
         return;
+    if (t->tls)
+        cio__tls_free(t);
     cio__slot_unreserve(t->loop, t->made_slot);
     cio__slot_unreserve(t->loop, t->lost_slot);
     free(t);

@@ -166,7 +166,7 @@ static int client(void *arg, void **result)
     client_args_t *a = arg;
     cio_loop_t *loop = cio_get_running_loop();
     cio_future_t *done = cio_loop_create_future(loop);
-    cio_future_t *f = cio_loop_create_unix_connection(loop, factory, done, a->path);
+    cio_future_t *f = cio_loop_create_unix_connection(loop, factory, done, a->path, NULL);
     cio_transport_t *t = NULL;
     int rc = cio_await(f, (void **)&t);
     cio_future_unref(f);

@@ -604,7 +604,7 @@ static int stream_main(void *arg, void **result)
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     cio_future_t *f[2];
     for (int i = 0; i < 2; i++) {
-        f[i] = cio_loop_connect_accepted_socket(loop, peer_factory, NULL, sv[i]);
+        f[i] = cio_loop_connect_accepted_socket(loop, peer_factory, NULL, sv[i], NULL);
         if (!f[i])
             close(sv[i]); /* not taken */
     }

@@ -314,8 +314,8 @@ static int sendfile_fn(void *arg, void **result)
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
     sink_t a = {.base.ops = &sink_ops}, b = {.base.ops = &sink_ops};
-    cio_future_t *fa = cio_loop_connect_accepted_socket(loop, factory, &a, sv[0]);
-    cio_future_t *fb = cio_loop_connect_accepted_socket(loop, factory, &b, sv[1]);
+    cio_future_t *fa = cio_loop_connect_accepted_socket(loop, factory, &a, sv[0], NULL);
+    cio_future_t *fb = cio_loop_connect_accepted_socket(loop, factory, &b, sv[1], NULL);
     cio_await(fa, NULL);
     cio_await(fb, NULL);
     /* A file of 200,000 pattern bytes. */

@@ -663,7 +663,7 @@ static int write_fn(void *arg, void **result)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     cio_protocol_t proto = {&quiet_ops};
     cio_future_t *fut =
-        cio_loop_connect_accepted_socket(cio_get_running_loop(), static_factory, &proto, sv[0]);
+        cio_loop_connect_accepted_socket(cio_get_running_loop(), static_factory, &proto, sv[0], NULL);
     void *t = NULL;
     ASSERT_RC(cio_await(fut, &t), 0);
     cio_future_unref(fut);

@@ -168,8 +168,8 @@ START_TEST(test_descriptor_owned_by_a_transport_is_refused)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     cio_loop_t *loop = cio_loop_new();
     cio_protocol_t proto = {&noop_ops};
-    ck_assert_ptr_null(cio_loop_connect_accepted_socket(loop, NULL, NULL, sv[0]));
-    cio_future_t *f = cio_loop_connect_accepted_socket(loop, static_factory, &proto, sv[0]);
+    ck_assert_ptr_null(cio_loop_connect_accepted_socket(loop, NULL, NULL, sv[0], NULL));
+    cio_future_t *f = cio_loop_connect_accepted_socket(loop, static_factory, &proto, sv[0], NULL);
     cio_transport_t *t = NULL;
     ck_assert_int_eq(cio_loop_run_until_complete(loop, f, (void **)&t), 0);
     ck_assert_int_eq(cio_loop_add_reader(loop, sv[0], reader_a, NULL), -EBUSY);

@@ -790,7 +790,7 @@ static int unix_fn(void *arg, void **result)
     ck_assert_int_eq(family_of_fd(fd), AF_UNIX);
     cli_t c = {.base = {&cli_ops}};
     cio_transport_t *t =
-        await_ok(cio_loop_create_unix_connection(loop, static_factory, &c.base, sun.sun_path));
+        await_ok(cio_loop_create_unix_connection(loop, static_factory, &c.base, sun.sun_path, NULL));
     ck_assert(cio_transport_can_write_eof(t));
     ck_assert_int_eq(cio_transport_write(t, "over unix", 9), 0);
     WAIT_UNTIL(c.nrx == 9);
@@ -835,7 +835,7 @@ static int accepted_socket_fn(void *arg, void **result)
     close(l);
     ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
     srv_t srv = {0};
-    cio_transport_t *t = await_ok(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, fd));
+    cio_transport_t *t = await_ok(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, fd, NULL));
     ck_assert_int_eq(srv.made, 1);
     ck_assert_int_ne(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
     cio_extra_info_t info;
@@ -1259,9 +1259,9 @@ START_TEST(test_bad_arguments_return_null)
     ck_assert_ptr_null(cio_loop_create_connection(loop, srv_factory, &srv, "127.0.0.1", "1", &neg));
     ck_assert_ptr_null(
         cio_loop_create_connection(loop, srv_factory, &srv, "127.0.0.1", "1", &nan_delay));
-    ck_assert_ptr_null(cio_loop_create_unix_connection(loop, srv_factory, &srv, NULL));
-    ck_assert_ptr_null(cio_loop_create_unix_connection(NULL, srv_factory, &srv, "/x"));
-    ck_assert_ptr_null(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, -1));
+    ck_assert_ptr_null(cio_loop_create_unix_connection(loop, srv_factory, &srv, NULL, NULL));
+    ck_assert_ptr_null(cio_loop_create_unix_connection(NULL, srv_factory, &srv, "/x", NULL));
+    ck_assert_ptr_null(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, -1, NULL));
     ck_assert_ptr_null(cio_loop_create_server(NULL, srv_factory, &srv, "127.0.0.1", "0", NULL));
     ck_assert_ptr_null(cio_loop_create_server(loop, NULL, &srv, "127.0.0.1", "0", NULL));
     ck_assert_ptr_null(cio_loop_create_unix_server(loop, srv_factory, &srv, NULL, NULL));

@@ -270,7 +270,7 @@ static int owned_fn(void *arg, void **result)
 {
     cio_loop_t *loop = cio_get_running_loop();
     cio_protocol_t proto = {&empty_ops};
-    cio_future_t *f = cio_loop_connect_accepted_socket(loop, static_factory, &proto, pair[0]);
+    cio_future_t *f = cio_loop_connect_accepted_socket(loop, static_factory, &proto, pair[0], NULL);
     cio_transport_t *t = NULL;
     ck_assert_int_eq(cio_await(f, (void **)&t), 0);
     cio_future_t *r = cio_loop_sock_recv(loop, pair[0], 10);

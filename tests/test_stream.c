@@ -140,7 +140,7 @@ static cio_protocol_t *static_factory(void *arg)
 static cio_transport_t *wrap(int fd, cio_protocol_t *p)
 {
     return await_ok(
-        cio_loop_connect_accepted_socket(cio_get_running_loop(), static_factory, p, fd));
+        cio_loop_connect_accepted_socket(cio_get_running_loop(), static_factory, p, fd, NULL));
 }
 
 /* ---- a recording protocol ------------------------------------------------ */
@@ -503,7 +503,7 @@ static int made_first_fn(void *arg, void **result)
     rec_t r2;
     rec_init(&r2);
     r2.keep = true;
-    f = cio_loop_connect_accepted_socket(loop, static_factory, &r2, sv[0]);
+    f = cio_loop_connect_accepted_socket(loop, static_factory, &r2, sv[0], NULL);
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(r2.made, 0);
     ck_assert(!cio_future_done(f));
@@ -1731,8 +1731,8 @@ START_TEST(test_closing_the_loop_delivers_connection_lost_to_open_transports)
     int a[2], b[2];
     tcp_pair(a, 0);
     tcp_pair(b, 0);
-    cio_future_t *f1 = cio_loop_connect_accepted_socket(loop, static_factory, &open_one, a[0]);
-    cio_future_t *f2 = cio_loop_connect_accepted_socket(loop, static_factory, &closing_one, b[0]);
+    cio_future_t *f1 = cio_loop_connect_accepted_socket(loop, static_factory, &open_one, a[0], NULL);
+    cio_future_t *f2 = cio_loop_connect_accepted_socket(loop, static_factory, &closing_one, b[0], NULL);
     ck_assert_int_eq(cio_loop_run_until_complete(loop, f1, NULL), 0);
     ck_assert_int_eq(cio_loop_run_until_complete(loop, f2, NULL), 0);
     cio_future_unref(f1);

@@ -27,6 +27,17 @@ typedef struct cio_connection_opts {
     int interleave;              /* addresses of the first family before alternating; 0: 1 */
     bool use_sock;               /* use the connected socket @c sock instead */
     int sock;
+    /*
+     * TLS (coreio/tls.h): a client context makes the connection TLS; the
+     * server's name is checked against server_hostname, or the host argument
+     * when that is NULL. The timeouts are seconds, 0 for asyncio's defaults
+     * (60 s, 30 s). For create_unix_connection only these four apply, and
+     * server_hostname is then needed for a name check.
+     */
+    struct ssl_ctx_st *ssl;
+    const char *server_hostname;
+    double ssl_handshake_timeout;
+    double ssl_shutdown_timeout;
 } cio_connection_opts_t;
 
 /**
@@ -41,19 +52,26 @@ CIO_EXTERN cio_future_t *
 cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_t factory, void *factory_arg,
                            const char *host, const char *port, const cio_connection_opts_t *opts);
 
-/** As cio_loop_create_connection(), to the Unix socket @p path. */
+/**
+ * As cio_loop_create_connection(), to the Unix socket @p path; of @p opts
+ * (NULL: none) only the TLS fields apply.
+ */
 CIO_EXTERN cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop,
                                                          cio_protocol_factory_t factory,
-                                                         void *factory_arg, const char *path);
+                                                         void *factory_arg, const char *path,
+                                                         const cio_connection_opts_t *opts);
 
 /**
  * Wrap @p fd, a connected stream socket accepted elsewhere, in a transport
  * (asyncio: connect_accepted_socket); it is made non-blocking and owned by the
- * transport from then on.
+ * transport from then on. Of @p opts (NULL: none) only ssl and the TLS
+ * timeouts apply: the socket is then the server side of a TLS connection,
+ * as in asyncio.
  */
 CIO_EXTERN cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop,
                                                           cio_protocol_factory_t factory,
-                                                          void *factory_arg, int fd);
+                                                          void *factory_arg, int fd,
+                                                          const cio_connection_opts_t *opts);
 
 #ifdef __cplusplus
 }

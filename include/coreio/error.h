@@ -34,6 +34,27 @@ extern "C" {
     X(AGENRUNNING, -4013, "async generator is already running")                                    \
     X(NOSENDFILE, -4014, "sendfile not available")                                                 \
     X(FRAMETOOLONG, -4015, "frame longer than the framer's max_frame")                             \
+    /* TLS (coreio/tls.h): handshakes, verification, the end of a connection, contexts. */         \
+    X(TLS, -4201, "TLS protocol error")                                                            \
+    X(TLSHANDSHAKETIMEOUT, -4202, "TLS handshake timeout")                                         \
+    X(TLSSHUTDOWNTIMEOUT, -4203, "TLS shutdown timeout")                                           \
+    X(TLSTRUNCATED, -4204, "TLS connection truncated: EOF without close_notify")                   \
+    X(TLSNOTTLS, -4205, "TLS handshake failed: the peer does not speak TLS")                       \
+    X(TLSVERSION, -4206, "TLS handshake failed: no protocol version in common")                    \
+    X(TLSNOCIPHER, -4207, "TLS handshake failed: no cipher in common")                             \
+    X(TLSALERT, -4208, "TLS: the peer sent a fatal alert")                                         \
+    X(TLSRENEGOTIATION, -4209, "TLS: renegotiation refused")                                       \
+    X(TLSVERIFY, -4210, "certificate verify failed")                                               \
+    X(TLSHOSTNAME, -4211, "certificate verify failed: host name mismatch")                         \
+    X(TLSEXPIRED, -4212, "certificate verify failed: certificate has expired")                     \
+    X(TLSNOTYETVALID, -4213, "certificate verify failed: certificate is not yet valid")            \
+    X(TLSUNKNOWNCA, -4214, "certificate verify failed: unable to get local issuer certificate")    \
+    X(TLSSELFSIGNED, -4215, "certificate verify failed: self-signed certificate")                  \
+    X(TLSNOPEERCERT, -4216, "certificate verify failed: the peer sent no certificate")             \
+    X(TLSBADCERT, -4221, "cannot read the certificate (PEM expected)")                             \
+    X(TLSBADKEY, -4222, "cannot read the private key (PEM expected)")                              \
+    X(TLSKEYMISMATCH, -4223, "the private key does not match the certificate")                     \
+    X(TLSBADCA, -4224, "cannot read the CA certificates (PEM expected)")                           \
     /* Name lookup (getaddrinfo, getnameinfo) failures, EAI_* with gai_strerror's text. */         \
     X(AI_BADFLAGS, -4101, "Bad value for ai_flags")                                                \
     X(AI_NONAME, -4102, "Name or service not known")                                               \

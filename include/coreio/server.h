@@ -40,6 +40,13 @@ typedef struct cio_server_opts {
      */
     int (*on_accept)(void *arg, int fd);
     void *on_accept_arg;
+    /*
+     * TLS (coreio/tls.h): a server context makes every connection TLS; the
+     * timeouts are seconds, 0 for asyncio's defaults (60 s, 30 s).
+     */
+    struct ssl_ctx_st *ssl;
+    double ssl_handshake_timeout;
+    double ssl_shutdown_timeout;
 } cio_server_opts_t;
 
 /**
@@ -119,7 +126,8 @@ CIO_EXTERN int cio_server_serve_accepted(cio_server_t *s, int fd);
  * Change what @p s gives the connections it accepts from now on, and its
  * backlog, without closing anything: @p o's backlog (0: 100; a listening
  * server calls listen(2) again, which the kernel takes as a new backlog),
- * idle_timeout and write_high/write_low; its other fields are ignored.
+ * idle_timeout, write_high/write_low, ssl (new certificates, say; NULL:
+ * plaintext) and the TLS timeouts; its other fields are ignored.
  * Connections already served keep their settings. 0, -EINVAL (bad values, as
  * for cio_loop_create_server()) or the -errno of listen(2). Loop thread only.
  * A coreio extension (a configuration reload uses it).

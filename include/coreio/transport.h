@@ -74,12 +74,23 @@ typedef struct cio_extra_info {
     struct sockaddr_storage addr; /* "peername", "sockname" */
     socklen_t addrlen;
     int fd; /* "socket" */
+    /*
+     * TLS transports (coreio/tls.h), borrowed from the connection: "ssl_object"
+     * (SSL *), "sslcontext" (SSL_CTX *), "peercert" (X509 *, NULL when the
+     * peer sent none or the handshake is not done).
+     */
+    void *object;
+    /* "cipher": name, protocol version and secret bits; "compression": NULL. */
+    const char *name;
+    const char *version;
+    int bits;
 } cio_extra_info_t;
 
 /**
- * asyncio's get_extra_info(name): "peername", "sockname" or "socket". Returns
- * 0, or -ENOENT for a name the transport does not have (or a peer name it
- * cannot know any more).
+ * asyncio's get_extra_info(name): "peername", "sockname" or "socket", and on
+ * TLS transports "peercert", "cipher", "compression", "ssl_object" and
+ * "sslcontext". Returns 0, or -ENOENT for a name the transport does not have
+ * (or a peer name it cannot know any more).
  */
 CIO_EXTERN int cio_transport_get_extra_info(cio_transport_t *t, const char *name,
                                             cio_extra_info_t *info);
@@ -126,12 +137,13 @@ CIO_EXTERN int cio_transport_write(cio_transport_t *t, const void *data, size_t 
 /** Send several buffers, in order, as one write. Same returns. */
 CIO_EXTERN int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int iovcnt);
 
-/** Whether write_eof() is possible (true for TCP and Unix streams). */
+/** Whether write_eof() is possible (true for TCP and Unix streams, false over TLS). */
 CIO_EXTERN bool cio_transport_can_write_eof(const cio_transport_t *t);
 
 /**
  * Close the write side once the buffer has drained (shutdown(SHUT_WR)); the
- * transport goes on reading. -EPIPE if closing, -ENOTSUP where it cannot.
+ * transport goes on reading. -EPIPE if closing, -ENOTSUP where it cannot
+ * (datagrams, TLS).
  */
 CIO_EXTERN int cio_transport_write_eof(cio_transport_t *t);
 
