@@ -20,7 +20,11 @@
  *  - close() sends what is buffered, then close_notify, then closes the
  *    socket without waiting for the peer's close_notify (RFC 8446 allows
  *    it; asyncio's wait was the 30 s hang of aiohttp#11091); the shutdown
- *    timeout bounds how long the buffered bytes may take to leave;
+ *    timeout bounds how long the buffered bytes may take to leave, after
+ *    which connection_lost gets CIO_ETLSSHUTDOWNTIMEOUT; abort() drops the
+ *    buffer, and sends close_notify only if nothing was buffered;
+ *  - close() during the handshake ends it: the waiters fail with
+ *    -ECONNABORTED and the protocol gets connection_lost(0);
  *  - write() encrypts at once: the write buffer holds TLS records, so the
  *    water marks apply to the plaintext plus 22 to 29 bytes per 16 KiB
  *    record; a write is all or nothing, as on a plain transport;
@@ -28,8 +32,9 @@
  *  - get_extra_info() answers "peercert", "cipher", "compression",
  *    "ssl_object" and "sslcontext" besides the plain transport's keys;
  *  - every failure is connection_lost with a code whose cio_strerror()
- *    names the reason (CIO_ETLS* in coreio/error.h); the exception handler
- *    also gets OpenSSL's own text for failures other than the peer's.
+ *    names the reason (CIO_ETLS* in coreio/error.h). Like a reset, a TLS
+ *    failure closes quietly, without the exception handler; OpenSSL's own
+ *    text goes to the debug log.
  * An idle TLS connection keeps no OpenSSL read or write buffer.
  *
  * Loop thread only, except the context helpers (any thread).
