@@ -169,9 +169,9 @@ static int verify_error(long v)
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: /* the peer sent its root along: not ours */
         return CIO_ETLSUNKNOWNCA;
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         return CIO_ETLSSELFSIGNED;
     default:
         return CIO_ETLSVERIFY;
@@ -518,7 +518,14 @@ void cio__tls_close(cio_transport_t *t)
     s->state = TLS_CLOSING;
     ERR_clear_error();
     if (SSL_shutdown(s->ssl) < 0 && (s->sys_err || t->lost)) {
-        fail_with(t, SSL_ERROR_SYSCALL);
+        /* After the peer's close_notify, a peer already gone takes nothing from a clean end. */
+        if (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN) {
+            s->state = TLS_DEAD;
+            ERR_clear_error();
+            cio__transport_force_close(t, 0);
+        } else {
+            fail_with(t, SSL_ERROR_SYSCALL);
+        }
         return;
     }
     ERR_clear_error();
