@@ -2,8 +2,8 @@
  * config/keys.c: the schema. One table of keys per section kind, each key with
  * the function that reads its value into the section's struct; the checks
  * that need several keys (cores and placement, a listener's address and its
- * protocol, the two write buffer limits, addresses used twice) run when the
- * section is complete, since keys come in any order. An address is checked
+ * protocol, the two write buffer limits, the TLS keys, addresses used twice)
+ * run when the section is complete, since keys come in any order. An address is checked
  * against the others through the parser's hash index of addresses, in
  * constant time, whatever the number of listeners before it.
  */
@@ -342,6 +342,10 @@ enum {
     L_LOW,
     L_TLS_CERT,
     L_TLS_KEY,
+    L_TLS_CA,
+    L_TLS_VERIFY,
+    L_TLS_MIN,
+    L_TLS_HANDSHAKE,
     L_N
 };
 
@@ -421,21 +425,106 @@ static bool set_write_low(cio__parser_t *p, const char *key, const char *value)
     return read_size(p, key, value, &l->write_low);
 }
 
-/* tls_certificate and tls_key are taken so that no one uses them for something else. */
-static bool set_tls(cio__parser_t *p, const char *key, const char *value)
+/*
+ * A file named in the configuration: as written when absolute, else joined
+ * to the directory of the file (as [module] path is), so that the names do
+ * not depend on the directory the program runs in. A text parsed without a
+ * file name ("<default>", "<text>") keeps them as written.
+ */
+static char *file_path(cio__parser_t *p, const char *value)
 {
-    cio__config_error(p, p->lineno, "%s: TLS is reserved and not supported yet", key);
-    return false;
+    const char *file = p->file, *slash = file ? strrchr(file, '/') : NULL;
+    char *path = NULL;
+    if (value[0] == '/' || !slash || file[0] == '<')
+        return cio__config_strdup(p, value);
+    if (asprintf(&path, "%.*s/%s", (int)(slash - file), file, value) < 0) {
+        p->oom = true;
+        return NULL;
+    }
+    return path;
+}
+
+static bool set_tls_file(cio__parser_t *p, const char *value, char **out, unsigned *line)
+{
+    char *path = file_path(p, value);
+    if (!path)
+        return false;
+    free(*out);
+    *out = path;
+    *line = p->lineno;
+    return true;
+}
+
+static bool set_tls_certificate(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    return set_tls_file(p, value, &t->certificate, &t->certificate_line);
+}
+
+static bool set_tls_key(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    return set_tls_file(p, value, &t->key, &t->key_line);
+}
+
+static bool set_tls_ca(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    return set_tls_file(p, value, &t->ca, &t->ca_line);
+}
+
+static bool set_tls_verify(cio__parser_t *p, const char *key, const char *value)
+{
+    /* In the order of cio_config_verify_t. */
+    static const char *const words[] = {"no", "optional", "yes", NULL};
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    int i;
+    if (!read_keyword(p, key, value, words, "no, optional, yes", &i))
+        return false;
+    t->verify_client = (cio_config_verify_t)i;
+    return true;
+}
+
+static bool set_tls_min_version(cio__parser_t *p, const char *key, const char *value)
+{
+    /* In the order of cio_config_tls_version_t. */
+    static const char *const words[] = {"TLSv1.2", "TLSv1.3", NULL};
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    int i;
+    if (!read_keyword(p, key, value, words, "TLSv1.2, TLSv1.3", &i))
+        return false;
+    t->min_version = (cio_config_tls_version_t)i;
+    return true;
+}
+
+/* Not 0: the TLS layer reads 0 as its default, which would hide a typo. */
+static bool set_tls_handshake_timeout(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_tls_t *t = &((cio_config_listener_t *)p->sec.target)->tls;
+    int rc = cio__config_duration(value, CIO__CONFIG_DURATION_MAX, &t->handshake_timeout);
+    if (rc == 0 && t->handshake_timeout < 1e-3)
+        rc = -ERANGE;
+    return rc == 0 ||
+           refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "1ms..365 days");
 }
 
 _Static_assert(L_N <= CIO__CONFIG_MAX_KEYS, "a [listener] key has no seen[] slot");
 
 static const key_def_t listener_keys[L_N] = {
-    [L_SERVICE] = {"service", set_service},           [L_PROTOCOL] = {"protocol", set_protocol},
-    [L_ADDRESS] = {"address", set_address},           [L_BALANCE] = {"balance", set_balance},
-    [L_BACKLOG] = {"backlog", set_backlog},           [L_IDLE] = {"idle_timeout", set_idle_timeout},
-    [L_HIGH] = {"write_buffer_high", set_write_high}, [L_LOW] = {"write_buffer_low", set_write_low},
-    [L_TLS_CERT] = {"tls_certificate", set_tls},      [L_TLS_KEY] = {"tls_key", set_tls},
+    [L_SERVICE] = {"service", set_service},
+    [L_PROTOCOL] = {"protocol", set_protocol},
+    [L_ADDRESS] = {"address", set_address},
+    [L_BALANCE] = {"balance", set_balance},
+    [L_BACKLOG] = {"backlog", set_backlog},
+    [L_IDLE] = {"idle_timeout", set_idle_timeout},
+    [L_HIGH] = {"write_buffer_high", set_write_high},
+    [L_LOW] = {"write_buffer_low", set_write_low},
+    [L_TLS_CERT] = {"tls_certificate", set_tls_certificate},
+    [L_TLS_KEY] = {"tls_key", set_tls_key},
+    [L_TLS_CA] = {"tls_ca", set_tls_ca},
+    [L_TLS_VERIFY] = {"tls_verify_client", set_tls_verify},
+    [L_TLS_MIN] = {"tls_min_version", set_tls_min_version},
+    [L_TLS_HANDSHAKE] = {"tls_handshake_timeout", set_tls_handshake_timeout},
 };
 
 void cio__config_listener_defaults(cio_config_listener_t *l)
@@ -446,6 +535,9 @@ void cio__config_listener_defaults(cio_config_listener_t *l)
     l->idle_timeout = 60.0;
     l->write_high = 64 * 1024;
     l->write_low = 16 * 1024;
+    l->tls.verify_client = CIO_CONFIG_VERIFY_NO;
+    l->tls.min_version = CIO_CONFIG_TLS12;
+    l->tls.handshake_timeout = 60.0;
 }
 
 /* The address as the protocol reads it: a path for unix, HOST:PORT otherwise. */
@@ -556,6 +648,42 @@ static void check_buffers(cio__parser_t *p, const cio_config_listener_t *l)
                       format_size(high, sizeof(high), l->write_high));
 }
 
+/* Every tls_* key set in a udp listener, which cannot speak TLS. */
+static void refuse_udp_tls(cio__parser_t *p)
+{
+    for (int k = L_TLS_CERT; k <= L_TLS_HANDSHAKE; k++)
+        if (p->sec.seen[k])
+            cio__config_error(p, p->sec.seen[k], "%s: a udp listener cannot speak TLS",
+                              listener_keys[k].name);
+}
+
+/* The tls_* keys together: a certificate and its key, and a CA when clients are verified. */
+static void check_tls(cio__parser_t *p, const cio_config_listener_t *l)
+{
+    static const char *const verify_words[] = {"no", "optional", "yes"};
+    const unsigned *seen = p->sec.seen;
+    if (l->protocol == CIO_CONFIG_UDP && !(p->sec.failed & (1u << L_PROTOCOL))) {
+        refuse_udp_tls(p);
+        return;
+    }
+    if (!seen[L_TLS_CERT]) {
+        /* Without a certificate the listener is plaintext: any other TLS key is a mistake. */
+        for (int k = L_TLS_KEY; k <= L_TLS_HANDSHAKE; k++)
+            if (seen[k])
+                cio__config_error(p, seen[k], "%s without tls_certificate", listener_keys[k].name);
+        return;
+    }
+    if (!seen[L_TLS_KEY])
+        cio__config_error(p, seen[L_TLS_CERT], "tls_certificate without tls_key");
+    if (l->tls.verify_client != CIO_CONFIG_VERIFY_NO && !seen[L_TLS_CA])
+        cio__config_error(p, seen[L_TLS_VERIFY], "tls_verify_client = %s needs tls_ca",
+                          verify_words[l->tls.verify_client]);
+    else if (seen[L_TLS_CA] && l->tls.verify_client == CIO_CONFIG_VERIFY_NO &&
+             !(p->sec.failed & ((1u << L_TLS_VERIFY) | (1u << L_TLS_CA))))
+        cio__config_error(p, seen[L_TLS_CA],
+                          "tls_ca: only used with tls_verify_client = optional or yes");
+}
+
 void cio__config_end_listener(cio__parser_t *p)
 {
     static const int required[] = {L_SERVICE, L_ADDRESS};
@@ -567,6 +695,7 @@ void cio__config_end_listener(cio__parser_t *p)
                               listener_keys[required[i]].name);
     }
     check_buffers(p, l);
+    check_tls(p, l);
     if (p->sec.failed & (1u << L_PROTOCOL))
         return; /* the address and balance cannot be judged without it */
     check_balance(p, l);
@@ -584,6 +713,9 @@ void cio__config_listener_clear(cio_config_listener_t *l)
     free(l->host);
     free(l->port);
     free(l->path);
+    free(l->tls.certificate);
+    free(l->tls.key);
+    free(l->tls.ca);
     memset(l, 0, sizeof(*l));
 }
 

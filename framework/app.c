@@ -4,7 +4,10 @@
  * the listeners and the admin listener, then waits for signals. SIGTERM and
  * SIGINT drain everything and return; SIGHUP reloads the configuration file,
  * all or nothing: the new listeners open first, and only when every one of
- * them has opened do the removed ones drain.
+ * them has opened do the removed ones drain. A TLS listener's context is
+ * made again at every reload (its files may have changed under the same
+ * names), before anything changes, so a certificate that cannot be loaded
+ * refuses the reload.
  */
 #include <assert.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coreio/tls.h"
 #include "internal.h"
 
 static _Atomic(cio_app_t *) current_app;
@@ -408,7 +412,7 @@ static void log_errors(cio_app_t *app, char *errors)
 /* What a reload does with one listener of the new file. */
 typedef enum reload_how {
     RELOAD_KEEP,        /* nothing changed */
-    RELOAD_RECONFIGURE, /* backlog or per-connection settings: applied in place */
+    RELOAD_RECONFIGURE, /* backlog, per-connection settings or TLS: applied in place */
     RELOAD_TAKE_OVER,   /* another service on the same sockets: a new listener adopts them */
     RELOAD_OPEN,        /* new, or another address: a new listener, the old one drains */
 } reload_how_t;
@@ -419,6 +423,7 @@ typedef struct reload_step {
     cio__listener_t *old;  /* the running listener of that name, or NULL */
     reload_how_t how;
     cio__listener_t *next; /* the listener that serves cfg after the reload */
+    SSL_CTX *ssl;          /* RELOAD_RECONFIGURE with TLS: the new context, until applied */
 } reload_step_t;
 
 /* What to do with @p l to serve @p c with the instance @p inst. */
@@ -434,6 +439,9 @@ static reload_how_t classify(const cio__listener_t *l, const cio_config_listener
         return RELOAD_TAKE_OVER;
     if (o->backlog != c->backlog || o->idle_timeout != c->idle_timeout ||
         o->write_high != c->write_high || o->write_low != c->write_low)
+        return RELOAD_RECONFIGURE;
+    /* The files behind the same names may be new: TLS listeners always load them again. */
+    if (o->tls.certificate || c->tls.certificate)
         return RELOAD_RECONFIGURE;
     return RELOAD_KEEP;
 }
@@ -466,6 +474,32 @@ static int plan_reload(cio_app_t *app, const cio_config_t *nc, cio__instance_t *
     return 0;
 }
 
+/* The new TLS contexts of the listeners reconfigured in place, made before
+ * anything changes: one that cannot be made refuses the reload. */
+static int make_contexts(cio_app_t *app, reload_step_t *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *key = "tls_certificate";
+        if (steps[i].how != RELOAD_RECONFIGURE)
+            continue;
+        int rc = cio__listener_tls_context(steps[i].cfg, &steps[i].ssl, &key);
+        if (rc < 0) {
+            app_log(app, CIO_LOG_ERROR, "listener %s: %s: %s", steps[i].cfg->name, key,
+                    cio_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void free_contexts(reload_step_t *steps, size_t n)
+{
+    for (size_t i = 0; steps && i < n; i++) {
+        SSL_CTX_free(steps[i].ssl);
+        steps[i].ssl = NULL;
+    }
+}
+
 /* Open the new listeners (fresh ones first: they may find their address busy);
  * on failure close those opened, which gives taken-over sockets back. */
 static int open_new(cio_app_t *app, reload_step_t *steps, size_t n)
@@ -487,9 +521,11 @@ static void swap_listeners(cio_app_t *app, reload_step_t *steps, cio__listener_t
 {
     for (size_t i = 0; i < n; i++)
         next[i] = steps[i].how >= RELOAD_TAKE_OVER ? steps[i].next : steps[i].old;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (steps[i].how == RELOAD_RECONFIGURE)
-            cio__listener_reconfigure(steps[i].old, steps[i].cfg);
+            cio__listener_reconfigure(steps[i].old, steps[i].cfg, steps[i].ssl);
+        steps[i].ssl = NULL; /* taken over */
+    }
     pthread_mutex_lock(&app->mu);
     cio__listener_t **old = app->ls;
     size_t nold = app->nls;
@@ -568,11 +604,13 @@ static void reload(cio_app_t *app)
     reload_step_t *steps = calloc(n ? n : 1, sizeof(*steps));
     cio__listener_t **next = calloc(n ? n : 1, sizeof(*next));
     int rc = steps && next ? plan_instances(app, nc, &insts, &ninsts) : -ENOMEM;
-    if (rc == 0 && (rc = plan_reload(app, nc, insts, ninsts, steps)) == 0)
+    if (rc == 0 && (rc = plan_reload(app, nc, insts, ninsts, steps)) == 0 &&
+        (rc = make_contexts(app, steps, n)) == 0)
         rc = open_new(app, steps, n);
     if (rc < 0) {
         app_log(app, CIO_LOG_ERROR, "reload failed, keeping the running configuration: %s",
                 cio_strerror(rc));
+        free_contexts(steps, n);
         if (insts)
             drop_instances(insts, ninsts);
         cio_config_free(nc);

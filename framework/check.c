@@ -5,7 +5,8 @@
  * at its line: a module that cannot be loaded, a listener whose service does
  * not exist or does not speak its protocol, a [service] section for no
  * service, a key the service does not declare, a bad value, a required key
- * left out.
+ * left out, a TLS file that cannot be read or a key that does not match its
+ * certificate.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "coreio/module.h"
+#include "coreio/tls.h"
 #include "internal.h"
 
 /* @p path as written, or relative to the directory of the file @p file. */
@@ -44,10 +46,62 @@ static void check_modules(const cio_config_t *c, cio_config_check_t *chk)
     }
 }
 
+/* The line and the file of the TLS key @p key of @p t. */
+static unsigned tls_line(const cio_config_tls_t *t, const char *key, const char **file)
+{
+    if (strcmp(key, "tls_key") == 0) {
+        *file = t->key;
+        return t->key_line;
+    }
+    if (strcmp(key, "tls_ca") == 0) {
+        *file = t->ca;
+        return t->ca_line;
+    }
+    *file = t->certificate;
+    return t->certificate_line;
+}
+
+/* Whether the file of @p key (NULL: not set) can be read; if not, say so at its line. */
+static bool tls_file_ok(const cio_config_tls_t *t, const char *key, cio_config_check_t *chk)
+{
+    const char *file;
+    unsigned line = tls_line(t, key, &file);
+    int rc = file ? cio__file_readable(file) : 0;
+    if (rc < 0)
+        cio_config_check_error(chk, line, "%s: %s: %s", key, file, cio_strerror(rc));
+    return rc == 0;
+}
+
+/*
+ * The TLS files of a listener: each can be read, and together they make a
+ * server context (the key matches the certificate, the CA file reads), as
+ * the listener will make it. The parser has judged the keys together.
+ */
+static void check_tls(const cio_config_listener_t *l, cio_config_check_t *chk)
+{
+    const cio_config_tls_t *t = &l->tls;
+    const char *key = "tls_certificate", *file;
+    SSL_CTX *ctx = NULL;
+    if (!t->certificate || l->protocol == CIO_CONFIG_UDP)
+        return;
+    bool ok = tls_file_ok(t, "tls_certificate", chk);
+    ok = tls_file_ok(t, "tls_key", chk) && ok;
+    ok = tls_file_ok(t, "tls_ca", chk) && ok;
+    if (!ok || !t->key || (t->verify_client != CIO_CONFIG_VERIFY_NO && !t->ca))
+        return; /* what is missing is the parser's error */
+    int rc = cio__listener_tls_context(l, &ctx, &key);
+    SSL_CTX_free(ctx);
+    if (rc < 0) {
+        unsigned line = tls_line(t, key, &file);
+        cio_config_check_error(chk, line, "%s: %s: %s", key, file ? file : "", cio_strerror(rc));
+    }
+}
+
 static void check_listeners(const cio_config_t *c, cio_config_check_t *chk)
 {
     for (size_t i = 0; i < c->nlisteners; i++) {
         const cio_config_listener_t *l = &c->listeners[i];
+        check_tls(l, chk);
         if (!l->service)
             continue; /* reported by the parser */
         const cio_service_t *svc = cio_service_find(l->service);

@@ -119,8 +119,9 @@ typedef struct cio__listener {
     struct cio_service_ctx *ctx; /* per worker */
     bool *lstarted;              /* per worker: listener_start succeeded (or there is none) */
     cio_sharded_t *sharded;
-    bool reload_mark; /* a reload's scratch: in the new list (control loop only) */
-    bool replaced;    /* a listener of the same name serves in its place (for the log) */
+    struct ssl_ctx_st *ssl; /* TLS: the context its servers share (a reference), else NULL */
+    bool reload_mark;       /* a reload's scratch: in the new list (control loop only) */
+    bool replaced;          /* a listener of the same name serves in its place (for the log) */
 } cio__listener_t;
 
 /* Inside a task on the control loop: open @p cfg with @p inst (a reference is taken) on
@@ -131,12 +132,30 @@ int cio__listener_open(struct cio_app_s *app, const cio_config_listener_t *cfg,
 /* @p c's address as logs show it: [V6]:PORT, HOST:PORT, *:PORT or a path. */
 void cio__listener_address(const cio_config_listener_t *c, char *out, size_t size);
 
-/* Inside a task: apply @p cfg's backlog, idle timeout and water marks to the
- * open listener @p l (its connections from now on); 0 or -errno. */
-int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg);
+/* Inside a task: apply @p cfg's backlog, idle timeout, water marks and TLS
+ * context @p ssl (taken over; NULL: plaintext) to the open listener @p l, for
+ * its connections from now on; 0 or -errno. */
+int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg,
+                              struct ssl_ctx_st *ssl);
+
+/* 0 if @p path names a regular file this process can open for reading, else
+ * -errno (-EISDIR for a directory, -EINVAL for another kind of file). Any thread. */
+int cio__file_readable(const char *path);
+
+/*
+ * The server context @p cfg's tls_* keys describe into *@p out (NULL when it
+ * has no tls_certificate: plaintext): 0, or the -errno of a file that cannot
+ * be read or the error of cio_tls_server_context() and
+ * cio_tls_context_verify_clients(), with *@p key set to the key at fault
+ * ("tls_certificate", "tls_key", "tls_ca", "tls_min_version"). Any thread.
+ */
+int cio__listener_tls_context(const cio_config_listener_t *cfg, struct ssl_ctx_st **out,
+                              const char **key);
 
 /* Inside a task: stop accepting (losing nothing queued), give the connections
- * @p drain_timeout seconds, abort the rest, release everything. */
+ * @p drain_timeout seconds, end the rest (TLS: closed, so that close_notify is
+ * sent, and aborted only if that has not ended them a second later; plaintext:
+ * aborted), release everything. */
 void cio__listener_drain_and_free(cio__listener_t *l, double drain_timeout);
 
 /* ---- stats.c: per-worker statistics and their Prometheus text ------------------ */

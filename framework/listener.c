@@ -3,14 +3,24 @@
  * worker with the service instance it names. Each worker gets the listener's
  * own context (and listener_start's state, on the worker's thread), and the
  * sharded server's factory hands each new connection the context of the
- * worker it lands on.
+ * worker it lands on. A listener with a tls_certificate has one TLS server
+ * context, shared by its servers on every worker (OpenSSL contexts are
+ * reference-counted and safe to share between threads); a reload gives it a
+ * new one for the connections accepted from then on.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "coreio/tls.h"
 #include "internal.h"
+
+/* After the drain deadline, how long closed TLS connections get to send close_notify. */
+#define TLS_CLOSE_GRACE 1.0
 
 /* The sharded server's factory, on a worker: the service's, with this listener's context there. */
 static cio_protocol_t *listener_factory(void *arg)
@@ -54,6 +64,28 @@ static int teardown_task(void *arg, void **result)
 
 /* ---- the copy of the configuration ----------------------------------------------- */
 
+static void tls_clear(cio_config_tls_t *t)
+{
+    free(t->certificate);
+    free(t->key);
+    free(t->ca);
+}
+
+/* A copy of @p src's file names into @p dst (its other fields too); 0 or -ENOMEM. */
+static int tls_copy(cio_config_tls_t *dst, const cio_config_tls_t *src)
+{
+    *dst = *src;
+    dst->certificate = src->certificate ? strdup(src->certificate) : NULL;
+    dst->key = src->key ? strdup(src->key) : NULL;
+    dst->ca = src->ca ? strdup(src->ca) : NULL;
+    if ((src->certificate && !dst->certificate) || (src->key && !dst->key) ||
+        (src->ca && !dst->ca)) {
+        tls_clear(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void cfg_clear(cio_config_listener_t *c)
 {
     free(c->name);
@@ -61,6 +93,7 @@ static void cfg_clear(cio_config_listener_t *c)
     free(c->host);
     free(c->port);
     free(c->path);
+    tls_clear(&c->tls);
 }
 
 static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src)
@@ -71,12 +104,94 @@ static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src
     dst->host = src->host ? strdup(src->host) : NULL;
     dst->port = src->port ? strdup(src->port) : NULL;
     dst->path = src->path ? strdup(src->path) : NULL;
+    dst->tls = (cio_config_tls_t){0};
     if ((src->name && !dst->name) || (src->service && !dst->service) || (src->host && !dst->host) ||
-        (src->port && !dst->port) || (src->path && !dst->path)) {
+        (src->port && !dst->port) || (src->path && !dst->path) || tls_copy(&dst->tls, &src->tls)) {
         cfg_clear(dst);
         return -ENOMEM;
     }
     return 0;
+}
+
+/* ---- TLS ---------------------------------------------------------------------------- */
+
+/* O_NONBLOCK: a FIFO must not hang the check, nor OpenSSL after it (one is refused here). */
+int cio__file_readable(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    int rc = fstat(fd, &st) < 0     ? -errno
+             : S_ISDIR(st.st_mode)  ? -EISDIR
+             : !S_ISREG(st.st_mode) ? -EINVAL
+                                    : 0;
+    close(fd);
+    return rc;
+}
+
+/* Each file @p t names can be read; else its -errno, and *@p key says which. */
+static int tls_files_readable(const cio_config_tls_t *t, const char **key)
+{
+    int rc;
+    *key = "tls_certificate";
+    if ((rc = cio__file_readable(t->certificate)) < 0)
+        return rc;
+    *key = "tls_key";
+    if (!t->key || (rc = cio__file_readable(t->key)) < 0)
+        return t->key ? rc : -EINVAL;
+    *key = "tls_ca";
+    return t->ca ? cio__file_readable(t->ca) : 0;
+}
+
+int cio__listener_tls_context(const cio_config_listener_t *cfg, SSL_CTX **out, const char **key)
+{
+    const cio_config_tls_t *t = &cfg->tls;
+    SSL_CTX *ctx = NULL;
+    *out = NULL;
+    if (!t->certificate)
+        return 0;
+    int rc = tls_files_readable(t, key);
+    if (rc == 0) {
+        rc = cio_tls_server_context(&ctx, t->certificate, t->key);
+        /* The key's own errors are the key's; a file that vanished since is blamed on the first. */
+        *key = rc == CIO_ETLSBADKEY || rc == CIO_ETLSKEYMISMATCH ? "tls_key" : "tls_certificate";
+    }
+    if (rc == 0 && t->verify_client != CIO_CONFIG_VERIFY_NO) {
+        *key = "tls_ca";
+        rc = cio_tls_context_verify_clients(ctx, t->ca, t->verify_client == CIO_CONFIG_VERIFY_YES);
+    }
+    if (rc == 0) {
+        *key = "tls_min_version";
+        int v = t->min_version == CIO_CONFIG_TLS13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+        rc = SSL_CTX_set_min_proto_version(ctx, v) == 1 ? 0 : CIO_ETLSVERSION;
+    }
+    if (rc < 0) {
+        SSL_CTX_free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+/* The file @p key names in @p t, for messages. */
+static const char *tls_file(const cio_config_tls_t *t, const char *key)
+{
+    const char *f = strcmp(key, "tls_key") == 0  ? t->key
+                    : strcmp(key, "tls_ca") == 0 ? t->ca
+                                                 : t->certificate;
+    return f ? f : "";
+}
+
+/* The context of @p cfg into *@p out, or an error logged as the listener's. */
+static int tls_context_logged(const cio_config_listener_t *cfg, SSL_CTX **out)
+{
+    const char *key = "tls_certificate";
+    int rc = cio__listener_tls_context(cfg, out, &key);
+    if (rc < 0)
+        cio__log(CIO_LOG_ERROR, "listener %s: %s: %s: %s", cfg->name, key, tls_file(&cfg->tls, key),
+                 cio_strerror(rc));
+    return rc;
 }
 
 /* Inside a task: release @p l and its reference on the service. */
@@ -84,6 +199,7 @@ static void listener_free(cio__listener_t *l)
 {
     cio__instance_t *inst = l->inst;
     cfg_clear(&l->cfg);
+    SSL_CTX_free(l->ssl);
     free(l->ctx);
     free(l->lstarted);
     free(l);
@@ -101,7 +217,8 @@ static int await_done(cio_future_t *f)
     return rc;
 }
 
-static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c)
+/* The sharded server's options for @p c, with the TLS context @p ssl (NULL: plaintext). */
+static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c, SSL_CTX *ssl)
 {
     return (cio_sharded_opts_t){.type = c->protocol == CIO_CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM,
                                 .balance = c->balance,
@@ -109,7 +226,9 @@ static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c)
                                 .path = c->protocol == CIO_CONFIG_UNIX ? c->path : NULL,
                                 .idle_timeout = c->idle_timeout,
                                 .write_high = c->write_high,
-                                .write_low = c->write_low};
+                                .write_low = c->write_low,
+                                .ssl = ssl,
+                                .ssl_handshake_timeout = ssl ? c->tls.handshake_timeout : 0};
 }
 
 /* "ADDRESS" of @p c as the logs show it: [V6]:PORT, *:PORT or the path. */
@@ -151,9 +270,11 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     cio__listener_t *l = listener_new(app, cfg, inst);
     if (!l)
         return -ENOMEM;
-    int rc = cio__on_every_worker(l->app, init_task, l);
+    int rc = tls_context_logged(&l->cfg, &l->ssl);
+    if (rc == 0)
+        rc = cio__on_every_worker(l->app, init_task, l);
     if (rc == 0) {
-        cio_sharded_opts_t o = sharded_opts(&l->cfg);
+        cio_sharded_opts_t o = sharded_opts(&l->cfg, l->ssl);
         o.adopt = from ? from->sharded : NULL;
         cio_future_t *f =
             cio_workers_serve(app->workers, listener_factory, l, l->cfg.host, l->cfg.port, &o);
@@ -170,26 +291,59 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         listener_free(l);
         return rc;
     }
-    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s", l->cfg.name, l->cfg.service, where,
-             from ? " (the same sockets)" : "");
+    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s", l->cfg.name, l->cfg.service, where,
+             l->ssl ? " (TLS)" : "", from ? " (the same sockets)" : "");
     *out = l;
     return 0;
 }
 
-int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg)
+int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg, SSL_CTX *ssl)
 {
-    cio_sharded_opts_t o = sharded_opts(cfg);
-    int rc = await_done(cio_sharded_reconfigure(l->sharded, &o));
+    cio_config_tls_t tls;
+    cio_sharded_opts_t o = sharded_opts(cfg, ssl);
+    int rc = tls_copy(&tls, &cfg->tls);
+    if (rc == 0 && (rc = await_done(cio_sharded_reconfigure(l->sharded, &o))) < 0)
+        tls_clear(&tls);
     if (rc < 0) {
         cio__log(CIO_LOG_ERROR, "listener %s: cannot apply the new settings: %s", l->cfg.name,
                  cio_strerror(rc));
+        SSL_CTX_free(ssl); /* every server took its own reference, if any took it */
         return rc;
     }
     l->cfg.backlog = cfg->backlog;
     l->cfg.idle_timeout = cfg->idle_timeout;
     l->cfg.write_high = cfg->write_high;
     l->cfg.write_low = cfg->write_low;
+    /* Only the control loop reads the names; the workers' servers hold their own references. */
+    tls_clear(&l->cfg.tls);
+    l->cfg.tls = tls;
+    SSL_CTX_free(l->ssl);
+    l->ssl = ssl;
+    if (ssl)
+        cio__log(CIO_LOG_INFO, "listener %s: TLS certificate %s loaded for new connections",
+                 l->cfg.name, tls.certificate);
     return 0;
+}
+
+/* Past the drain deadline: end the connections left. TLS ones are closed, which
+ * sends close_notify, and only those still open a moment later are aborted. */
+static void end_the_rest(cio__listener_t *l)
+{
+    int rc = -ETIMEDOUT;
+    if (l->ssl) {
+        cio_sharded_close_clients(l->sharded, false);
+        cio_future_t *f = cio_sharded_wait_closed(l->sharded);
+        cio_future_t *w = f ? cio_wait_for(f, TLS_CLOSE_GRACE) : NULL;
+        rc = w ? cio_await(w, NULL) : -ENOMEM;
+        cio_future_unref(w);
+        cio_future_unref(f);
+    }
+    if (rc < 0)
+        cio_sharded_close_clients(l->sharded, true);
+    cio_future_t *f = cio_sharded_wait_closed(l->sharded);
+    if (f)
+        cio_await(f, NULL);
+    cio_future_unref(f);
 }
 
 void cio__listener_drain_and_free(cio__listener_t *l, double drain_timeout)
@@ -212,11 +366,7 @@ void cio__listener_drain_and_free(cio__listener_t *l, double drain_timeout)
                      "listener %s: %zu connections still open after %.3g s: "
                      "closing them",
                      l->cfg.name, left, drain_timeout);
-        cio_sharded_close_clients(l->sharded, true);
-        f = cio_sharded_wait_closed(l->sharded);
-        if (f)
-            cio_await(f, NULL);
-        cio_future_unref(f);
+        end_the_rest(l);
     }
     cio_sharded_free(l->sharded);
     cio__on_every_worker(l->app, teardown_task, l);

@@ -176,6 +176,12 @@ START_TEST(test_config_listener_keys_have_documented_defaults)
     ck_assert_double_eq(l->idle_timeout, 60.0);
     ck_assert_uint_eq(l->write_high, 64 * 1024);
     ck_assert_uint_eq(l->write_low, 16 * 1024);
+    ck_assert_ptr_null(l->tls.certificate);
+    ck_assert_ptr_null(l->tls.key);
+    ck_assert_ptr_null(l->tls.ca);
+    ck_assert_int_eq(l->tls.verify_client, CIO_CONFIG_VERIFY_NO);
+    ck_assert_int_eq(l->tls.min_version, CIO_CONFIG_TLS12);
+    ck_assert_double_eq(l->tls.handshake_timeout, 60.0);
     cio_config_free(c);
 }
 END_TEST
@@ -270,6 +276,79 @@ START_TEST(test_config_every_listener_key_is_read)
     ck_assert_uint_eq(l->write_high, 1024 * 1024);
     ck_assert_uint_eq(l->write_low, 512 * 1024);
     cio_config_free(c);
+}
+END_TEST
+
+/* Every tls_* key is read, with the line of each file; keywords in any case. */
+START_TEST(test_config_every_tls_key_is_read)
+{
+    cio_config_t *c = parse_ok(LISTENER_HEAD "tls_certificate = /etc/coreio/server.pem\n"
+                                             "tls_key = /etc/coreio/server.key\n"
+                                             "tls_ca = /etc/coreio/clients.pem\n"
+                                             "tls_verify_client = Optional\n"
+                                             "tls_min_version = tlsv1.3\n"
+                                             "tls_handshake_timeout = 2500ms\n");
+    const cio_config_tls_t *t = &c->listeners[0].tls;
+    ck_assert_str_eq(t->certificate, "/etc/coreio/server.pem");
+    ck_assert_str_eq(t->key, "/etc/coreio/server.key");
+    ck_assert_str_eq(t->ca, "/etc/coreio/clients.pem");
+    ck_assert_uint_eq(t->certificate_line, 4);
+    ck_assert_uint_eq(t->key_line, 5);
+    ck_assert_uint_eq(t->ca_line, 6);
+    ck_assert_int_eq(t->verify_client, CIO_CONFIG_VERIFY_OPTIONAL);
+    ck_assert_int_eq(t->min_version, CIO_CONFIG_TLS13);
+    ck_assert_double_eq_tol(t->handshake_timeout, 2.5, 1e-12);
+    cio_config_free(c);
+
+    /* A unix listener may speak TLS too; yes requires a client certificate. */
+    c = parse_ok("[listener u]\nservice = echo\nprotocol = unix\naddress = /run/e.sock\n"
+                 "tls_certificate = /c.pem\ntls_key = /k.pem\ntls_ca = /ca.pem\n"
+                 "tls_verify_client = yes\ntls_min_version = TLSv1.2\n");
+    ck_assert_int_eq(c->listeners[0].tls.verify_client, CIO_CONFIG_VERIFY_YES);
+    ck_assert_int_eq(c->listeners[0].tls.min_version, CIO_CONFIG_TLS12);
+    ck_assert_double_eq(c->listeners[0].tls.handshake_timeout, 60.0);
+    cio_config_free(c);
+}
+END_TEST
+
+/* Relative TLS files are joined to the directory of the file, as [module] path is. */
+START_TEST(test_config_tls_relative_paths_follow_the_file)
+{
+    static const char text[] = LISTENER_HEAD "tls_certificate = certs/server.pem\n"
+                                             "tls_key = ../keys/server.key\n"
+                                             "tls_ca = /abs/ca.pem\n"
+                                             "tls_verify_client = yes\n";
+    static const struct {
+        const char *file, *cert, *key;
+    } cases[] = {
+        {"/etc/coreio/coreio.ini", "/etc/coreio/certs/server.pem",
+         "/etc/coreio/../keys/server.key"},
+        {"conf/a.ini", "conf/certs/server.pem", "conf/../keys/server.key"},
+        {"/coreio.ini", "/certs/server.pem", "/../keys/server.key"},
+        /* In the working directory, or a text without a file: as written. */
+        {"coreio.ini", "certs/server.pem", "../keys/server.key"},
+        {"<text>", "certs/server.pem", "../keys/server.key"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *errors = NULL;
+        cio_config_t *c = cio_config_parse(text, cases[i].file, &errors);
+        ck_assert_msg(c != NULL, "%s: %s", cases[i].file, errors);
+        ck_assert_str_eq(c->listeners[0].tls.certificate, cases[i].cert);
+        ck_assert_str_eq(c->listeners[0].tls.key, cases[i].key);
+        ck_assert_str_eq(c->listeners[0].tls.ca, "/abs/ca.pem");
+        cio_config_free(c);
+    }
+
+    /* cio_config_load() names the file as it was given: relative to its directory. */
+    char path[] = "/tmp/cio-test-config-XXXXXX";
+    write_temp(path, text, sizeof(text) - 1);
+    char *errors = NULL;
+    cio_config_t *c = cio_config_load(path, &errors);
+    ck_assert_msg(c != NULL, "%s", errors);
+    ck_assert_str_eq(c->listeners[0].tls.certificate, "/tmp/certs/server.pem");
+    ck_assert_str_eq(c->listeners[0].tls.key, "/tmp/../keys/server.key");
+    cio_config_free(c);
+    unlink(path);
 }
 END_TEST
 
@@ -385,9 +464,11 @@ START_TEST(test_config_key_errors_name_their_line)
         {LISTENER_HEAD "service = discard\n",
          "t:4: duplicate key \"service\" (first set at line 2)\n"},
         {"[global]\nworkers =\n", "t:2: workers: empty value\n"},
-        {LISTENER_HEAD "tls_certificate = /etc/c.pem\ntls_key = /etc/k.pem\n",
-         "t:4: tls_certificate: TLS is reserved and not supported yet\n"
-         "t:5: tls_key: TLS is reserved and not supported yet\n"},
+        {LISTENER_HEAD "tls_certificate = /etc/c.pem\ntls_key = /etc/k.pem\ntls_ca =\n",
+         "t:6: tls_ca: empty value\n"},
+        {LISTENER_HEAD "tls_key = /etc/k.pem\ntls_key = /etc/k2.pem\n",
+         "t:4: tls_key without tls_certificate\n"
+         "t:5: duplicate key \"tls_key\" (first set at line 4)\n"},
         {"\n[listener a]\nprotocol = udp\n",
          "t:2: [listener a]: missing required key \"service\"\n"
          "t:2: [listener a]: missing required key \"address\"\n"},
@@ -484,6 +565,60 @@ START_TEST(test_config_listener_value_errors)
     cio_config_t *c = parse_ok(LISTENER_HEAD "write_buffer_high = 0\nwrite_buffer_low = 0\n");
     ck_assert_uint_eq(c->listeners[0].write_high, 0);
     cio_config_free(c);
+}
+END_TEST
+
+/* TLS: bad values, keys that need others, and udp listeners, each at its line. */
+START_TEST(test_config_tls_errors_name_their_line)
+{
+#define TLS_HEAD LISTENER_HEAD "tls_certificate = /c.pem\ntls_key = /k.pem\n"
+    static const error_case_t cases[] = {
+        {TLS_HEAD "tls_verify_client = maybe\n",
+         "t:6: tls_verify_client: \"maybe\" is not one of no, optional, yes\n"},
+        {TLS_HEAD "tls_verify_client = true\n",
+         "t:6: tls_verify_client: \"true\" is not one of no, optional, yes\n"},
+        {TLS_HEAD "tls_min_version = TLSv1.1\n",
+         "t:6: tls_min_version: \"TLSv1.1\" is not one of TLSv1.2, TLSv1.3\n"},
+        {TLS_HEAD "tls_min_version = 1.3\n",
+         "t:6: tls_min_version: \"1.3\" is not one of TLSv1.2, TLSv1.3\n"},
+        {TLS_HEAD "tls_handshake_timeout = 0\n",
+         "t:6: tls_handshake_timeout: 0 is out of range (1ms..365 days)\n"},
+        {TLS_HEAD "tls_handshake_timeout = soon\n",
+         "t:6: tls_handshake_timeout: \"soon\" is not a duration (a number with ms, s or m)\n"},
+        {TLS_HEAD "tls_handshake_timeout = 525601m\n",
+         "t:6: tls_handshake_timeout: 525601m is out of range (1ms..365 days)\n"},
+        /* A certificate needs its key, and the key a certificate. */
+        {LISTENER_HEAD "tls_certificate = /c.pem\n", "t:4: tls_certificate without tls_key\n"},
+        {LISTENER_HEAD "\ntls_key = /k.pem\n", "t:5: tls_key without tls_certificate\n"},
+        /* Without a certificate the listener is plaintext: the other keys are mistakes. */
+        {LISTENER_HEAD "tls_ca = /ca.pem\ntls_verify_client = yes\ntls_min_version = TLSv1.3\n"
+                       "tls_handshake_timeout = 5s\n",
+         "t:4: tls_ca without tls_certificate\n"
+         "t:5: tls_verify_client without tls_certificate\n"
+         "t:6: tls_min_version without tls_certificate\n"
+         "t:7: tls_handshake_timeout without tls_certificate\n"},
+        /* Verifying clients needs the CAs to verify them with, and the CAs a verification. */
+        {TLS_HEAD "tls_verify_client = yes\n", "t:6: tls_verify_client = yes needs tls_ca\n"},
+        {TLS_HEAD "tls_verify_client = optional\n",
+         "t:6: tls_verify_client = optional needs tls_ca\n"},
+        {TLS_HEAD "tls_ca = /ca.pem\n",
+         "t:6: tls_ca: only used with tls_verify_client = optional or yes\n"},
+        {TLS_HEAD "tls_ca = /ca.pem\ntls_verify_client = no\n",
+         "t:6: tls_ca: only used with tls_verify_client = optional or yes\n"},
+        /* A udp listener cannot speak TLS: each key is blamed, the protocol wherever it is. */
+        {TLS_HEAD "protocol = udp\ntls_min_version = TLSv1.3\n",
+         "t:4: tls_certificate: a udp listener cannot speak TLS\n"
+         "t:5: tls_key: a udp listener cannot speak TLS\n"
+         "t:7: tls_min_version: a udp listener cannot speak TLS\n"},
+        {"[listener d]\nservice = echo\nprotocol = udp\naddress = *:7\ntls_certificate = c.pem\n",
+         "t:5: tls_certificate: a udp listener cannot speak TLS\n"},
+        /* The scratch copy of a duplicate section is judged too. */
+        {LISTENER_HEAD "[listener a]\nservice = echo\naddress = *:1\ntls_key = /k.pem\n",
+         "t:4: duplicate section [listener a] (first at line 1)\n"
+         "t:7: tls_key without tls_certificate\n"},
+    };
+#undef TLS_HEAD
+    CHECK_CASES(cases);
 }
 END_TEST
 
@@ -1262,6 +1397,8 @@ static Suite *make_suite(void)
     tc = cio_test_case("keys");
     CIO_TEST(tc, test_config_every_global_key_is_read);
     CIO_TEST(tc, test_config_every_listener_key_is_read);
+    CIO_TEST(tc, test_config_every_tls_key_is_read);
+    CIO_TEST(tc, test_config_tls_relative_paths_follow_the_file);
     CIO_TEST(tc, test_config_syntax_variants_are_read);
     CIO_TEST(tc, test_config_good_file_loads);
     suite_add_tcase(s, tc);
@@ -1272,6 +1409,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_config_key_errors_name_their_line);
     CIO_TEST(tc, test_config_global_value_errors);
     CIO_TEST(tc, test_config_listener_value_errors);
+    CIO_TEST(tc, test_config_tls_errors_name_their_line);
     CIO_TEST(tc, test_config_address_errors);
     CIO_TEST(tc, test_config_same_address_twice_is_an_error_on_the_second);
     CIO_TEST(tc, test_config_reports_all_errors_in_line_order);

@@ -28,6 +28,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "coreio/sharded.h"
 #include "internal.h"
 
@@ -74,6 +76,7 @@ static void set_unref(cio_sharded_t *s)
     free(s->port);
     free(s->path);
     free(s->shards);
+    SSL_CTX_free(s->o.ssl);
     free(s);
 }
 
@@ -163,7 +166,10 @@ static cio_server_opts_t server_opts(const cio_sharded_t *s)
                                .backlog = s->o.backlog,
                                .idle_timeout = s->o.idle_timeout,
                                .write_high = s->o.write_high,
-                               .write_low = s->o.write_low};
+                               .write_low = s->o.write_low,
+                               .ssl = s->o.ssl,
+                               .ssl_handshake_timeout = s->o.ssl_handshake_timeout,
+                               .ssl_shutdown_timeout = s->o.ssl_shutdown_timeout};
 }
 
 /* Await @p fut and return its result through @p out. */
@@ -525,7 +531,10 @@ static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
         return false;
     if (o->path ? o->balance != CIO_BALANCE_HANDOFF : !port)
         return false;
+    if (type == SOCK_DGRAM && o->ssl)
+        return false;
     return o->backlog >= 0 && o->drain_settle >= 0 && o->idle_timeout >= 0 &&
+           o->ssl_handshake_timeout >= 0 && o->ssl_shutdown_timeout >= 0 &&
            !(o->write_high && o->write_low > o->write_high);
 }
 
@@ -551,6 +560,8 @@ cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory
     s->factory_arg = factory_arg;
     s->o = o;
     s->o.path = NULL;
+    if (o.ssl) /* the set's own reference, for every server it opens later */
+        SSL_CTX_up_ref(o.ssl);
     s->dgram = o.type == SOCK_DGRAM;
     s->n = cio_workers_count(w);
     atomic_init(&s->refs, 1);
@@ -637,6 +648,12 @@ cio_future_t *cio_sharded_reconfigure(cio_sharded_t *s, const cio_sharded_opts_t
     s->o.idle_timeout = opts->idle_timeout;
     s->o.write_high = opts->write_high;
     s->o.write_low = opts->write_low;
+    if (opts->ssl)
+        SSL_CTX_up_ref(opts->ssl);
+    SSL_CTX_free(s->o.ssl);
+    s->o.ssl = opts->ssl;
+    s->o.ssl_handshake_timeout = opts->ssl_handshake_timeout;
+    s->o.ssl_shutdown_timeout = opts->ssl_shutdown_timeout;
     cio_task_t *t = cio_loop_create_task(owner, reconfigure_task, s, NULL);
     return t ? cio_task_future(t) : NULL;
 }

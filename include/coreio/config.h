@@ -39,6 +39,37 @@ typedef enum cio_config_proto {
     CIO_CONFIG_UNIX,
 } cio_config_proto_t;
 
+/** tls_verify_client: whether a TLS listener asks its clients for a certificate. */
+typedef enum cio_config_verify {
+    CIO_CONFIG_VERIFY_NO = 0,   /* asks for none */
+    CIO_CONFIG_VERIFY_OPTIONAL, /* asks; a client may send none, but a bad one is refused */
+    CIO_CONFIG_VERIFY_YES,      /* a client without a good certificate is refused */
+} cio_config_verify_t;
+
+/** tls_min_version: the oldest TLS version a listener accepts. */
+typedef enum cio_config_tls_version {
+    CIO_CONFIG_TLS12 = 0, /* TLSv1.2 */
+    CIO_CONFIG_TLS13,     /* TLSv1.3 */
+} cio_config_tls_version_t;
+
+/**
+ * The TLS keys of a [listener] (tcp and unix only). A listener with a
+ * certificate speaks TLS and its service sees plaintext; without one every
+ * other key is an error. Paths are as written when absolute, otherwise
+ * joined to the directory of the file (a text parsed without a file name,
+ * "<...>", keeps them as written). Whether the files can be read is the
+ * application's check (the file only knows names).
+ */
+typedef struct cio_config_tls {
+    char *certificate; /* tls_certificate = FILE: PEM, the leaf, then its chain; NULL: none */
+    char *key;         /* tls_key = FILE: PEM (required with tls_certificate) */
+    char *ca;          /* tls_ca = FILE: PEM CAs client certificates must chain to */
+    cio_config_verify_t verify_client;    /* tls_verify_client = no | optional | yes (no) */
+    cio_config_tls_version_t min_version; /* tls_min_version = TLSv1.2 | TLSv1.3 (TLSv1.2) */
+    double handshake_timeout;             /* tls_handshake_timeout = duration 1ms.. (60s) */
+    unsigned certificate_line, key_line, ca_line; /* where each is set, 0: not set */
+} cio_config_tls_t;
+
 /** One [listener NAME] section. */
 typedef struct cio_config_listener {
     char *name;                  /* the NAME of the section */
@@ -52,6 +83,7 @@ typedef struct cio_config_listener {
     double idle_timeout;         /* idle_timeout = duration, 0 = none (60s) */
     size_t write_high;           /* write_buffer_high = size 0..1G (64K) */
     size_t write_low;            /* write_buffer_low = size 0..1G (16K), <= write_high */
+    cio_config_tls_t tls;        /* the tls_* keys; tls.certificate NULL: plaintext */
     unsigned line;               /* where the section starts */
 } cio_config_listener_t;
 

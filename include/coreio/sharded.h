@@ -47,6 +47,14 @@ typedef struct cio_sharded_opts {
     double idle_timeout; /* 0: none */
     size_t write_high;   /* write buffer water marks; 0: the transport's default */
     size_t write_low;
+    /*
+     * TLS (stream only): every worker's server gets this context, so that
+     * connections handed off to a worker speak TLS too. The set takes its own
+     * reference: the caller may free its context at once.
+     */
+    struct ssl_ctx_st *ssl;
+    double ssl_handshake_timeout; /* seconds; 0: 60 */
+    double ssl_shutdown_timeout;  /* seconds; 0: 30 */
     /**
      * Take over the listening sockets of this open server on the same
      * workers, type and balance (its address is then ignored): each worker
@@ -89,7 +97,8 @@ CIO_EXTERN size_t cio_sharded_accepted(const cio_sharded_t *s, size_t *counts, s
 
 /**
  * Change the backlog and what connections accepted from now on get
- * (idle_timeout, write_high, write_low) on every worker, closing nothing.
+ * (idle_timeout, write_high, write_low, ssl and its timeouts) on every
+ * worker, closing nothing.
  * Every other field of @p opts must be as the server was opened with. The
  * future, on the caller's loop, is done once every worker has applied it.
  * NULL with bad arguments or outside a running loop. Loop thread only (the
