@@ -252,7 +252,7 @@ static void tls_fail(cio_transport_t *t, int err, const char *why)
     ERR_clear_error();
     if (t->lost)
         return; /* already failed inside the BIO */
-    if (cio__log_enabled(CIO_LOG_DEBUG))
+    if (t->loop->debug) /* as asyncio: a peer's TLS failure is logged in debug mode only */
         cio__log(CIO_LOG_DEBUG, "TLS on socket %d: %s (%s)", t->fd, cio_strerror(err), why);
     settle(t, err);
     cio__transport_fatal(t, err, why, false);

@@ -33,8 +33,8 @@
  *    "ssl_object" and "sslcontext" besides the plain transport's keys;
  *  - every failure is connection_lost with a code whose cio_strerror()
  *    names the reason (CIO_ETLS* in coreio/error.h). Like a reset, a TLS
- *    failure closes quietly, without the exception handler; OpenSSL's own
- *    text goes to the debug log.
+ *    failure closes quietly, without the exception handler; in debug mode
+ *    (cio_loop_set_debug) OpenSSL's own text is logged.
  * An idle TLS connection keeps no OpenSSL read or write buffer.
  *
  * Loop thread only, except the context helpers (any thread).
