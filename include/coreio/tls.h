@@ -89,8 +89,9 @@ typedef struct cio_tls_opts {
     /*
      * Bytes of the TLS stream the caller has already read from the transport
      * (what followed "STARTTLS\r\n" in the same read, say): they are fed to
-     * TLS before anything read later. A coreio extension; asyncio loses
-     * them (uvloop#707).
+     * TLS before anything read later; they are copied, so a protocol may pass
+     * a slice of the buffer data_received gave it. A coreio extension;
+     * asyncio loses them (uvloop#707).
      */
     const void *initial_data;
     size_t initial_len;
