@@ -18,6 +18,9 @@
 #                    `taskset -c 0 sh coreiod_echo.sh ...` pins the worker to 0)
 #   COREIOD_BALANCE  reuseport (default) or handoff
 #   COREIOD_ADMIN    the admin listener's address (default off)
+#   COREIOD_TLS_CERT, COREIOD_TLS_KEY
+#                    a certificate chain and its key (PEM): the listener
+#                    speaks TLS (tls_certificate, tls_key; bench/tls_run.sh)
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -31,6 +34,11 @@ service=${3:-echo}
 workers=${COREIOD_WORKERS:-1}
 balance=${COREIOD_BALANCE:-reuseport}
 admin=${COREIOD_ADMIN:-off}
+tls=
+if [ -n "${COREIOD_TLS_CERT:-}" ]; then
+    tls="tls_certificate = $COREIOD_TLS_CERT
+tls_key = ${COREIOD_TLS_KEY:?COREIOD_TLS_KEY goes with COREIOD_TLS_CERT}"
+fi
 
 # The first $workers CPUs of this process's affinity list ("0-1,4" style).
 cores=${COREIOD_CORES:-$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$$/status" |
@@ -65,6 +73,7 @@ log_level = info
 service = $service
 address = 127.0.0.1:$port
 balance = $balance
+$tls
 EOF
 
 "$coreiod" -c "$dir/coreio.ini" </dev/null >/dev/null 2>"$dir/log" &

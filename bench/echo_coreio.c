@@ -1,8 +1,9 @@
 /*
  * bench/echo_coreio.c: the coreio TCP echo server that bench/echo_run.sh
  * measures beside the raw-epoll, asyncio and uvloop ones: one loop, one
- * protocol per connection that writes back what it reads.
- * Usage: echo_coreio PORT; prints "listening" once it accepts.
+ * protocol per connection that writes back what it reads. With CERT and KEY
+ * (PEM) it speaks TLS with a cio_tls_server_context() (bench/tls_run.sh).
+ * Usage: echo_coreio PORT [CERT KEY]; prints "listening" once it accepts.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 
 #include <coreio.h>
+#include <coreio/tls.h>
 
 typedef struct echo {
     cio_protocol_t base;
@@ -48,9 +50,18 @@ static cio_protocol_t *factory(void *arg)
 
 static int serve(void *arg, void **result)
 {
+    char **argv = arg;
     cio_loop_t *loop = cio_get_running_loop();
     cio_server_opts_t opts = {.backlog = 1024};
-    cio_future_t *f = cio_loop_create_server(loop, factory, NULL, "127.0.0.1", arg, &opts);
+    if (argv[2]) {
+        /* A load generator that stops resets connections: not worth a debug line each. */
+        cio_log_set_level(CIO_LOG_WARNING);
+        int rc = cio_tls_server_context(&opts.ssl, argv[2], argv[3]);
+        if (rc < 0)
+            return rc;
+    }
+    cio_future_t *f = cio_loop_create_server(loop, factory, NULL, "127.0.0.1", argv[1], &opts);
+    SSL_CTX_free(opts.ssl); /* the server holds its own reference */
     cio_server_t *server = NULL;
     int rc = f ? cio_await(f, (void **)&server) : -ENOMEM;
     cio_future_unref(f);
@@ -67,11 +78,11 @@ static int serve(void *arg, void **result)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: echo_coreio PORT\n");
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: echo_coreio PORT [CERT KEY]\n");
         return 2;
     }
-    int rc = cio_run(serve, argv[1], false, NULL);
+    int rc = cio_run(serve, argv, false, NULL);
     if (rc < 0)
         fprintf(stderr, "echo_coreio: %s\n", cio_strerror(rc));
     return rc < 0;

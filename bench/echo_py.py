@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """TCP echo server on asyncio or uvloop, for the echo benchmark (bench/echo_run.sh).
 
-    /usr/bin/python3 bench/echo_py.py --loop asyncio|uvloop PORT
+    /usr/bin/python3 bench/echo_py.py --loop asyncio|uvloop [--cert PEM --key PEM] PORT
 
 Listens on 127.0.0.1:PORT and echoes every byte back, the way the asyncio
 documentation's echo server does: a Protocol whose data_received() calls
@@ -12,12 +12,16 @@ Like bench/echo_epoll.c it stops reading a connection while that
 connection's unsent data is above the transport's high-water mark
 (pause_writing/resume_writing), and it sets TCP_NODELAY on every connection
 (asyncio does by default; this makes it explicit for uvloop too).
+
+With --cert and --key it speaks TLS (ssl.create_default_context for
+clients, the loop's own TLS transport), for bench/tls_run.sh.
 """
 
 import argparse
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 
 
@@ -48,13 +52,13 @@ class EchoProtocol(asyncio.Protocol):
         self.transport.resume_reading()
 
 
-async def serve(port):
+async def serve(port, tls):
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     server = await loop.create_server(EchoProtocol, "127.0.0.1", port,
-                                      reuse_address=True, backlog=128)
+                                      reuse_address=True, backlog=128, ssl=tls)
     print("listening", flush=True)
     await stop
     server.close()
@@ -67,15 +71,23 @@ async def serve(port):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    ap.add_argument("--cert", help="TLS: the certificate chain (PEM)")
+    ap.add_argument("--key", help="TLS: its private key (PEM)")
     ap.add_argument("port", type=int)
     args = ap.parse_args()
+    if (args.cert is None) != (args.key is None):
+        ap.error("--cert and --key go together")
+    tls = None
+    if args.cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.cert, args.key)
     if args.loop == "uvloop":
         import uvloop
         factory = uvloop.new_event_loop
     else:
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(args.port))
+        runner.run(serve(args.port, tls))
     return 0
 
 

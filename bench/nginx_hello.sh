@@ -2,7 +2,7 @@
 # bench/nginx_hello.sh: nginx as the peer of coreiod's http-hello service in
 # bench/http_run.sh (the server protocol of bench/lib.sh).
 #
-#     sh bench/nginx_hello.sh NGINX PORT
+#     sh bench/nginx_hello.sh NGINX PORT [CERT KEY]
 #
 # Writes an nginx.conf into a private temporary directory (-p prefix: every
 # path nginx writes to is in there, so it needs no root) that answers every
@@ -11,18 +11,34 @@
 # (`taskset -c 0 sh nginx_hello.sh ...`: CPU 0), no access log, and
 # keep-alive without a request limit per connection (nginx's default is 1000;
 # coreiod has none, and closing would make the load generator reconnect).
+# With CERT and KEY (PEM) it answers over TLS only (bench/tls_run.sh), with
+# TLS 1.2 and 1.3, a shared session cache and session tickets on: what a
+# production nginx resumes sessions with.
 # Runs nginx in the foreground, prints "listening" once it has written its
 # pid file (after opening its sockets), and on SIGTERM or SIGINT lets nginx
 # shut down and exits with its status.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-if [ $# -ne 2 ]; then
-    echo "usage: sh nginx_hello.sh NGINX PORT" >&2
+if [ $# -ne 2 ] && [ $# -ne 4 ]; then
+    echo "usage: sh nginx_hello.sh NGINX PORT [CERT KEY]" >&2
     exit 2
 fi
 nginx=$1
 port=$2
+listen=
+tls=
+if [ $# -eq 4 ]; then
+    # nginx reads relative paths from its prefix: make them absolute.
+    cert=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+    key=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
+    listen=" ssl"
+    tls="ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;"
+fi
 
 # nginx's CPU mask: a 1 for the first CPU of this process's affinity list
 # ("0-1,4" style), the rightmost digit being CPU 0.
@@ -63,7 +79,8 @@ http {
     scgi_temp_path $dir/scgi;
 
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen;
+        $tls
         location / {
             default_type text/plain;
             return 200 "Hello, World!\\n";

@@ -8,9 +8,11 @@
 # asyncio, uvloop, libuv, coreio, coreiod), the instructions per echo request
 # under callgrind (bench/callgrind_echo.sh: libevent, libuv, coreio; skipped
 # without valgrind), coreiod's echo with 1 and 2
-# workers (bench/workers_run.sh) and coreiod's http-hello against nginx
-# (bench/http_run.sh). Missing peers, and coreio programs not built, are
-# skipped with a message on stderr. The exit status is 1 if a network
+# workers (bench/workers_run.sh), coreiod's http-hello against nginx
+# (bench/http_run.sh), and TLS: the heap of an idle TLS connection, and
+# coreiod and coreio over TLS against nginx and uvloop (bench/tls_run.sh).
+# Missing peers, and coreio programs not built, are skipped with a message
+# on stderr. The exit status is 1 if a network
 # benchmark failed (after the others have run).
 set -eu
 b=${1:-.}
@@ -18,7 +20,8 @@ s=${2:-.}
 scale=${BENCH_SCALE:-1}
 py=/usr/bin/python3
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+pki=$(mktemp -d)
+trap 'rm -rf "$out" "$pki"' EXIT
 
 pin() {
     # The loop thread on CPU 0; threaded benchmarks put producers on CPU 1.
@@ -89,6 +92,13 @@ echo
 echo "| metric | unit | coreio |"
 echo "|---|---|---|"
 "$b/bench/idle_memory" 10000 | awk -F'\t' '{ printf "| %s (10,000 connections) | %s | %s |\n", $2, $4, $3 }'
+# The same over TLS (ECDSA P-256, TLS 1.3, full handshakes), certificates from tests/tls_pki.sh.
+if sh "$s/tests/tls_pki.sh" "$pki" >/dev/null 2>&1; then
+    "$b/bench/idle_memory" 10000 --tls "$pki/server.pem" "$pki/server.key" |
+        awk -F'\t' '{ printf "| %s (10,000 connections) | %s | %s |\n", $2, $4, $3 }'
+else
+    echo "skipped idle TLS connections: tests/tls_pki.sh failed (needs openssl)" >&2
+fi
 
 status=0
 coreiod=$b/tools/coreiod
@@ -119,6 +129,23 @@ if [ -x "$coreiod" ]; then
     fi
     echo
     top_srcdir="$s" sh "$s/bench/http_run.sh" "$@" || status=1
+fi
+
+if [ -x "$b/tools/coreio-bench" ]; then
+    echo
+    top_srcdir="$s" sh "$s/bench/tls_run.sh" "$coreiod" "$b/tools/coreio-bench" \
+        "$b/bench/echo_coreio" || status=1
+else
+    echo "skipped TLS: $b/tools/coreio-bench is not built" >&2
+fi
+if command -v valgrind >/dev/null 2>&1 && [ -x "$b/bench/tls_bio" ]; then
+    echo
+    echo "## TLS: instructions per request, and the BIO choice"
+    sh "$s/bench/callgrind_tls.sh" "$b" || status=1
+    pki_cert=$pki/server.pem
+    [ -f "$pki_cert" ] && "$b/bench/tls_bio" "$pki_cert" "$pki/server.key" 64 || status=1
+else
+    echo "skipped TLS instructions: needs valgrind and $b/bench/tls_bio" >&2
 fi
 
 echo

@@ -4,7 +4,10 @@
 # against echo and HTTP/1.1 keep-alive servers on 127.0.0.1, checks that
 # requests were made without errors, that a bad option, a bad port and every
 # bad numeric value exit with 2 naming it, and that an unknown host fails
-# with the resolver's message.
+# with the resolver's message. Over TLS (python3's ssl, certificates from
+# tests/tls_pki.sh): echo and HTTP with keep-alive, a connection per request
+# with full and with resumed handshakes, a certificate that does not verify,
+# and the TLS and --new-conn options' own usage errors.
 # Exit 0: pass, 77: skipped (no python3), 1: fail. Run from the build tree;
 # COREIO_BENCH names the binary elsewhere.
 set -u
@@ -31,10 +34,19 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 . "$(dirname "$0")/testlib.sh"
+pki=$tmp/pki
+if ! sh "$(dirname "$0")/tls_pki.sh" "$pki" >"$tmp/pki.err" 2>&1; then
+    echo "FAIL: tests/tls_pki.sh could not make the test certificates"
+    show "$tmp/pki.err"
+    exit 1
+fi
 
-# The peers: TCP echo, UDP echo, HTTP/1.1 keep-alive; prints their three ports.
+# The peers: TCP echo, UDP echo, HTTP/1.1 keep-alive, then TLS echo, TLS
+# HTTP and TLS 1.2 HTTP; prints their six ports.
 cat >"$tmp/peers.py" <<'PY'
 import asyncio
+import ssl
+import sys
 
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
@@ -64,21 +76,32 @@ async def main():
     echo = await loop.create_server(Echo, "127.0.0.1", 0)
     udp, _ = await loop.create_datagram_endpoint(UdpEcho, local_addr=("127.0.0.1", 0))
     http = await loop.create_server(Http, "127.0.0.1", 0)
+    # TLS: the same echo and HTTP servers with the test PKI's ECDSA certificate.
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(sys.argv[1] + "/server.pem", sys.argv[1] + "/server.key")
+    tls_echo = await loop.create_server(Echo, "127.0.0.1", 0, ssl=tls)
+    tls_http = await loop.create_server(Http, "127.0.0.1", 0, ssl=tls)
+    tls12 = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls12.load_cert_chain(sys.argv[1] + "/server.pem", sys.argv[1] + "/server.key")
+    tls12_http = await loop.create_server(Http, "127.0.0.1", 0, ssl=tls12)
     print(echo.sockets[0].getsockname()[1], udp.get_extra_info("sockname")[1],
-          http.sockets[0].getsockname()[1], flush=True)
+          http.sockets[0].getsockname()[1], tls_echo.sockets[0].getsockname()[1],
+          tls_http.sockets[0].getsockname()[1], tls12_http.sockets[0].getsockname()[1],
+          flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
 PY
-"$py" "$tmp/peers.py" >"$tmp/ports" 2>"$tmp/peers.err" &
+"$py" "$tmp/peers.py" "$pki" >"$tmp/ports" 2>"$tmp/peers.err" &
 server=$!
 for _ in $(seq 100); do
     [ -s "$tmp/ports" ] && break
     kill -0 "$server" 2>/dev/null || break
     sleep 0.1
 done
-read -r echo_port udp_port http_port <"$tmp/ports"
-if [ -z "${http_port:-}" ]; then
+read -r echo_port udp_port http_port tls_echo_port tls_http_port tls12_port <"$tmp/ports"
+if [ -z "${tls12_port:-}" ]; then
     echo "FAIL: the python3 peers did not start"
     cat "$tmp/peers.err"
     exit 1
@@ -97,7 +120,7 @@ def checks(r):
     assert all(k in lat for k in ("p50", "p99", "p999", "max")), lat
     assert r["requests"] > 0 and r["errors"] == 0, "requests or errors"
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"], lat
-    assert eval(sys.argv[2]), sys.argv[2]
+    assert eval("(" + sys.argv[2] + ")"), sys.argv[2]  # parenthesised: it may span lines
 
 try:
     checks(json.load(open(sys.argv[1])))
@@ -127,6 +150,58 @@ run "udp" 'r["mode"] == "udp" and "lost" in r' \
     --mode udp -d 300ms -c 2 -p 2 127.0.0.1 "$udp_port"
 run "http keep-alive, pipelined" 'r["mode"] == "http" and r["non_2xx"] == 0' \
     --mode http -d 300ms -c 2 -p 3 127.0.0.1 "$http_port"
+run "echo, a new connection per request" \
+    'r["new_conn"] and r["requests"] <= r["connections_made"] <= r["requests"] + 2 and
+    "tls" not in r' \
+    --new-conn -d 300ms -c 2 127.0.0.1 "$echo_port"
+
+# TLS: the same modes; each handshake verifies the python3 server's certificate.
+tls_ok='r["tls"]["version"] in ("TLSv1.2", "TLSv1.3") and r["tls"]["cipher"] != ""'
+run "echo over TLS" "$tls_ok"' and r["bytes_in"] == r["requests"] * 64 and
+    r["connections_made"] == 2 and r["tls"]["resumed"] == 0 and not r["new_conn"]' \
+    --tls --tls-ca "$pki/ca.pem" -d 500ms -c 2 127.0.0.1 "$tls_echo_port"
+run "echo over TLS, 64 KiB messages, 2 threads" "$tls_ok"' and r["size"] == 65536 and
+    r["bytes_in"] == r["requests"] * 65536' \
+    --tls --tls-ca "$pki/ca.pem" -s 65536 -t 2 --no-pin -d 500ms -c 2 127.0.0.1 "$tls_echo_port"
+run "https keep-alive, pipelined, name from --tls-servername" \
+    "$tls_ok"' and r["mode"] == "http" and r["non_2xx"] == 0 and r["connections_made"] == 2' \
+    --mode http --tls --tls-ca "$pki/ca.pem" --tls-servername localhost -p 3 -d 500ms -c 2 \
+    127.0.0.1 "$tls_http_port"
+run "https, a full handshake per request" "$tls_ok"' and r["new_conn"] and
+    r["requests"] <= r["connections_made"] <= r["requests"] + 2 and r["tls"]["resumed"] == 0' \
+    --mode http --tls --tls-ca "$pki/ca.pem" --new-conn -d 500ms -c 2 127.0.0.1 "$tls_http_port"
+# Every handshake but the first on each connection slot resumes a session.
+run "https, a resumed handshake per request" "$tls_ok"' and r["new_conn"] and
+    r["tls"]["resume"] and r["tls"]["resumed"] > 0 and
+    r["tls"]["resumed"] >= r["connections_made"] - 2' \
+    --mode http --tls --tls-ca "$pki/ca.pem" --new-conn --tls-resume -d 500ms -c 2 \
+    127.0.0.1 "$tls_http_port"
+# TLS 1.2 resumes the same session again and again (a server need not send a
+# new one); a connection answered before its connect is reported reopens at once.
+run "https over TLS 1.2, resumed handshakes" 'r["tls"]["version"] == "TLSv1.2" and
+    r["connections_made"] >= 20 and r["tls"]["resumed"] >= r["connections_made"] - 2' \
+    --mode http --tls --tls-ca "$pki/ca.pem" --new-conn --tls-resume -d 500ms -c 2 \
+    127.0.0.1 "$tls12_port"
+
+# fails_tls NAME WHAT ARGS...: exit status 1, connect errors only, stderr saying WHAT.
+fails_tls() {
+    local name=$1 what=$2
+    shift 2
+    "$bench" --json -d 300ms -c 1 --tls "$@" >"$tmp/out.json" 2>"$tmp/err"
+    local status=$?
+    if [ $status -eq 1 ] && grep -qF -- "$what" "$tmp/err" &&
+        "$py" -c 'import json, sys; r = json.load(open(sys.argv[1]))
+sys.exit(not (r["requests"] == 0 and r["error_kinds"]["connect"] > 0 and
+              r["connections_made"] == 0))' "$tmp/out.json"; then
+        pass "$name"
+    else
+        bad "$name: exit status $status: $(cat "$tmp/out.json" "$tmp/err")"
+    fi
+}
+fails_tls "a certificate for another name fails every handshake" "host name mismatch" \
+    --tls-ca "$pki/ca.pem" --tls-servername other.example 127.0.0.1 "$tls_echo_port"
+fails_tls "a certificate from another CA fails every handshake" "certificate verify failed" \
+    --tls-ca "$pki/other-ca.pem" 127.0.0.1 "$tls_echo_port"
 
 "$bench" --no-such-option 127.0.0.1 "$echo_port" >"$tmp/out" 2>"$tmp/err"
 status=$?
@@ -179,6 +254,25 @@ usage_error "option -d: '0.5us'" -d 0.5us 127.0.0.1 "$echo_port"
 usage_error "option -d: '2h'" -d 2h 127.0.0.1 "$echo_port"
 usage_error "option --warmup: '-1' is not a time from 0 to 24 hours" --warmup -1 127.0.0.1 \
     "$echo_port"
+# The TLS options go together, in the stream modes; --new-conn takes one request at a time.
+usage_error "option --tls: needs --tls-ca FILE" --tls 127.0.0.1 "$tls_echo_port"
+usage_error "option --tls-ca: only with --tls" --tls-ca "$pki/ca.pem" 127.0.0.1 "$echo_port"
+usage_error "option --tls-servername: only with --tls" --tls-servername localhost 127.0.0.1 \
+    "$echo_port"
+usage_error "option --tls-resume: only with --tls" --tls-resume --new-conn 127.0.0.1 "$echo_port"
+usage_error "option --tls: only with echo, http or line (no DTLS)" --mode udp --tls \
+    --tls-ca "$pki/ca.pem" 127.0.0.1 "$udp_port"
+usage_error "option --tls-ca: an empty file name" --tls --tls-ca "" 127.0.0.1 "$tls_echo_port"
+usage_error "option --tls-servername: an empty name" --tls --tls-ca "$pki/ca.pem" \
+    --tls-servername "" 127.0.0.1 "$tls_echo_port"
+usage_error "option --tls-ca: '$tmp/no-such.pem': No such file or directory" --tls \
+    --tls-ca "$tmp/no-such.pem" 127.0.0.1 "$tls_echo_port"
+usage_error "option --tls-ca: '$tmp/ports': cannot read the CA certificates (PEM expected)" \
+    --tls --tls-ca "$tmp/ports" 127.0.0.1 "$tls_echo_port"
+usage_error "option --new-conn: only with echo, http or line" --mode udp --new-conn 127.0.0.1 \
+    "$udp_port"
+usage_error "option --new-conn: one request per connection, so no -p above 1" --new-conn -p 2 \
+    127.0.0.1 "$echo_port"
 
 # A service name is a port: the run starts (port 7, echo, refuses or echoes on loopback).
 "$bench" --json -d 1ms -c 1 127.0.0.1 echo >"$tmp/out" 2>"$tmp/err"

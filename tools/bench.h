@@ -40,9 +40,14 @@ typedef struct bench_config {
     bool json, pin;
     char *request; /* echo, udp: SIZE bytes to send; http: the GET request */
     size_t request_len;
-    bench_lines_t *lines; /* line: the templates (their {n} counter is shared) */
-    const char *expect;   /* line: the prefix every response must start with, or NULL */
-    uint64_t seed;        /* line: seeds the connections' PRNGs */
+    bench_lines_t *lines;       /* line: the templates (their {n} counter is shared) */
+    const char *expect;         /* line: the prefix every response must start with, or NULL */
+    uint64_t seed;              /* line: seeds the connections' PRNGs */
+    bool new_conn;              /* a new connection for every request, closed once it is answered */
+    bool tls, tls_resume;       /* the stream modes speak TLS; new handshakes resume a session */
+    const char *tls_ca;         /* the CA file the server's chain is verified against */
+    const char *tls_servername; /* the name checked and sent (SNI), or NULL: the host */
+    struct ssl_ctx_st *tls_ctx; /* the client context (bench_tls.h), shared by the threads */
 } bench_config_t;
 
 /** Kinds of error, counted apart. */
@@ -61,6 +66,10 @@ typedef struct bench_stats {
     uint64_t lost;    /* udp: datagrams not answered within the timeout */
     uint64_t non_2xx; /* http: completed responses whose status is not 2xx */
     uint64_t bytes_in, bytes_out;
+    uint64_t connections;              /* connections made (TLS: handshakes done) */
+    uint64_t resumed;                  /* TLS: of those, handshakes that resumed a session */
+    char tls_version[16];              /* TLS: the first connection's protocol version */
+    char tls_cipher[64];               /* and cipher suite; "" until one is made */
     double seconds;                    /* length of the measured window */
     bench_err_kind_t first_error_kind; /* the first error seen, even in the warm-up: */
     char first_error[256];             /* what it was; "" while there was none */

@@ -10,6 +10,10 @@
  * A connection that fails is counted as an error and opened again 100 ms
  * later; one the server closed after saying so (HTTP "Connection: close") is
  * opened again at once. Once stopping, nothing is counted or reopened.
+ *
+ * With --new-conn a connection carries one request: it is closed once the
+ * reply is complete and opened again at once, and the request's latency runs
+ * from the start of the connect (so it includes the TLS handshake).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 
 #include "bench.h"
 #include "bench_http.h"
+#include "bench_tls.h"
 
 #define RETRY_DELAY     0.1           /* seconds before reopening a failed connection */
 #define UDP_TIMEOUT_NS  1000000000ull /* a datagram unanswered this long is lost */
@@ -35,6 +40,7 @@ typedef struct conn {
     cio_transport_t *transport; /* from connection_made to connection_lost */
     cio_future_t *connecting;   /* the create_connection future while pending */
     cio_handle_t retry;         /* the timer that reopens it */
+    uint64_t opened_ns;         /* when the connect started */
     uint64_t *sent;             /* depth send times: ring (TCP) or slots (UDP; 0: unused) */
     uint32_t *seq;              /* udp: sequence number of each slot */
     size_t head, inflight;      /* the ring */
@@ -67,7 +73,8 @@ struct bench_thread {
     char *line_heads; /* line: the connections' response heads, with --expect */
     char *line_buf;   /* line: requests being gathered for one write */
     size_t line_cap;
-    char *datagram; /* udp: the datagram being sent */
+    char *datagram;                 /* udp: the datagram being sent */
+    bench_tls_sessions_t *sessions; /* --tls-resume: the sessions to resume */
     bench_stats_t stats;
 };
 
@@ -192,6 +199,21 @@ static void datagram_send(conn_t *c, size_t slot, uint64_t now)
         t->stats.bytes_out += t->cfg->size;
 }
 
+/*
+ * @p n requests completed at @p now: send as many new ones, or with
+ * --new-conn, once the one request is answered, close (the close is expected,
+ * and conn_lost opens the connection again at once).
+ */
+static void conn_continue(conn_t *c, size_t n, uint64_t now)
+{
+    if (!c->thread->cfg->new_conn) {
+        stream_send(c, n, now);
+    } else if (n > 0 && c->inflight == 0 && !c->close_expected) {
+        c->close_expected = true;
+        cio_transport_close(c->transport);
+    }
+}
+
 /* ---- connection life -------------------------------------------------- */
 
 static cio_protocol_t *conn_factory(void *arg)
@@ -238,6 +260,12 @@ static int connect_done_cb(cio_future_t *fut, void *arg)
         /* coreio's message names the addresses tried. */
         count_error(t, BENCH_ERR_CONNECT, err, cio_future_error_message(fut));
         conn_reopen(c, true);
+    } else if (err == 0 && !c->transport) {
+        /*
+         * The connection was made and lost before this callback ran (one
+         * request, answered at once): conn_lost could not reopen it then.
+         */
+        conn_reopen(c, c->failed || !c->close_expected);
     }
     cio_future_unref(fut);
     check_closed(t);
@@ -256,7 +284,8 @@ static void conn_open(conn_t *c)
         cio_datagram_opts_t opts = {.remote_host = cfg->host, .remote_port = cfg->port};
         f = cio_loop_create_datagram_endpoint(t->loop, conn_factory, c, &opts);
     } else {
-        f = cio_loop_create_connection(t->loop, conn_factory, c, cfg->host, cfg->port, NULL);
+        cio_connection_opts_t opts = {.ssl = cfg->tls_ctx, .server_hostname = cfg->tls_servername};
+        f = cio_loop_create_connection(t->loop, conn_factory, c, cfg->host, cfg->port, &opts);
     }
     if (!f) {
         count_error(t, BENCH_ERR_CONNECT, -ENOMEM, NULL);
@@ -264,12 +293,28 @@ static void conn_open(conn_t *c)
         return;
     }
     c->connecting = f;
+    c->opened_ns = now_ns();
     t->live++;
     if (cio_future_add_done_callback(f, connect_done_cb, c) < 0) {
         cio_future_cancel(f, NULL); /* its connection, if any, still reports to c */
         cio_future_unref(f);
         c->connecting = NULL;
         t->live--;
+    }
+}
+
+/* A connection was made (TLS: its handshake is done): count it, and what TLS says. */
+static void count_connection(conn_t *c)
+{
+    bench_stats_t *s = &c->thread->stats;
+    bench_tls_info_t info;
+    s->connections++;
+    if (!c->thread->cfg->tls || bench_tls_info(c->transport, &info) < 0)
+        return;
+    s->resumed += info.resumed;
+    if (s->tls_version[0] == '\0') {
+        snprintf(s->tls_version, sizeof(s->tls_version), "%s", info.version ? info.version : "?");
+        snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", info.cipher ? info.cipher : "?");
     }
 }
 
@@ -285,7 +330,9 @@ static int conn_made(cio_protocol_t *p, cio_transport_t *transport)
         cio_transport_close(transport);
         return 0;
     }
-    uint64_t now = now_ns();
+    count_connection(c);
+    /* One request per connection: it was sent, as far as latency goes, at the connect. */
+    uint64_t now = t->cfg->new_conn ? c->opened_ns : now_ns();
     if (t->cfg->mode == BENCH_UDP) {
         for (size_t i = 0; i < t->cfg->depth; i++)
             datagram_send(c, i, now);
@@ -338,7 +385,7 @@ static int echo_received(conn_t *c, const void *data, size_t len)
     uint64_t now = now_ns();
     for (size_t i = 0; i < done; i++)
         count_reply(t, ring_pop(c), now);
-    stream_send(c, done, now);
+    conn_continue(c, done, now);
     return 0;
 }
 
@@ -368,7 +415,7 @@ static int http_received(conn_t *c, const char *data, size_t len)
         }
     }
     if (completed)
-        stream_send(c, completed, now);
+        conn_continue(c, completed, now);
     return 0;
 }
 
@@ -417,7 +464,7 @@ static int line_received(conn_t *c, const char *data, size_t len)
         }
     }
     if (completed)
-        stream_send(c, completed, now);
+        conn_continue(c, completed, now);
     return 0;
 }
 
@@ -545,8 +592,9 @@ bench_thread_t *bench_thread_new(const bench_config_t *cfg, cio_loop_t *loop, si
     t->seq = udp ? calloc(n * depth, sizeof(*t->seq)) : NULL;
     t->datagram = udp ? malloc(cfg->size) : NULL;
     t->http_bufs = http ? malloc(n * (BENCH_HTTP_HEAD_MAX + 1)) : NULL;
+    t->sessions = cfg->tls_resume ? bench_tls_sessions_new(n * BENCH_TLS_SESSIONS_PER_CONN) : NULL;
     if (!t->conns || !t->sent || (udp && (!t->seq || !t->datagram)) || (http && !t->http_bufs) ||
-        (cfg->mode == BENCH_LINE && line_alloc(t, n) < 0) ||
+        (cfg->tls_resume && !t->sessions) || (cfg->mode == BENCH_LINE && line_alloc(t, n) < 0) ||
         bench_hist_init(&t->stats.latency, BENCH_HIST_HIGHEST) < 0) {
         bench_thread_free(t);
         return NULL;
@@ -567,6 +615,7 @@ int bench_thread_start(bench_thread_t *t)
 {
     t->started = true;
     t->begin_ns = now_ns();
+    bench_tls_sessions_attach(t->sessions); /* this loop's handshakes resume from its pool */
     for (size_t i = 0; i < t->nconns; i++)
         conn_open(&t->conns[i]);
     if (t->cfg->mode == BENCH_UDP)
@@ -578,6 +627,7 @@ void bench_thread_begin(bench_thread_t *t)
 {
     bench_stats_t *s = &t->stats;
     s->requests = s->lost = s->non_2xx = s->bytes_in = s->bytes_out = 0;
+    s->connections = s->resumed = 0;
     memset(s->errors, 0, sizeof(s->errors));
     bench_hist_reset(&s->latency);
     t->begin_ns = now_ns();
@@ -640,5 +690,6 @@ void bench_thread_free(bench_thread_t *t)
     free(t->http_bufs);
     free(t->line_heads);
     free(t->line_buf);
+    bench_tls_sessions_free(t->sessions);
     free(t);
 }

@@ -4,7 +4,8 @@
  *     coreio-bench [--mode echo|udp|http|line] [-c CONNS] [-s SIZE] [-p DEPTH]
  *                  [-d DURATION] [-t THREADS] [--warmup SECONDS] [--path PATH]
  *                  [--line TEMPLATE]... [--expect PREFIX] [--seed S]
- *                  [--no-pin] [--json] HOST PORT
+ *                  [--new-conn] [--tls --tls-ca FILE [--tls-servername NAME]
+ *                  [--tls-resume]] [--no-pin] [--json] HOST PORT
  *
  * The connections are spread over THREADS coreio workers (cio_workers_t),
  * each running its share on its own pinned loop (bench_run.c). The main
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_tls.h"
 
 #define USAGE_ERROR 2
 #define MAX_SECONDS (24 * 3600.0) /* the longest duration or warm-up */
@@ -57,6 +59,11 @@ static void usage(FILE *out)
                  "                          {{ and }}; several are sent in turn (required)\n"
                  "      --expect PREFIX     line: responses not starting with it are errors\n"
                  "      --seed S            line: seeds {rand:N} (default 1)\n"
+                 "      --new-conn          a new connection per request (connections/s)\n"
+                 "      --tls               echo, http, line: over TLS (needs --tls-ca)\n"
+                 "      --tls-ca FILE       CA certificates (PEM) to verify the server with\n"
+                 "      --tls-servername NAME  name to check and send (default: HOST)\n"
+                 "      --tls-resume        resume a TLS session on each new connection\n"
                  "      --no-pin            do not pin the worker threads to cores\n"
                  "      --json              print one JSON object instead of text\n"
                  "  -h, --help              show this help\n");
@@ -212,6 +219,32 @@ static int parse_seed(const char *arg, uint64_t *out)
     return 0;
 }
 
+/* --new-conn and the TLS options; checked together once all are known (check_tls_options). */
+static int parse_conn_option(int opt, const char *arg, bench_config_t *cfg)
+{
+    switch (opt) {
+    case 'C':
+        cfg->new_conn = true;
+        return 0;
+    case 'T':
+        cfg->tls = true;
+        return 0;
+    case 'A':
+        if (!*arg)
+            return usage_error("option %s: an empty file name", "--tls-ca");
+        cfg->tls_ca = arg;
+        return 0;
+    case 'N':
+        if (!*arg)
+            return usage_error("option %s: an empty name", "--tls-servername");
+        cfg->tls_servername = arg;
+        return 0;
+    default:
+        cfg->tls_resume = true;
+        return 0;
+    }
+}
+
 /* Apply one option: 0 to go on, USAGE_ERROR, 1 out of memory, or -1 once --help is printed. */
 static int parse_option(int opt, const char *arg, bench_config_t *cfg)
 {
@@ -244,6 +277,12 @@ static int parse_option(int opt, const char *arg, bench_config_t *cfg)
     case 'n':
         cfg->pin = false;
         return 0;
+    case 'C':
+    case 'T':
+    case 'A':
+    case 'N':
+    case 'R':
+        return parse_conn_option(opt, arg, cfg);
     case 'j':
         cfg->json = true;
         return 0;
@@ -300,9 +339,47 @@ static int check_line_options(bench_config_t *cfg)
     return 0;
 }
 
+/* The TLS options go together, with a stream mode; --new-conn takes one request at a time. */
+static int check_tls_options(const bench_config_t *cfg)
+{
+    static const char *const needs_tls[] = {"--tls-ca", "--tls-servername", "--tls-resume"};
+    const bool given[] = {cfg->tls_ca != NULL, cfg->tls_servername != NULL, cfg->tls_resume};
+    for (size_t i = 0; !cfg->tls && i < sizeof(given) / sizeof(given[0]); i++)
+        if (given[i])
+            return usage_error("option %s: only with --tls", needs_tls[i]);
+    if (cfg->tls && cfg->mode == BENCH_UDP)
+        return usage_error("option %s: only with echo, http or line (no DTLS)", "--tls");
+    if (cfg->tls && !cfg->tls_ca)
+        return usage_error("option %s: needs --tls-ca FILE", "--tls");
+    if (cfg->new_conn && cfg->mode == BENCH_UDP)
+        return usage_error("option %s: only with echo, http or line", "--new-conn");
+    if (cfg->new_conn && cfg->depth > 1)
+        return usage_error("option %s: one request per connection, so no -p above 1", "--new-conn");
+    return 0;
+}
+
+/*
+ * The client context, once the options are known good: a CA file that cannot
+ * be read is a usage error too, as nothing has run.
+ */
+static int make_tls_context(bench_config_t *cfg)
+{
+    if (!cfg->tls)
+        return 0;
+    int rc = bench_tls_context(&cfg->tls_ctx, cfg->tls_ca, cfg->tls_resume);
+    if (rc == -ENOMEM) {
+        fprintf(stderr, "coreio-bench: out of memory\n");
+        return 1;
+    }
+    if (rc < 0)
+        return usage_error("option %s: '%s': %s", "--tls-ca", cfg->tls_ca, cio_strerror(rc));
+    return 0;
+}
+
 /*
  * Fill @p cfg from the command line. Returns 0, USAGE_ERROR, 1 when out of
- * memory, or -1 after --help; cfg->lines is the caller's to free in any case.
+ * memory, or -1 after --help; cfg->lines and cfg->tls_ctx are the caller's
+ * to free in any case.
  */
 static int parse_args(int argc, char **argv, bench_config_t *cfg)
 {
@@ -320,6 +397,11 @@ static int parse_args(int argc, char **argv, bench_config_t *cfg)
         {"line", required_argument, NULL, 'L'},
         {"expect", required_argument, NULL, 'E'},
         {"seed", required_argument, NULL, 'S'},
+        {"new-conn", no_argument, NULL, 'C'},
+        {"tls", no_argument, NULL, 'T'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-servername", required_argument, NULL, 'N'},
+        {"tls-resume", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -347,7 +429,9 @@ static int parse_args(int argc, char **argv, bench_config_t *cfg)
     if (cfg->mode == BENCH_UDP && (cfg->size < BENCH_UDP_HEADER || cfg->size > 65507))
         return usage_error("option -s: udp datagrams take %d to 65507 bytes", BENCH_UDP_HEADER);
     int rc = check_line_options(cfg);
-    return rc ? rc : check_port(cfg->port, cfg->mode);
+    rc = rc ? rc : check_tls_options(cfg);
+    rc = rc ? rc : check_port(cfg->port, cfg->mode);
+    return rc ? rc : make_tls_context(cfg);
 }
 
 /* The bytes each request sends: SIZE filler bytes, or the HTTP request. */
@@ -498,7 +582,13 @@ static void merge_stats(bench_stats_t *dst, const bench_stats_t *src)
     dst->non_2xx += src->non_2xx;
     dst->bytes_in += src->bytes_in;
     dst->bytes_out += src->bytes_out;
+    dst->connections += src->connections;
+    dst->resumed += src->resumed;
     dst->seconds += src->seconds;
+    if (dst->tls_version[0] == '\0') {
+        memcpy(dst->tls_version, src->tls_version, sizeof(dst->tls_version));
+        memcpy(dst->tls_cipher, src->tls_cipher, sizeof(dst->tls_cipher));
+    }
     if (dst->first_error[0] == '\0') {
         dst->first_error_kind = src->first_error_kind;
         memcpy(dst->first_error, src->first_error, sizeof(dst->first_error));
@@ -531,6 +621,13 @@ static void print_json(const bench_config_t *cfg, const bench_stats_t *s, double
         printf("\"lost\":%" PRIu64 ",", s->lost);
     if (cfg->mode == BENCH_HTTP)
         printf("\"non_2xx\":%" PRIu64 ",", s->non_2xx);
+    if (cfg->new_conn || cfg->tls)
+        printf("\"new_conn\":%s,\"connections_made\":%" PRIu64 ",\"connections_per_s\":%.1f,",
+               cfg->new_conn ? "true" : "false", s->connections, (double)s->connections / secs);
+    if (cfg->tls)
+        printf("\"tls\":{\"version\":\"%s\",\"cipher\":\"%s\",\"resume\":%s,\"resumed\":%" PRIu64
+               "},",
+               s->tls_version, s->tls_cipher, cfg->tls_resume ? "true" : "false", s->resumed);
     printf("\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ","
            "\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}}\n",
            s->bytes_in, s->bytes_out, us(bench_hist_percentile(h, 50)),
@@ -549,7 +646,8 @@ static void print_text(const bench_config_t *cfg, const bench_stats_t *s, double
                bench_lines_count(cfg->lines), cfg->size, cfg->seed);
     else
         printf("%zu-byte messages", cfg->size);
-    printf(", depth %zu, %.2f s\n", cfg->depth, secs);
+    printf(", depth %zu%s%s, %.2f s\n", cfg->depth, cfg->tls ? ", TLS" : "",
+           cfg->new_conn ? ", a connection per request" : "", secs);
     printf("  requests  %" PRIu64 " (%.1f/s)\n", s->requests, (double)s->requests / secs);
     printf("  errors    %" PRIu64 " (connect %" PRIu64 ", closed %" PRIu64
            ", bad response %" PRIu64,
@@ -564,6 +662,13 @@ static void print_text(const bench_config_t *cfg, const bench_stats_t *s, double
         printf("  lost      %" PRIu64 "\n", s->lost);
     if (cfg->mode == BENCH_HTTP)
         printf("  non-2xx   %" PRIu64 "\n", s->non_2xx);
+    if (cfg->new_conn || cfg->tls)
+        printf("  conns     %" PRIu64 " made (%.1f/s)%s\n", s->connections,
+               (double)s->connections / secs, cfg->new_conn ? ", one per request" : "");
+    if (cfg->tls)
+        printf("  tls       %s %s, %" PRIu64 " resumed%s\n",
+               s->tls_version[0] ? s->tls_version : "-", s->tls_cipher[0] ? s->tls_cipher : "-",
+               s->resumed, cfg->tls_resume ? "" : " (no --tls-resume)");
     printf("  in        %.2f MB/s (%" PRIu64 " bytes)\n", (double)s->bytes_in / secs / 1e6,
            s->bytes_in);
     printf("  out       %.2f MB/s (%" PRIu64 " bytes)\n", (double)s->bytes_out / secs / 1e6,
@@ -630,6 +735,7 @@ static void teardown(bench_t *b)
     free(b->threads);
     free(b->cfg.request);
     bench_lines_free(b->cfg.lines);
+    SSL_CTX_free(b->cfg.tls_ctx);
 }
 
 int main(int argc, char **argv)
@@ -638,6 +744,7 @@ int main(int argc, char **argv)
     int status = parse_args(argc, argv, &b.cfg);
     if (status != 0) {
         bench_lines_free(b.cfg.lines);
+        SSL_CTX_free(b.cfg.tls_ctx);
         return status < 0 ? 0 : status;
     }
     signal(SIGPIPE, SIG_IGN);
