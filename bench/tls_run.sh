@@ -27,6 +27,8 @@
 #                  with --tls-resume for the resumed ones), TLS_HS_CONNS
 #                  connections being opened at any time (default 16):
 #                  handshakes/s, each with its request
+#   echo-1k        1 KiB messages echoed over TLS, TLS_ECHO_CONNS connections
+#                  (the per-message cost, where the event loop shows)
 #   echo-64k       64 KiB messages echoed over TLS, TLS_ECHO_CONNS
 #                  connections (default 10), one message in flight each:
 #                  MB/s each way
@@ -122,6 +124,7 @@ cb_args() {
     https) echo "--mode http $tls -c $conns" ;;
     hs-*-full) echo "--mode http $tls --new-conn -c $hs_conns" ;;
     hs-*-resumed) echo "--mode http $tls --new-conn --tls-resume -c $hs_conns" ;;
+    echo-1k) echo "--mode echo $tls -s 1024 -c $echo_conns" ;;
     echo-64k) echo "--mode echo $tls -s 65536 -c $echo_conns" ;;
     esac
 }
@@ -254,7 +257,7 @@ table() {
         print "|---|---|---|---:|---:|---:|---:|---|---|"
         for (i = 0; i < np; i++) {
             split(pairs[i], k, SUBSEP)
-            peers = k[1] == "echo-64k" ? "coreio/uvloop coreiod/uvloop" : "coreiod/nginx"
+            peers = k[1] ~ /^echo-/ ? "coreio/uvloop coreiod/uvloop" : "coreiod/nginx"
             n = split(peers, ps, " ")
             for (j = 1; j <= n; j++) {
                 split(ps[j], ab, "/")
@@ -314,7 +317,7 @@ if [ -x "$coreiod" ] && coreiod_has_tls "$coreiod"; then
         set -- "$@" "coreiod|$figs|env COREIOD_TLS_CERT=$pem COREIOD_TLS_KEY=$key $ciod http-hello"
     done
     env="env COREIOD_TLS_CERT=$pki/server.pem COREIOD_TLS_KEY=$pki/server.key"
-    set -- "$@" "coreiod|echo-64k|$env $ciod echo"
+    set -- "$@" "coreiod|echo-1k echo-64k|$env $ciod echo"
 elif [ -x "$coreiod" ]; then
     warn "skipped coreiod over TLS: this coreiod takes no TLS listener ($(head -n 1 \
         "$tmp/tls-check.out"))"
@@ -332,14 +335,14 @@ if [ -n "$nginx" ] && [ -x "$nginx" ]; then
 else
     warn "skipped nginx: not found (Debian: nginx-light)"
 fi
-warn "skipped nginx for echo-64k: nginx-light has no stream module (Debian: libnginx-mod-stream)"
+warn "skipped nginx for echo-1k and echo-64k: nginx-light has no stream module (Debian: libnginx-mod-stream)"
 if [ -n "$echo_coreio" ] && [ -x "$echo_coreio" ]; then
-    set -- "$@" "coreio|echo-64k|$(quote "$echo_coreio") {PORT} $pki/server.pem $pki/server.key"
+    set -- "$@" "coreio|echo-1k echo-64k|$(quote "$echo_coreio") {PORT} $pki/server.pem $pki/server.key"
 else
     warn "skipped coreio for echo-64k: bench/echo_coreio is not built"
 fi
 if [ -x "$py" ] && "$py" -c "import uvloop" 2>/dev/null; then
-    set -- "$@" "uvloop|echo-64k|$py $(quote "$top/bench/echo_py.py") --loop uvloop \
+    set -- "$@" "uvloop|echo-1k echo-64k|$py $(quote "$top/bench/echo_py.py") --loop uvloop \
 --cert $pki/server.pem --key $pki/server.key {PORT}"
 else
     warn "skipped uvloop: $py cannot import it (Debian: python3-uvloop)"
