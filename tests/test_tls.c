@@ -1126,6 +1126,55 @@ START_TEST(test_paused_reading_holds_plaintext_and_delivers_it_in_order_after_re
 }
 END_TEST
 
+/*
+ * sendfile over TLS: the kernel cannot encrypt, so with fallback the bytes
+ * take the read/write path and arrive intact; without it the call fails with
+ * CIO_ENOSENDFILE and sends nothing, as asyncio's SendfileNotAvailableError.
+ */
+static int sendfile_fn(void *arg, void **result)
+{
+    env_t e;
+    env_init(&e, "server");
+    e.pl.tmpl.check_pattern = true;
+    env_serve(&e, NULL);
+    rec_t cli;
+    rec_init(&cli);
+    cio_transport_t *ct = await_ok(tls_connect(&cli, e.port, e.cctx, NULL, 0, 0));
+    size_t total = 3 * MIB + 7;
+    uint8_t *buf = malloc(total);
+    ck_assert_ptr_nonnull(buf);
+    fill_pattern(buf, 0, total);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, total, f), total);
+    fflush(f);
+    int fd = fileno(f);
+    void *sent = NULL;
+    cio_future_t *no = cio_loop_sendfile(cio_get_running_loop(), ct, fd, 0, 0, false);
+    ck_assert_int_eq(cio_await(no, &sent), CIO_ENOSENDFILE);
+    cio_future_unref(no);
+    cio_future_t *yes = cio_loop_sendfile(cio_get_running_loop(), ct, fd, 0, 0, true);
+    ck_assert_int_eq(cio_await(yes, &sent), 0);
+    cio_future_unref(yes);
+    ck_assert_uint_eq((uintptr_t)sent, total);
+    rec_t *sr = &e.pl.r[0];
+    WAIT_UNTIL_FOR(sr->nrx == total, 10.0);
+    ck_assert_uint_eq(sr->bad, 0);
+    cio_transport_close(ct);
+    WAIT_UNTIL(cli.lost == 1 && sr->lost == 1);
+    ASSERT_ERR(sr->lost_err, 0);
+    fclose(f);
+    free(buf);
+    env_fini(&e);
+    return 0;
+}
+
+START_TEST(test_sendfile_over_tls_takes_the_read_write_path)
+{
+    ck_assert_int_eq(cio_run(sendfile_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 /* ---- the order of callbacks, and the end of a connection ------------------ */
 
 /* Clients that never finish a handshake: silent, and half a ClientHello. */
@@ -2206,6 +2255,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_an_accepted_socket_becomes_the_server_side_of_tls);
     CIO_TEST(tc, test_ten_megabytes_echo_intact_under_flow_control);
     CIO_TEST(tc, test_paused_reading_holds_plaintext_and_delivers_it_in_order_after_resume);
+    CIO_TEST(tc, test_sendfile_over_tls_takes_the_read_write_path);
     CIO_TEST(tc, test_a_client_that_never_completes_the_handshake_never_gets_connection_made);
     CIO_TEST(tc, test_connection_made_follows_the_handshake_and_connection_lost_comes_last);
     CIO_TEST(tc, test_a_client_close_is_eof_then_a_clean_loss_on_the_server);

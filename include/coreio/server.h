@@ -66,7 +66,7 @@ CIO_EXTERN cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_f
 /**
  * As cio_loop_create_server(), on the Unix socket @p path (asyncio:
  * create_unix_server); a stale socket file at @p path is removed first. Only
- * backlog, start_serving and use_sock/sock of @p opts apply.
+ * backlog, start_serving, use_sock/sock and the TLS fields of @p opts apply.
  */
 CIO_EXTERN cio_future_t *cio_loop_create_unix_server(cio_loop_t *loop,
                                                      cio_protocol_factory_t factory,
