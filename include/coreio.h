@@ -18,6 +18,7 @@
 #include "coreio/framing.h"
 #include "coreio/server.h"
 #include "coreio/connection.h"
+#include "coreio/pipe.h"
 #include "coreio/datagram.h"
 #include "coreio/sock.h"
 #include "coreio/executor.h"

@@ -177,6 +177,7 @@ struct cio_task_s {
 /* ---- transports --------------------------------------------------------------- */
 
 enum cio__transport_kind { CIO__STREAM, CIO__DGRAM };
+enum cio__pipe_end { CIO__PIPE_NONE, CIO__PIPE_READ, CIO__PIPE_WRITE };
 
 struct cio_transport_s {
     cio_loop_t *loop;
@@ -212,6 +213,8 @@ struct cio_transport_s {
     double last_io;       /* loop->now at the last byte read or sent */
     cio_handle_t idle_timer;
     struct cio__tls *tls; /* the TLS layer (loop/tls.c), or NULL for plaintext */
+    uint8_t pipe;         /* CIO__PIPE_READ or _WRITE for a pipe transport (loop/pipe.c), else 0 */
+    bool sigpipe_ignored; /* a write pipe in a process that ignores SIGPIPE */
 };
 
 /* ---- the loop -------------------------------------------------------------- */
@@ -424,6 +427,12 @@ int cio__dgram_on_readable(void *arg);
 int cio__dgram_on_writable(void *arg);
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
 void cio__transports_destroy_all(cio_loop_t *loop);
+
+/* loop/pipe.c: stream transports over pipes. */
+ssize_t cio__pipe_writev(cio_transport_t *t, const struct iovec *iov, int iovcnt);
+int cio__pipe_on_hup(void *arg);
+int cio__pipe_transport_new(cio_loop_t *loop, int fd, bool writable, cio_protocol_t *protocol,
+                            cio_future_t *waiter, cio_transport_t **out);
 
 /* loop/tls.c: the TLS layer inside a stream transport. */
 typedef struct cio__tls_params {

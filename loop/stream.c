@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -19,6 +20,23 @@
 static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
 {
     return t->protocol->ops;
+}
+
+/* One read: recv(2) from a socket, read(2) from a pipe (loop/pipe.c). */
+static ssize_t stream_read(cio_transport_t *t, void *buf, size_t len)
+{
+    return t->pipe ? read(t->fd, buf, len) : recv(t->fd, buf, len, 0);
+}
+
+/* One write: send(2) or sendmsg(2) to a socket, without SIGPIPE; writev(2) to a pipe. */
+static ssize_t stream_write(cio_transport_t *t, const struct iovec *iov, int iovcnt)
+{
+    if (t->pipe)
+        return cio__pipe_writev(t, iov, iovcnt);
+    if (iovcnt == 1) /* the common write() takes the cheaper send(2) */
+        return send(t->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    return sendmsg(t->fd, &msg, MSG_NOSIGNAL);
 }
 
 static void handle_eof(cio_transport_t *t)
@@ -31,7 +49,7 @@ static void handle_eof(cio_transport_t *t)
             return;
         }
     }
-    if (keep_open > 0 && !t->closing) {
+    if (keep_open > 0 && !t->closing && !t->pipe) { /* a read pipe has no write side to keep */
         /* Half-open: nothing more to read, the write side stays. */
         cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
     } else {
@@ -43,7 +61,7 @@ static int read_plain(cio_transport_t *t)
 {
     if (!t->loop->read_buf && !(t->loop->read_buf = malloc(READ_BUF_SIZE)))
         return -ENOMEM;
-    ssize_t n = recv(t->fd, t->loop->read_buf, READ_BUF_SIZE, 0);
+    ssize_t n = stream_read(t, t->loop->read_buf, READ_BUF_SIZE);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -errno;
     if (n == 0) {
@@ -68,7 +86,7 @@ static int read_buffered(cio_transport_t *t)
         cio__transport_fatal(t, -ENOBUFS, "get_buffer() returned an empty buffer", true);
         return 0;
     }
-    ssize_t n = recv(t->fd, buf, len, 0);
+    ssize_t n = stream_read(t, buf, len);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -errno;
     if (n == 0) {
@@ -102,7 +120,8 @@ int cio__stream_on_writable(void *arg)
     cio_transport_t *t = arg;
     if (t->lost || t->wlen == 0)
         return 0;
-    ssize_t n = send(t->fd, t->wbuf + t->whead, t->wlen, MSG_NOSIGNAL);
+    struct iovec iov = {.iov_base = t->wbuf + t->whead, .iov_len = t->wlen};
+    ssize_t n = stream_write(t, &iov, 1);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
@@ -121,7 +140,7 @@ int cio__stream_on_writable(void *arg)
 
 static int check_writable(const cio_transport_t *t)
 {
-    if (t->kind != CIO__STREAM)
+    if (t->kind != CIO__STREAM || t->pipe == CIO__PIPE_READ)
         return -EINVAL;
     if (t->sendfile_active)
         return -EBUSY; /* asyncio: "unable to write; sendfile is in progress" */
@@ -149,11 +168,7 @@ int cio_transport_writelines(cio_transport_t *t, const struct iovec *iov, int io
         return cio__tls_writev(t, iov, iovcnt, total);
     if (t->wlen == 0) {
         /* Nothing waits: try the socket first, as asyncio does. */
-        struct msghdr msg = {.msg_iov = (struct iovec *)iov,
-                             .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt)};
-        /* One buffer (the common write()) takes the cheaper send(2). */
-        ssize_t n = iovcnt == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                                : sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = stream_write(t, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             cio__transport_fatal(t, -errno, "Fatal write error on socket transport", false);
             return 0;
@@ -197,15 +212,20 @@ int cio_transport_write(cio_transport_t *t, const void *data, size_t len)
 
 bool cio_transport_can_write_eof(const cio_transport_t *t)
 {
-    return t->kind == CIO__STREAM && !t->tls; /* TLS has no half-close */
+    /* TLS has no half-close; a write pipe's EOF is its close. */
+    return t->kind == CIO__STREAM && !t->tls && t->pipe != CIO__PIPE_READ;
 }
 
 int cio_transport_write_eof(cio_transport_t *t)
 {
-    if (t->kind != CIO__STREAM || t->tls)
+    if (t->kind != CIO__STREAM || t->tls || t->pipe == CIO__PIPE_READ)
         return -ENOTSUP;
     if (t->closing)
         return -EPIPE;
+    if (t->pipe) { /* asyncio: a write pipe's write_eof closes it once drained */
+        cio_transport_close(t);
+        return 0;
+    }
     if (t->eof)
         return 0;
     t->eof = true;

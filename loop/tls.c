@@ -672,7 +672,7 @@ cio_future_t *cio_loop_start_tls(cio_loop_t *loop, cio_transport_t *t, cio_proto
                                  const cio_tls_opts_t *opts)
 {
     if (!loop || !t || t->loop != loop || !protocol || !protocol->ops || !ctx ||
-        t->kind != CIO__STREAM || t->tls || t->closing || t->sendfile_active ||
+        t->kind != CIO__STREAM || t->pipe || t->tls || t->closing || t->sendfile_active ||
         !timeouts_valid(opts))
         return NULL;
     assert(!cio__wrong_thread(loop));

@@ -186,7 +186,9 @@ int cio__transport_read_start(cio_transport_t *t)
 {
     if (t->closing || t->paused || !t->made)
         return 0;
-    cio_callback_t cb = t->kind == CIO__DGRAM ? cio__dgram_on_readable : cio__stream_on_readable;
+    cio_callback_t cb = t->kind == CIO__DGRAM          ? cio__dgram_on_readable
+                        : t->pipe == CIO__PIPE_WRITE ? cio__pipe_on_hup
+                                                     : cio__stream_on_readable;
     return cio__io_start(t->loop, t->fd, t, CIO__IO_READ, cb, t);
 }
 
@@ -207,7 +209,7 @@ bool cio_transport_is_reading(const cio_transport_t *t)
 
 void cio_transport_pause_reading(cio_transport_t *t)
 {
-    if (!cio_transport_is_reading(t))
+    if (!cio_transport_is_reading(t) || t->pipe == CIO__PIPE_WRITE) /* it reads only hang-ups */
         return;
     t->paused = true;
     cio__io_stop(t->loop, t->fd, t, CIO__IO_READ);
@@ -396,7 +398,7 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
         if (rc <= 0)
             return rc;
     }
-    if (strcmp(name, "socket") == 0) {
+    if (strcmp(name, t->pipe ? "pipe" : "socket") == 0) {
         info->fd = t->fd;
         info->addrlen = 0;
         return 0;

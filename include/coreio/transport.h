@@ -73,7 +73,7 @@ typedef cio_protocol_t *(*cio_protocol_factory_t)(void *arg);
 typedef struct cio_extra_info {
     struct sockaddr_storage addr; /* "peername", "sockname" */
     socklen_t addrlen;
-    int fd; /* "socket" */
+    int fd; /* "socket", "pipe" */
     /*
      * TLS transports (coreio/tls.h), borrowed from the connection: "ssl_object"
      * (SSL *), "sslcontext" (SSL_CTX *), "peercert" (X509 *, NULL when the
@@ -87,7 +87,8 @@ typedef struct cio_extra_info {
 } cio_extra_info_t;
 
 /**
- * asyncio's get_extra_info(name): "peername", "sockname" or "socket", and on
+ * asyncio's get_extra_info(name): "peername", "sockname" or "socket" ("pipe"
+ * instead of "socket" on pipe transports, coreio/pipe.h), and on
  * TLS transports "peercert", "cipher", "compression", "ssl_object" and
  * "sslcontext". Returns 0, or -ENOENT for a name the transport does not have
  * (or a peer name it cannot know any more).
