@@ -45,7 +45,6 @@ typedef struct session {
     cio_transport_t *transport;
     SSL_CTX *ctx;
     bool upgraded;
-    void *initial; /* the TLS bytes read with the STARTTLS line, a copy */
     size_t len;
     char line[LINE_MAX_BYTES];
 } session_t;
@@ -62,7 +61,6 @@ static session_t *session_of(cio_protocol_t *p)
 
 static void session_free(session_t *s)
 {
-    free(s->initial);
     free(s);
 }
 
@@ -108,13 +106,10 @@ static int upgrade(session_t *s, const char *rest, size_t rest_len)
     int rc = reply(s, "220 go ahead\r\n");
     if (rc < 0)
         return rc;
-    if (rest_len > 0 && !(s->initial = malloc(rest_len)))
-        return -ENOMEM;
-    if (rest_len > 0)
-        memcpy(s->initial, rest, rest_len);
     printf("STARTTLS: %zu bytes of TLS came with the command\n", rest_len);
     fflush(stdout);
-    cio_tls_opts_t opts = {.initial_data = s->initial, .initial_len = rest_len};
+    /* start_tls copies them: the read buffer they are in may go. */
+    cio_tls_opts_t opts = {.initial_data = rest, .initial_len = rest_len};
     cio_future_t *f = cio_loop_start_tls(cio_transport_get_loop(s->transport), s->transport,
                                          &s->tls, s->ctx, true, NULL, &opts);
     if (!f)
@@ -271,7 +266,6 @@ typedef struct client {
     int err;
     size_t len;
     char line[LINE_MAX_BYTES];
-    char initial[LINE_MAX_BYTES];
 } client_t;
 
 static const cio_protocol_ops_t client_ops;
@@ -379,10 +373,8 @@ static int command(client_t *c, const char *cmd, const char *code)
  */
 static int client_upgrade(client_t *c, SSL_CTX *ctx, const char *host)
 {
-    size_t n = c->len;
-    memcpy(c->initial, c->line, n);
+    cio_tls_opts_t opts = {.initial_data = c->line, .initial_len = c->len};
     c->len = 0;
-    cio_tls_opts_t opts = {.initial_data = c->initial, .initial_len = n};
     cio_future_t *f =
         cio_loop_start_tls(cio_get_running_loop(), c->transport, &c->tls, ctx, false, host, &opts);
     int rc = f ? cio_await(f, NULL) : -EINVAL;
