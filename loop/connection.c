@@ -38,6 +38,7 @@ static void conn_args_free(void *arg)
     free(a->path);
     free(a->server_hostname);
     SSL_CTX_free(a->opts.ssl);
+    SSL_SESSION_free(a->opts.ssl_session);
     free(a);
 }
 
@@ -298,7 +299,8 @@ static int attach_tls(conn_args_t *a, cio_transport_t *t)
                            .server_side = a->server_side,
                            .hostname = a->server_hostname ? a->server_hostname : a->host,
                            .handshake_timeout = a->opts.ssl_handshake_timeout,
-                           .shutdown_timeout = a->opts.ssl_shutdown_timeout};
+                           .shutdown_timeout = a->opts.ssl_shutdown_timeout,
+                           .session = a->opts.ssl_session};
     return cio__tls_attach(t, &p);
 }
 
@@ -382,7 +384,7 @@ static bool tls_opts_valid(const cio_connection_opts_t *o)
 {
     return !o || (o->ssl_handshake_timeout >= 0 && o->ssl_handshake_timeout < 1e9 &&
                   o->ssl_shutdown_timeout >= 0 && o->ssl_shutdown_timeout < 1e9 &&
-                  (o->ssl || !o->server_hostname));
+                  (o->ssl || (!o->server_hostname && !o->ssl_session)));
 }
 
 /* Keep the TLS options of @p o (NULL: none) for a Unix or accepted-socket connection. */
@@ -393,6 +395,9 @@ static bool take_tls_opts(conn_args_t *a, const cio_connection_opts_t *o)
     a->opts.ssl = o->ssl;
     if (o->ssl)
         SSL_CTX_up_ref(o->ssl);
+    a->opts.ssl_session = o->ssl_session;
+    if (o->ssl_session)
+        SSL_SESSION_up_ref(o->ssl_session);
     a->opts.ssl_handshake_timeout = o->ssl_handshake_timeout;
     a->opts.ssl_shutdown_timeout = o->ssl_shutdown_timeout;
     return dup_opt(&a->server_hostname, o->server_hostname);
@@ -413,8 +418,10 @@ cio_future_t *cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_
         return NULL;
     if (opts)
         a->opts = *opts;
-    if (a->opts.ssl) /* the caller may free its context at once */
+    if (a->opts.ssl) /* the caller may free its context (and session) at once */
         SSL_CTX_up_ref(a->opts.ssl);
+    if (a->opts.ssl_session)
+        SSL_SESSION_up_ref(a->opts.ssl_session);
     if (!dup_opt(&a->host, host) || !dup_opt(&a->port, port) ||
         !dup_opt(&a->local_host, a->opts.local_host) ||
         !dup_opt(&a->local_port, a->opts.local_port) ||
@@ -479,7 +486,7 @@ cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop, cio_protocol_fa
                                                void *factory_arg, int fd,
                                                const cio_connection_opts_t *opts)
 {
-    if (fd < 0 || !tls_opts_valid(opts) || (opts && opts->server_hostname) ||
+    if (fd < 0 || !tls_opts_valid(opts) || (opts && (opts->server_hostname || opts->ssl_session)) ||
         cio__set_nonblocking(fd) < 0)
         return NULL;
     conn_args_t *a = conn_args_new(loop, factory, factory_arg);

@@ -440,6 +440,7 @@ typedef struct cio__tls_params {
     bool server_side;
     const char *hostname; /* checked against the peer's certificate; NULL: no check */
     double handshake_timeout, shutdown_timeout; /* seconds; 0: the defaults */
+    struct ssl_session_st *session;             /* a client's session to resume, or NULL */
 } cio__tls_params_t;
 int cio__tls_attach(cio_transport_t *t, const cio__tls_params_t *p);
 void cio__tls_free(cio_transport_t *t);

@@ -152,7 +152,8 @@ static int serve(cio_server_t *s, int fd)
 {
     /* What can fail comes first: the protocol is made only for a transport. */
     cio_transport_t *t = cio__transport_alloc(s->loop);
-    cio__tls_params_t tls = {s->ssl, true, NULL, s->ssl_handshake_timeout, s->ssl_shutdown_timeout};
+    cio__tls_params_t tls = {s->ssl, true, NULL, s->ssl_handshake_timeout, s->ssl_shutdown_timeout,
+                             NULL};
     if (!t || (s->ssl && cio__tls_attach(t, &tls) < 0)) {
         cio__transport_discard(t);
         return refuse(s, fd, "Error on transport creation for incoming connection");

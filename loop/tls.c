@@ -618,7 +618,8 @@ static SSL *ssl_new(cio_transport_t *t, const cio__tls_params_t *p)
         SSL_set_accept_state(ssl);
     } else {
         SSL_set_connect_state(ssl);
-        if (p->hostname && expect_peer(ssl, p->hostname) < 0) {
+        if ((p->hostname && expect_peer(ssl, p->hostname) < 0) ||
+            (p->session && !SSL_set_session(ssl, p->session))) {
             SSL_free(ssl);
             return NULL;
         }
@@ -678,7 +679,7 @@ cio_future_t *cio_loop_start_tls(cio_loop_t *loop, cio_transport_t *t, cio_proto
     assert(!cio__wrong_thread(loop));
     cio_tls_opts_t o = opts ? *opts : (cio_tls_opts_t){0};
     cio__tls_params_t p = {ctx, server_side, server_hostname, o.handshake_timeout,
-                           o.shutdown_timeout};
+                           o.shutdown_timeout, o.session};
     cio_future_t *fut = cio_loop_create_future(loop);
     uint8_t *in = o.initial_len ? malloc(o.initial_len) : NULL;
     if (!fut || (o.initial_len && !in) || cio__tls_attach(t, &p) < 0) {

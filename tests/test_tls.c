@@ -1169,6 +1169,46 @@ static int sendfile_fn(void *arg, void **result)
     return 0;
 }
 
+/* A client resumes the session of an earlier connection given as ssl_session. */
+static int resume_fn(void *arg, void **result)
+{
+    env_t e;
+    env_init(&e, "server");
+    e.pl.tmpl.echo = true;
+    env_serve(&e, NULL);
+    SSL_SESSION *sess = NULL;
+    for (int round = 0; round < 2; round++) {
+        rec_t cli;
+        rec_init(&cli);
+        cli.keep = true;
+        cio_connection_opts_t o = {.ssl = e.cctx, .ssl_session = sess};
+        cio_transport_t *ct = await_ok(cio_loop_create_connection(
+            cio_get_running_loop(), static_factory, &cli, "127.0.0.1", e.port, &o));
+        cio_extra_info_t info;
+        ck_assert_int_eq(cio_transport_get_extra_info(ct, "ssl_object", &info), 0);
+        ck_assert_int_eq(SSL_session_reused(info.object), round == 1);
+        /* The echo brings TLS 1.3's tickets along: they come after the handshake. */
+        ck_assert_int_eq(cio_transport_write(ct, "ping", 4), 0);
+        WAIT_UNTIL(cli.nrx == 4);
+        if (round == 0) {
+            sess = SSL_get1_session(info.object);
+            ck_assert(sess && SSL_SESSION_is_resumable(sess));
+        }
+        cio_transport_close(ct);
+        WAIT_UNTIL(cli.lost == 1);
+        rec_fini(&cli);
+    }
+    SSL_SESSION_free(sess);
+    env_fini(&e);
+    return 0;
+}
+
+START_TEST(test_a_client_resumes_the_session_it_is_given)
+{
+    ck_assert_int_eq(cio_run(resume_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 START_TEST(test_sendfile_over_tls_takes_the_read_write_path)
 {
     ck_assert_int_eq(cio_run(sendfile_fn, NULL, false, NULL), 0);
@@ -2256,6 +2296,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_ten_megabytes_echo_intact_under_flow_control);
     CIO_TEST(tc, test_paused_reading_holds_plaintext_and_delivers_it_in_order_after_resume);
     CIO_TEST(tc, test_sendfile_over_tls_takes_the_read_write_path);
+    CIO_TEST(tc, test_a_client_resumes_the_session_it_is_given);
     CIO_TEST(tc, test_a_client_that_never_completes_the_handshake_never_gets_connection_made);
     CIO_TEST(tc, test_connection_made_follows_the_handshake_and_connection_lost_comes_last);
     CIO_TEST(tc, test_a_client_close_is_eof_then_a_clean_loss_on_the_server);

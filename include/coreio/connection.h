@@ -38,6 +38,13 @@ typedef struct cio_connection_opts {
     const char *server_hostname;
     double ssl_handshake_timeout;
     double ssl_shutdown_timeout;
+    /*
+     * A session to resume (OpenSSL's SSL_SESSION, from SSL_get1_session() on
+     * the "ssl_object" of an earlier connection), as Python's
+     * SSLSocket.session; the connection takes its own reference. A coreio
+     * extension: create_connection has no session argument in asyncio.
+     */
+    struct ssl_session_st *ssl_session;
 } cio_connection_opts_t;
 
 /**

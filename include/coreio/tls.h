@@ -95,6 +95,8 @@ typedef struct cio_tls_opts {
      */
     const void *initial_data;
     size_t initial_len;
+    /* A client's session to resume (as cio_connection_opts_t's ssl_session). */
+    SSL_SESSION *session;
 } cio_tls_opts_t;
 
 /**
