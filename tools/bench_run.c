@@ -285,7 +285,10 @@ static void conn_open(conn_t *c)
         f = cio_loop_create_datagram_endpoint(t->loop, conn_factory, c, &opts);
     } else {
         cio_connection_opts_t opts = {.ssl = cfg->tls_ctx, .server_hostname = cfg->tls_servername};
+        if (t->sessions) /* --tls-resume: the newest session this thread was handed */
+            opts.ssl_session = bench_tls_sessions_take(t->sessions);
         f = cio_loop_create_connection(t->loop, conn_factory, c, cfg->host, cfg->port, &opts);
+        SSL_SESSION_free(opts.ssl_session); /* the connection took its own reference */
     }
     if (!f) {
         count_error(t, BENCH_ERR_CONNECT, -ENOMEM, NULL);

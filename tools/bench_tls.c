@@ -1,17 +1,12 @@
 /*
  * tools/bench_tls.c: coreio-bench's client context and session pools.
  *
- * Resuming a session needs SSL_set_session() on the connection's SSL object
- * before its handshake starts, but cio_loop_create_connection() makes that
- * object and starts the handshake itself, and the transport ("ssl_object")
- * is only handed over once the handshake is done. So the context does it:
- * its info callback runs at SSL_CB_HANDSHAKE_START, on the loop thread of
- * the connection, before the ClientHello is built, and gives the handshake a
- * session from that thread's pool; the new-session callback (client session
- * caching, with OpenSSL's own store off) puts every session a server hands
- * out, tickets included, into the pool of the thread that received it. A
- * TLS 1.3 ticket is taken out when used, so it serves once (RFC 8446, C.4);
- * a TLS 1.2 session stays, as a server resuming one need not send another.
+ * The new-session callback (client session caching, with OpenSSL's own
+ * store off) puts every session a server hands out, tickets included, into
+ * the pool of the thread that received it; a new connection takes one as its
+ * ssl_session option. A TLS 1.3 ticket is taken out when used, so it serves
+ * once (RFC 8446, C.4); a TLS 1.2 session stays, as a server resuming one
+ * need not send another.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,14 +21,7 @@ struct bench_tls_sessions {
 /* The pool of this thread's handshakes; NULL on threads that keep none. */
 static __thread bench_tls_sessions_t *thread_pool;
 
-/* The context's info callback before ours, called after ours (none if NULL). */
-static void (*next_info_cb)(const SSL *ssl, int where, int ret);
-
-/*
- * The newest session of @p s, or NULL when empty; the caller owns the
- * reference. A TLS 1.3 ticket leaves the pool; a TLS 1.2 session stays.
- */
-static SSL_SESSION *pool_take(bench_tls_sessions_t *s)
+SSL_SESSION *bench_tls_sessions_take(bench_tls_sessions_t *s)
 {
     if (s->count == 0)
         return NULL;
@@ -61,22 +49,6 @@ static void pool_push(bench_tls_sessions_t *s, SSL_SESSION *sess)
     s->count++;
 }
 
-/* A client handshake starts: give it a session to resume, if the thread has one. */
-static void info_cb(const SSL *ssl, int where, int ret)
-{
-    bench_tls_sessions_t *s = thread_pool;
-    if ((where & SSL_CB_HANDSHAKE_START) && s && !SSL_is_server(ssl) &&
-        SSL_get_session(ssl) == NULL) {
-        SSL_SESSION *sess = pool_take(s);
-        /* The callback's SSL is const only by its type: it is the connection's. */
-        if (sess && SSL_set_session((SSL *)ssl, sess) != 1)
-            sess = NULL; /* a session of another protocol version: a full handshake */
-        SSL_SESSION_free(sess);
-    }
-    if (next_info_cb)
-        next_info_cb(ssl, where, ret);
-}
-
 /* A server handed out a session (or a TLS 1.3 ticket): 1 keeps our reference. */
 static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
@@ -96,8 +68,6 @@ int bench_tls_context(SSL_CTX **out, const char *cafile, bool resume)
     /* Client caching only calls new_session_cb; OpenSSL's store would only grow. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
-    next_info_cb = SSL_CTX_get_info_callback(ctx);
-    SSL_CTX_set_info_callback(ctx, info_cb);
     return 0;
 }
 

@@ -3,7 +3,8 @@
  * run has one client context, made before the workers start and shared by
  * all of them (OpenSSL locks what an SSL_CTX shares). With --tls-resume each
  * thread keeps the sessions its connections were given in a pool of its own,
- * and every new handshake on that thread takes one (the newest) to resume.
+ * and every new connection on that thread takes one (the newest) to resume,
+ * as its ssl_session option.
  */
 #ifndef COREIO_BENCH_TLS_H
 #define COREIO_BENCH_TLS_H
@@ -33,6 +34,13 @@ bench_tls_sessions_t *bench_tls_sessions_new(size_t cap);
 
 /** Make @p s the pool of the calling thread's handshakes (NULL: none). Loop thread. */
 void bench_tls_sessions_attach(bench_tls_sessions_t *s);
+
+/**
+ * The newest session of @p s for a new connection's ssl_session, or NULL
+ * when empty; the caller owns the reference. A TLS 1.3 ticket leaves the
+ * pool; a TLS 1.2 session stays.
+ */
+SSL_SESSION *bench_tls_sessions_take(bench_tls_sessions_t *s);
 
 /** How many sessions @p s holds now. */
 size_t bench_tls_sessions_count(const bench_tls_sessions_t *s);
