@@ -16,6 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "coreio/tls.h"
 #include "testutil.h"
 
 /* loop/alloc.h's hook, exported for tests. */
@@ -464,6 +468,12 @@ typedef struct outcome {
     int err; /* connection_lost's */
 } outcome_t;
 
+/* A TLS peer that ran out of memory ends its side unannounced: truncation, an alert. */
+static bool is_peer_tls_loss(int err)
+{
+    return err <= CIO_ETLS && err >= CIO_ETLSNOPEERCERT;
+}
+
 typedef struct peer {
     cio_protocol_t base;
     cio_transport_t *t;
@@ -501,7 +511,8 @@ static void peer_lost(cio_protocol_t *p, int err)
     peer_t *pe = (peer_t *)p;
     /* A clean close, out of memory here, the peer's loss (it ran out), or the loop's end. */
     ck_assert_msg(
-        err == 0 || err == -ENOMEM || err == -ECONNRESET || err == -EPIPE || err == CIO_ECLOSED,
+        err == 0 || err == -ENOMEM || err == -ECONNRESET || err == -EPIPE || err == CIO_ECLOSED ||
+            is_peer_tls_loss(err),
         "%s, allocation %lu failing: connection_lost(%s)", walk_name, walk_n, cio_err_name(err));
     ck_assert(!pe->out->lost);
     pe->out->lost = true;
@@ -636,6 +647,100 @@ static int scenario_stream(void)
 START_TEST(test_alloc_stream_survives_every_failure)
 {
     ck_assert_uint_gt(walk("stream", scenario_stream), 0);
+}
+END_TEST
+
+/* ---- tls: a handshake over a connected pair, writes, close --------------------------------- */
+
+static SSL_CTX *tls_server_ctx, *tls_client_ctx;
+
+/* A server context with a throw-away self-signed P-256 certificate; a client that trusts it. */
+static void tls_contexts(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    ck_assert(key && x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+                               -1, 0);
+    X509_set_issuer_name(x, name);
+    ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+    tls_server_ctx = SSL_CTX_new(TLS_server_method());
+    tls_client_ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert(tls_server_ctx && tls_client_ctx);
+    ck_assert_int_eq(SSL_CTX_use_certificate(tls_server_ctx, x), 1);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey(tls_server_ctx, key), 1);
+    ck_assert_int_eq(X509_STORE_add_cert(SSL_CTX_get_cert_store(tls_client_ctx), x), 1);
+    SSL_CTX_set_verify(tls_client_ctx, SSL_VERIFY_PEER, NULL);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+/* Inside a task: await @p f; an error is noted unless it is the other side's loss. */
+static void *await_tls(int *rc, cio_future_t *f)
+{
+    void *res = NULL;
+    note_null(rc, f);
+    if (!f)
+        return NULL;
+    int r = cio_await(f, &res);
+    if (!is_peer_tls_loss(r) && r != -ECONNRESET && r != -EPIPE)
+        note(rc, r);
+    cio_future_unref(f);
+    return r == 0 ? res : NULL;
+}
+
+static int tls_main(void *arg, void **result)
+{
+    int rc = 0, sv[2];
+    cio_loop_t *loop = cio_get_running_loop();
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cio_connection_opts_t so = {.ssl = tls_server_ctx};
+    cio_connection_opts_t co = {.ssl = tls_client_ctx, .use_sock = true, .sock = sv[1]};
+    /*
+     * The protocols report to o[] from the start: a handshake that fails on
+     * one side can end the other's connection before its awaiting task runs,
+     * and a lost transport must not be touched (its protocol says so).
+     */
+    outcome_t o[2] = {{0}};
+    peer_t tmpl[2] = {{.out = &o[0]}, {.out = &o[1]}};
+    cio_future_t *f[2] = {
+        cio_loop_connect_accepted_socket(loop, peer_factory, &tmpl[0], sv[0], &so),
+        cio_loop_create_connection(loop, peer_factory, &tmpl[1], NULL, NULL, &co)};
+    for (int i = 0; i < 2; i++)
+        if (!f[i])
+            close(sv[i]); /* not taken */
+    cio_transport_t *t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = await_tls(&rc, f[i]);
+    /* The client writes; the server, done reading, closes after it. */
+    size_t queued = t[1] && t[0] && !o[0].lost && !o[1].lost ? write_chunks(&rc, t[1]) : 0;
+    for (int i = 1; i >= 0; i--)
+        if (t[i] && !o[i].lost && (i == 1 || !t[1] || o[1].lost))
+            cio_transport_close(t[i]);
+    RUN_UNTIL(live_protocols == 0);
+    if (t[0] && t[1] && queued == (size_t)CHUNK * CHUNKS && o[0].err == 0 && o[1].err == 0)
+        ck_assert(o[0].received == queued && !o[0].bad_byte);
+    note_lost(&rc, &o[0]);
+    note_lost(&rc, &o[1]);
+    return rc;
+}
+
+static int scenario_tls(void)
+{
+    return cio_run(tls_main, NULL, false, NULL);
+}
+
+START_TEST(test_alloc_tls_survives_every_failure)
+{
+    tls_contexts();
+    ck_assert_uint_gt(walk("tls", scenario_tls), 0);
+    SSL_CTX_free(tls_server_ctx);
+    SSL_CTX_free(tls_client_ctx);
 }
 END_TEST
 
@@ -897,6 +1002,7 @@ static Suite *alloc_suite(void)
     CIO_TEST(tc, test_alloc_future_survives_every_failure);
     CIO_TEST(tc, test_alloc_task_survives_every_failure);
     CIO_TEST(tc, test_alloc_stream_survives_every_failure);
+    CIO_TEST(tc, test_alloc_tls_survives_every_failure);
     CIO_TEST(tc, test_alloc_server_survives_every_failure);
     CIO_TEST(tc, test_alloc_datagram_survives_every_failure);
     CIO_TEST(tc, test_alloc_executor_survives_every_failure);
