@@ -263,11 +263,11 @@ static void tls_fail(cio_transport_t *t, int err, const char *why)
     cio__tls_t *s = t->tls;
     s->state = TLS_DEAD;
     err_clear();
+    settle(t, err); /* also when the BIO already closed the transport: nobody waits forever */
     if (t->lost)
-        return; /* already failed inside the BIO */
+        return;
     if (t->loop->debug) /* as asyncio: a peer's TLS failure is logged in debug mode only */
         cio__log(CIO_LOG_DEBUG, "TLS on socket %d: %s (%s)", t->fd, cio_strerror(err), why);
-    settle(t, err);
     cio__transport_fatal(t, err, why, false);
 }
 
