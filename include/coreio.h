@@ -23,6 +23,7 @@
 #include "coreio/sock.h"
 #include "coreio/executor.h"
 #include "coreio/signal.h"
+#include "coreio/subprocess.h"
 #include "coreio/workers.h"
 #include "coreio/sharded.h"
 #include "coreio/config.h"

@@ -267,6 +267,12 @@ struct cio_loop_s {
     bool executor_shutdown;           /* shutdown_default_executor was called */
     cio_future_t *executor_idle;      /* settled when executor_jobs drops to 0 */
 
+    /* Child processes (loop/subprocess.c, loop/child.c). */
+    cio__queue_t subprocesses;    /* every subprocess transport not freed yet */
+    cio__queue_t polled_children; /* children watched by polling (no pidfd) */
+    cio_handle_t child_poll;      /* the polling timer, while it is armed */
+    double child_poll_delay;      /* its current interval, seconds */
+
     /* Done futures whose callbacks could not be scheduled yet (loop/future.c). */
     cio_future_t *deferred, *deferred_tail;
     uint32_t retry_slot; /* runs the retry; taken with the loop's first done callback */
@@ -470,5 +476,40 @@ bool cio__log_enabled(cio_log_level_t level);
 void cio__report_callback_error(cio_loop_t *loop, const cio_handle_t *h, const void *fn,
                                 cio_future_t *fut, int err);
 void cio__describe_fn(const void *fn, char *buf, size_t len);
+
+/* loop/spawn.c: starting a child process (posix_spawn, or clone and exec). */
+typedef struct cio__child_spec {
+    const char *program; /* looked up in PATH unless it holds a '/' */
+    char *const *argv;
+    char *const *envp; /* NULL: environ */
+    int stdio[3];      /* the child's 0-2: a descriptor (>= 3, or i itself); -1: inherit */
+    const char *cwd;
+    const int *pass_fds;
+    size_t npass_fds;
+    bool new_session, set_pgid, set_umask;
+    pid_t pgid;
+    mode_t umask;
+} cio__child_spec_t;
+int cio__spawn_child(const cio__child_spec_t *spec, pid_t *pid);
+
+/* loop/child.c: watching, signalling and reaping a child (pidfd, or polling). */
+typedef struct cio__child {
+    cio_loop_t *loop;
+    pid_t pid;
+    int pidfd; /* -1 when the loop polls for it */
+    bool exited;
+    int returncode; /* the exit status, or minus the signal */
+    void (*on_exit)(struct cio__child *c);
+    cio__queue_t poll_link; /* in loop->polled_children while polled */
+} cio__child_t;
+enum { CIO__CHILD_NO_PIDFD = 1, CIO__CHILD_CLONE = 2, CIO__CHILD_NO_CLOSE_RANGE = 4 };
+extern _Atomic int cio__child_test_flags __attribute__((visibility("hidden")));
+CIO_EXTERN void cio__child_set_test_flags(int flags); /* tests only: CIO__CHILD_* */
+int cio__child_watch(cio_loop_t *loop, cio__child_t *c, pid_t pid, void (*on_exit)(cio__child_t *));
+int cio__child_signal(cio__child_t *c, int sig);
+void cio__child_reap_now(cio__child_t *c);
+
+/* loop/subprocess.c */
+void cio__subprocesses_destroy_all(cio_loop_t *loop);
 
 #endif /* CIO_LOOP_INTERNAL_H */

@@ -53,6 +53,8 @@ cio_loop_t *cio_loop_new(void)
     cio__queue_init(&loop->asyncgens);
     cio__queue_init(&loop->transports);
     cio__queue_init(&loop->servers);
+    cio__queue_init(&loop->subprocesses);
+    cio__queue_init(&loop->polled_children);
     loop->debug = debug_from_env();
     loop->slow_callback_duration = CIO__SLOW_CALLBACK_DEFAULT;
     struct timespec res;
@@ -107,6 +109,7 @@ int cio_loop_close(cio_loop_t *loop)
     cio__tasks_destroy_pending(loop);
     cio__agens_detach(loop);
     cio__transports_destroy_all(loop);
+    cio__subprocesses_destroy_all(loop); /* after the pipes: kills and reaps the children */
     cio__servers_destroy_all(loop);
     cio__io_destroy_all(loop);
     free(loop->read_buf);

@@ -54,6 +54,17 @@ check_signal TERM
 check_signal INT
 
 check_greeting hello_world "Hello World"
+
+# The create_subprocess_exec example: python3's date line, then its exit code.
+out=$("$b/examples/subprocess_exec" 2>&1) || true
+if printf '%s\n' "$out" | head -1 | grep -qE '^Current date: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+$' &&
+    [ "$(printf '%s\n' "$out" | sed -n 2p)" = "python3 exited with 0" ] &&
+    [ "$(printf '%s\n' "$out" | wc -l)" -eq 2 ]; then
+    echo "PASS: subprocess_exec printed the date and exit code 0"
+else
+    echo "FAIL: subprocess_exec printed '$out'"; fail=1
+fi
+
 check_greeting coro_hello_world "Hello World!"
 check_dates display_date &
 p1=$!

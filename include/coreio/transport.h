@@ -59,6 +59,12 @@ typedef struct cio_protocol_ops {
                              const struct sockaddr *addr, socklen_t addrlen);
     /** DatagramProtocol: a send or receive failed (an ICMP error, say). */
     int (*error_received)(cio_protocol_t *p, int err);
+    /** SubprocessProtocol: the child wrote @p len bytes to its descriptor @p fd (1 or 2). */
+    int (*pipe_data_received)(cio_protocol_t *p, int fd, const void *data, size_t len);
+    /** SubprocessProtocol: the pipe of the child's descriptor @p fd closed (0, or the error). */
+    int (*pipe_connection_lost)(cio_protocol_t *p, int fd, int err);
+    /** SubprocessProtocol: the child exited (its pipes may still be open). */
+    int (*process_exited)(cio_protocol_t *p);
 } cio_protocol_ops_t;
 
 /** Embed as the first member of a protocol and point @c ops at its table. */
