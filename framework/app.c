@@ -249,7 +249,8 @@ static int plan_instances(cio_app_t *app, const cio_config_t *c, cio__instance_t
     return 0;
 }
 
-/* Make @p v the app's table of instances; the old table's references go. Inside a task. */
+/* Make @p v the app's table of instances; the old table's references go, and the
+ * instances not in @p v begin to stop. Inside a task. */
 static void swap_instances(cio_app_t *app, cio__instance_t **v, size_t n)
 {
     pthread_mutex_lock(&app->mu);
@@ -258,6 +259,9 @@ static void swap_instances(cio_app_t *app, cio__instance_t **v, size_t n)
     app->insts = v;
     app->ninsts = n;
     pthread_mutex_unlock(&app->mu);
+    for (size_t i = 0; i < nold; i++)
+        if (find_instance(v, n, old[i]->svc->name) != old[i])
+            cio__instance_stopping(old[i]);
     drop_instances(old, nold);
 }
 
@@ -350,6 +354,9 @@ static void wait_drains(cio_app_t *app)
 
 static void stop_everything(cio_app_t *app)
 {
+    /* Their children's drain time runs beside the listeners' (docs/SERVICES.md). */
+    for (size_t i = 0; i < app->ninsts; i++)
+        cio__instance_stopping(app->insts[i]);
     if (app->admin) {
         /* Its clients end here too: nothing of the admin outlives the app. */
         cio_server_close(app->admin);

@@ -1,10 +1,11 @@
 /*
  * framework/context.c: what a service's callbacks can ask of their context
  * (coreio/service.h): where they run, their state, their configuration,
- * logging, metrics, and the tasks the service owns. A context is either the
- * service's own on a worker (start, stop, reconfigure) or a listener's on a
- * worker (factory, listener_start, drain); both lead to the same per-worker
- * part of the instance.
+ * logging, metrics, and the tasks the service owns (its child processes
+ * are children.c's). A context is either the service's own on a worker
+ * (start, stop, reconfigure) or a listener's on a worker (factory,
+ * listener_start, drain); both lead to the same per-worker part of the
+ * instance.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -274,6 +275,7 @@ void cio__service_standalone_free(cio_service_ctx_t *ctx)
     const cio_service_t *svc = a->inst.svc;
     if (svc->listener_stop)
         svc->listener_stop(&a->lctx, a->lctx.lstate);
+    cio__children_release(&a->w); /* not in a task: killed, reaped by the loop */
     if (a->w.started && svc->stop)
         svc->stop(&a->w.ctx, a->w.state);
     cio__values_free(a->inst.values);

@@ -4,8 +4,9 @@
  * tasks, its metrics and the values of its keys. Listeners share it by
  * reference; the app's table holds one more while the instance is the
  * service's current one. The last reference stops it: on each worker the
- * tasks the service spawned are cancelled and awaited, then its stop hook
- * runs, so nothing of the service outlives it.
+ * tasks the service spawned are cancelled and awaited, then its children
+ * (children.c) are ended, then its stop hook runs, so nothing of the service
+ * outlives it.
  *
  * Threads: the control loop starts, reconfigures and drops instances (inside
  * its tasks); everything a worker's part holds is touched on that worker's
@@ -132,8 +133,10 @@ static int start_task(void *arg, void **result)
     w->values = inst->values;
     int rc = inst->svc->start ? inst->svc->start(&w->ctx, &w->state) : 0;
     w->started = rc == 0;
-    if (rc < 0)
-        release_tasks(w, inst->task_timeout); /* what start spawned before failing */
+    if (rc < 0) { /* what start spawned before failing; its children get SIGTERM at once */
+        release_tasks(w, inst->task_timeout);
+        cio__children_end(w, 0);
+    }
     return rc;
 }
 
@@ -177,6 +180,8 @@ static int stop_task(void *arg, void **result)
     if (!w->started)
         return 0;
     release_tasks(w, inst->task_timeout);
+    /* The children next: a task may have been the one to tell its child to exit. */
+    cio__children_end(w, inst->stop_began ? inst->stop_began + inst->task_timeout : 0);
     if (inst->svc->stop)
         inst->svc->stop(&w->ctx, w->state);
     w->started = false;
@@ -268,9 +273,16 @@ void cio__instance_unref(cio__instance_t *inst)
         return;
     /* Read here, on the control loop: a reload may replace the configuration meanwhile. */
     inst->task_timeout = inst->app->cfg->drain_timeout;
+    cio__instance_stopping(inst);
     cio__on_every_worker(inst->app, stop_task, inst);
     cio__log(CIO_LOG_DEBUG, "service %s: stopped", inst->svc->name);
     cio__instance_unpin(inst);
+}
+
+void cio__instance_stopping(cio__instance_t *inst)
+{
+    if (!inst->stop_began)
+        inst->stop_began = cio_loop_time(cio_get_running_loop());
 }
 
 cio__instance_t *cio__instance_pin(cio__instance_t *inst)

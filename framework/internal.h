@@ -51,15 +51,21 @@ typedef struct cio__spawned {
     cio_task_t *task; /* the list's reference */
 } cio__spawned_t;
 
+/* A child process a service owns (children.c). */
+typedef struct cio__child cio__child_t;
+
 /* One worker's part of an instance; touched on that worker's thread only. */
 typedef struct cio__svc_worker {
     struct cio_service_ctx ctx; /* the service's own context here */
     void *state;                /* start's */
     bool started;
-    bool stopping;               /* no more tasks may start */
+    bool stopping;               /* no more tasks or children may start */
     const cio__values_t *values; /* what cio_service_value() reads here */
     cio__spawned_t **tasks;      /* cio_service_spawn()'s, still running */
     size_t ntasks, tasks_cap;
+    cio__child_t *children;         /* cio_service_subprocess_exec()'s, not finished */
+    size_t nchildren, nstarting;    /* on the list; of them, not started yet */
+    cio_future_t *children_changed; /* settled when the list changes, while the stop waits */
 } cio__svc_worker_t;
 
 /* A service started on every worker, shared by the listeners that name it. */
@@ -72,6 +78,9 @@ typedef struct cio__instance {
     size_t nworkers;
     size_t refs;         /* the app's table while current, plus one per listener (control loop) */
     double task_timeout; /* how long stopping waits for the service's tasks (drain_timeout) */
+    /* Loop time the service began to stop (shutdown, or the reload that removed or
+     * restarted it); its children have until then + task_timeout. 0: at once. */
+    double stop_began;
     /* Who may still touch the memory: one while refs > 0, plus one per cross-shard
      * call in flight (calls.c), which may be released on any thread. */
     _Atomic size_t pins;
@@ -98,12 +107,28 @@ int cio__instance_reconfigure(cio__instance_t *inst, cio__values_t *values);
 cio__instance_t *cio__instance_ref(cio__instance_t *inst);
 void cio__instance_unref(cio__instance_t *inst);
 
+/* The service begins to stop (shutdown, or a reload that removes or restarts it): the
+ * drain time of its children counts from now. Control loop; later calls change nothing. */
+void cio__instance_stopping(cio__instance_t *inst);
+
 /* Keep the instance's memory (not the service) alive; the last unpin frees it. Any thread. */
 cio__instance_t *cio__instance_pin(cio__instance_t *inst);
 void cio__instance_unpin(cio__instance_t *inst);
 
 /* The index of the worker running the calling thread (a worker of @p app). */
 size_t cio__worker_index(const struct cio_app_s *app);
+
+/* ---- children.c: child processes a service owns ---------------------------------- */
+
+/* Inside a task on @p w's worker: no more children; those left have until loop time
+ * @p deadline to exit, then get SIGTERM, then a second later SIGKILL; returns once each
+ * is reaped and its protocol has had connection_lost (or, past another second, after
+ * letting the rest go to the loop's close with a warning). */
+void cio__children_end(cio__svc_worker_t *w, double deadline);
+
+/* No more children, and let those left go at once: the ones still running are killed
+ * (cio_subprocess_close()), and the loop reaps them. The worker's thread, in a task or not. */
+void cio__children_release(cio__svc_worker_t *w);
 
 /* ---- check.c: what a configuration asks of services and modules ------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * tests/test_app.c: the framework (coreio/service.h, coreio/app.h): the
  * service registry, what cio_app_new() checks, and an app run in a thread,
- * reloaded and stopped through the API with a real client on loopback.
+ * reloaded and stopped through the API with a real client on loopback; the
+ * child processes a service owns, ended by a stop or a reload.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -935,6 +937,388 @@ START_TEST(test_the_app_logs_through_the_programs_handler_and_reads_right)
 }
 END_TEST
 
+/* ---- child processes a service owns (cio_service_subprocess_exec) --------------------------
+ * Each worker of a "brood" service starts `count` children running `command` through
+ * the shell, with pipes; a task of its own may start `short` children of /bin/true and
+ * wait for each. docs/SERVICES.md, section 7 ("Child processes"). */
+
+/* framework/children.c, for tests: the children on the context's worker's list. */
+size_t cio__service_children(const cio_service_ctx_t *ctx);
+
+#define BROOD_MAX 16
+
+typedef struct brood_state brood_state_t;
+
+typedef struct brood_child {
+    cio_protocol_t base;
+    brood_state_t *st;
+    cio_subprocess_t *sp;
+    int slot; /* in st->kids; -1 for a short-lived child */
+} brood_child_t;
+
+struct brood_state {
+    cio_service_ctx_t *ctx;
+    const char *name;               /* the service's */
+    brood_child_t *kids[BROOD_MAX]; /* the long-lived ones, until their connection_lost */
+    int made, lost, short_lost;
+};
+
+static atomic_int brood_stops, brood_stopped_early, short_done, short_left, short_bad;
+static pthread_mutex_t pids_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    pid_t pid;
+    char svc[16];
+} brood_pids[64];
+static int nbrood_pids;
+
+static void brood_reset(void)
+{
+    atomic_store(&brood_stops, 0);
+    atomic_store(&brood_stopped_early, 0);
+    atomic_store(&short_done, 0);
+    atomic_store(&short_left, 0);
+    atomic_store(&short_bad, 0);
+    pthread_mutex_lock(&pids_mu);
+    nbrood_pids = 0;
+    pthread_mutex_unlock(&pids_mu);
+    pthread_mutex_lock(&lines_mu);
+    lines[0] = '\0';
+    pthread_mutex_unlock(&lines_mu);
+    cio_log_set_handler(keep_line, NULL, CIO_LOG_DEBUG);
+}
+
+static int brood_made(cio_protocol_t *p, cio_transport_t *t)
+{
+    brood_child_t *k = (brood_child_t *)p;
+    k->sp = cio_subprocess_from_transport(t);
+    ck_assert_ptr_nonnull(k->sp);
+    if (k->slot < 0)
+        return 0;
+    k->st->made++;
+    pthread_mutex_lock(&pids_mu);
+    brood_pids[nbrood_pids].pid = cio_subprocess_get_pid(k->sp);
+    snprintf(brood_pids[nbrood_pids].svc, sizeof(brood_pids[0].svc), "%s", k->st->name);
+    nbrood_pids++;
+    pthread_mutex_unlock(&pids_mu);
+    return 0;
+}
+
+/* A short-lived child must exit 0. */
+static int brood_exited(cio_protocol_t *p)
+{
+    brood_child_t *k = (brood_child_t *)p;
+    int code = -1;
+    if (k->slot < 0 && (cio_subprocess_get_returncode(k->sp, &code) < 0 || code != 0))
+        atomic_fetch_add(&short_bad, 1);
+    return 0;
+}
+
+static void brood_lost(cio_protocol_t *p, int err)
+{
+    brood_child_t *k = (brood_child_t *)p;
+    if (k->slot < 0) {
+        k->st->short_lost++;
+    } else {
+        k->st->kids[k->slot] = NULL;
+        k->st->lost++;
+    }
+    free(k);
+}
+
+static const cio_protocol_ops_t brood_ops = {
+    .connection_made = brood_made, .process_exited = brood_exited, .connection_lost = brood_lost};
+
+static cio_protocol_t *brood_factory(void *arg)
+{
+    brood_state_t *st = arg;
+    brood_child_t *k = calloc(1, sizeof(*k));
+    *k = (brood_child_t){.base.ops = &brood_ops, .st = st, .slot = -1};
+    for (int i = 0; i < BROOD_MAX && k->slot < 0; i++)
+        if (!st->kids[i])
+            st->kids[(k->slot = i)] = k;
+    ck_assert_int_ge(k->slot, 0);
+    return &k->base;
+}
+
+static cio_protocol_t *short_factory(void *arg)
+{
+    brood_child_t *k = calloc(1, sizeof(*k));
+    *k = (brood_child_t){.base.ops = &brood_ops, .st = arg, .slot = -1};
+    return &k->base;
+}
+
+/* Start `short` children of /bin/true, 20 at a time, wait for every one to be done,
+ * then for the worker's list of children to be empty. */
+static int short_task(void *arg, void **result)
+{
+    brood_state_t *st = arg;
+    int n = (int)cio_service_int(st->ctx, "short"), failed = 0;
+    for (int batch = 0; batch < n; batch += 20) {
+        cio_future_t *f[20];
+        int m = n - batch < 20 ? n - batch : 20;
+        for (int j = 0; j < m; j++)
+            f[j] = cio_service_subprocess_exec(st->ctx, short_factory, st, "/bin/true", NULL, NULL);
+        for (int j = 0; j < m; j++) {
+            failed += !f[j] || cio_await(f[j], NULL) < 0;
+            cio_future_unref(f[j]);
+        }
+        for (int i = 0; i < 2000 && st->short_lost + failed < batch + m; i++)
+            cio_sleep(0.001);
+    }
+    atomic_fetch_add(&short_bad, failed);
+    for (int i = 0; i < 2000 && cio__service_children(st->ctx) > 0; i++)
+        cio_sleep(0.001);
+    atomic_fetch_add(&short_left, (int)cio__service_children(st->ctx));
+    atomic_fetch_add(&short_done, st->short_lost == n);
+    return 0;
+}
+
+static int brood_start(cio_service_ctx_t *ctx, void **state)
+{
+    brood_state_t *st = calloc(1, sizeof(*st));
+    st->ctx = ctx;
+    st->name = cio_service_arg(ctx);
+    *state = st;
+    for (int i = 0; i < cio_service_int(ctx, "count"); i++) {
+        cio_future_t *f = cio_service_subprocess_shell(ctx, brood_factory, st,
+                                                       cio_service_string(ctx, "command"), NULL);
+        ck_assert_ptr_nonnull(f);
+        cio_future_unref(f);
+    }
+    if (cio_service_int(ctx, "short") > 0)
+        cio_task_unref(cio_service_spawn(ctx, short_task, st, NULL));
+    return 0;
+}
+
+/* The service's way to tell its children to stop: their stdin closes. */
+static void brood_drain(cio_service_ctx_t *ctx)
+{
+    brood_state_t *st = cio_service_state(ctx);
+    for (int i = 0; i < BROOD_MAX && cio_service_bool(ctx, "close_stdin_on_drain"); i++) {
+        cio_transport_t *t =
+            st->kids[i] ? cio_subprocess_get_pipe_transport(st->kids[i]->sp, 0) : NULL;
+        if (t)
+            cio_transport_close(t);
+    }
+}
+
+/* By now every child is reaped and its protocol has had connection_lost. */
+static void brood_stop(cio_service_ctx_t *ctx, void *state)
+{
+    brood_state_t *st = state;
+    int left = st->made != st->lost || cio__service_children(ctx) != 0;
+    for (int i = 0; i < BROOD_MAX; i++)
+        left |= st->kids[i] != NULL;
+    atomic_fetch_add(&brood_stopped_early, left);
+    atomic_fetch_add(&brood_stops, 1);
+    free(st);
+}
+
+static cio_protocol_t *refuse_factory(cio_service_ctx_t *ctx)
+{
+    return NULL;
+}
+
+static void register_brood(void)
+{
+    static const cio_config_key_t keys[] = {
+        {"command", CIO_CONFIG_STRING, "exec sleep 1000", 0, 0, "what a long-lived child runs"},
+        {"count", CIO_CONFIG_INTEGER, "2", 0, BROOD_MAX, "long-lived children per worker"},
+        {"short", CIO_CONFIG_INTEGER, "0", 0, 10000, "children of /bin/true a task waits for"},
+        {"close_stdin_on_drain", CIO_CONFIG_BOOLEAN, "no", 0, 0, "drain closes their stdin"},
+    };
+    static const char *names[] = {"brood_a", "brood_b", "brood_c"};
+    static cio_service_t svc[3];
+    for (int i = 0; i < 3; i++) {
+        svc[i] = (cio_service_t){.name = names[i],
+                                 .kinds = CIO_SERVICE_STREAM,
+                                 .keys = keys,
+                                 .nkeys = 4,
+                                 .factory = refuse_factory,
+                                 .start = brood_start,
+                                 .stop = brood_stop,
+                                 .drain = brood_drain,
+                                 .arg = (void *)names[i]};
+        int rc = cio_service_register(&svc[i]);
+        ck_assert(rc == 0 || rc == -EEXIST);
+    }
+}
+
+/* Whether @p pid is no child of ours any more: gone from /proc, or another's (reused). */
+static bool not_our_child(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')'); /* after the command's name, which may hold spaces */
+    char state = '?';
+    int ppid = 0;
+    ck_assert_msg(end && sscanf(end + 2, "%c %d", &state, &ppid) == 2, "%s: %s", path, buf);
+    return ppid != getpid();
+}
+
+/* Whether @p pid is a child of ours still running (not a zombie). */
+static bool running_child(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')');
+    char state = '?';
+    int ppid = 0;
+    return end && sscanf(end + 2, "%c %d", &state, &ppid) == 2 && ppid == getpid() && state != 'Z';
+}
+
+/* Whether this process has no child at all, running or zombie (nothing is reaped). */
+static bool no_children(void)
+{
+    siginfo_t si;
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+/* Wait (up to 5 s) until @p n long-lived children have run connection_made. */
+static void wait_for_pids(int n)
+{
+    int have = 0;
+    for (int i = 0; i < 100 && have < n; i++) {
+        pthread_mutex_lock(&pids_mu);
+        have = nbrood_pids;
+        pthread_mutex_unlock(&pids_mu);
+        if (have < n)
+            usleep(50000);
+    }
+    ck_assert_int_eq(have, n);
+}
+
+/* Whether a line logged so far says @p what of child @p pid of @p svc. */
+static bool logged_child(const char *svc, pid_t pid, const char *what)
+{
+    char want[256];
+    snprintf(want, sizeof(want), "%s: child process %d %s", svc, (int)pid, what);
+    return logged(want);
+}
+
+static const char *brood_section(char *buf, size_t size, const char *name, int port,
+                                 const char *extra)
+{
+    snprintf(buf, size, "[service %s]\n%s\n[listener %s]\nservice = %s\naddress = 127.0.0.1:%d\n\n",
+             name, extra, name, name, port);
+    return buf;
+}
+
+START_TEST(test_a_stop_ends_the_services_children_then_runs_stop)
+{
+    register_brood();
+    brood_reset();
+    char ini[2048], a[256], b[256], c[256], path[64];
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 300ms\n\n%s%s%s",
+             brood_section(a, sizeof(a), "brood_a", free_port(), "count = 2\n"),
+             brood_section(b, sizeof(b), "brood_b", free_port(),
+                           "count = 1\ncommand = trap '' TERM && exec sleep 1000\n"),
+             brood_section(c, sizeof(c), "brood_c", free_port(),
+                           "count = 1\ncommand = exec cat\nclose_stdin_on_drain = yes\n"));
+    pthread_t th;
+    runner_t r;
+    start_app(ini, path, &th, &r);
+    wait_for_pids(8); /* 2 + 1 + 1 on each of the 2 workers */
+    for (int i = 0; i < 8; i++)
+        ck_assert_msg(running_child(brood_pids[i].pid), "%d", (int)brood_pids[i].pid);
+    stop_app(th, &r, path);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    ck_assert_int_eq(atomic_load(&brood_stops), 6);
+    ck_assert_int_eq(atomic_load(&brood_stopped_early), 0);
+    ck_assert(no_children()); /* none running, no zombie */
+    for (int i = 0; i < 8; i++) {
+        pid_t pid = brood_pids[i].pid;
+        const char *svc = brood_pids[i].svc;
+        ck_assert_msg(not_our_child(pid), "%s: child %d still there", svc, (int)pid);
+        bool termed = logged_child(svc, pid, "still running at the end of the drain: SIGTERM");
+        bool exited = logged_child(svc, pid, "exited after SIGTERM (returncode -15)");
+        bool killed = logged_child(svc, pid, "still running 1 s after SIGTERM: SIGKILL");
+        pthread_mutex_lock(&lines_mu);
+        if (strcmp(svc, "brood_a") == 0) /* sleep: SIGTERM ends it */
+            ck_assert_msg(termed && exited && !killed, "%d:\n%s", (int)pid, lines);
+        else if (strcmp(svc, "brood_b") == 0) /* ignores SIGTERM */
+            ck_assert_msg(termed && !exited && killed, "%d:\n%s", (int)pid, lines);
+        else /* cat: exits when the drain hook closes its stdin, unsignalled */
+            ck_assert_msg(!termed && !exited && !killed, "%d:\n%s", (int)pid, lines);
+        pthread_mutex_unlock(&lines_mu);
+    }
+}
+END_TEST
+
+START_TEST(test_a_reload_that_removes_a_service_ends_its_children_only)
+{
+    register_brood();
+    brood_reset();
+    char ini[2048], a[256], b[256], path[64];
+    int pa = free_port(), pb = free_port();
+    const char *global = "[global]\nworkers = 2\nadmin = off\ndrain_timeout = 200ms\n\n";
+    snprintf(ini, sizeof(ini), "%s%s%s", global,
+             brood_section(a, sizeof(a), "brood_a", pa, "count = 2\n"),
+             brood_section(b, sizeof(b), "brood_b", pb, "count = 1\n"));
+    pthread_t th;
+    runner_t r;
+    start_app(ini, path, &th, &r);
+    wait_for_pids(6);
+    snprintf(ini, sizeof(ini), "%s%s", global,
+             brood_section(b, sizeof(b), "brood_b", pb, "count = 1\n"));
+    reload_with(r.app, path, ini);
+    for (int i = 0; i < 100 && atomic_load(&brood_stops) < 2; i++)
+        usleep(50000);
+    ck_assert_int_eq(atomic_load(&brood_stops), 2); /* brood_a, on each worker */
+    ck_assert_int_eq(atomic_load(&brood_stopped_early), 0);
+    for (int i = 0; i < 6; i++) {
+        pid_t pid = brood_pids[i].pid;
+        if (strcmp(brood_pids[i].svc, "brood_a") == 0) {
+            ck_assert_msg(not_our_child(pid), "brood_a's child %d outlived it", (int)pid);
+            ck_assert(logged_child("brood_a", pid, "exited after SIGTERM (returncode -15)"));
+        } else {
+            ck_assert_msg(running_child(pid), "brood_b's child %d did not survive", (int)pid);
+        }
+    }
+    stop_app(th, &r, path);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    ck_assert_int_eq(atomic_load(&brood_stops), 4);
+    ck_assert_int_eq(atomic_load(&brood_stopped_early), 0);
+    ck_assert(no_children());
+    for (int i = 0; i < 6; i++)
+        ck_assert(not_our_child(brood_pids[i].pid));
+}
+END_TEST
+
+START_TEST(test_children_that_come_and_go_leave_no_trace_on_the_list)
+{
+    register_brood();
+    brood_reset();
+    char ini[1024], a[256], path[64];
+    snprintf(ini, sizeof(ini), "[global]\nworkers = 2\nadmin = off\n\n%s",
+             brood_section(a, sizeof(a), "brood_a", free_port(), "count = 0\nshort = 300\n"));
+    pthread_t th;
+    runner_t r;
+    start_app(ini, path, &th, &r);
+    for (int i = 0; i < 300 && atomic_load(&short_done) + atomic_load(&short_bad) < 2; i++)
+        usleep(50000);
+    stop_app(th, &r, path);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    ck_assert_int_eq(atomic_load(&short_bad), 0);  /* each started and exited 0 */
+    ck_assert_int_eq(atomic_load(&short_done), 2); /* 300 on each worker, each lost */
+    ck_assert_int_eq(atomic_load(&short_left), 0); /* and none left on a list */
+    ck_assert(no_children());
+}
+END_TEST
+
 static Suite *app_suite(void)
 {
     Suite *s = suite_create("app");
@@ -953,6 +1337,9 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_service_keys_are_checked_at_their_lines);
     CIO_TEST(tc, test_a_service_whose_start_fails_fails_the_app_and_ends_its_tasks);
     CIO_TEST(tc, test_the_app_logs_through_the_programs_handler_and_reads_right);
+    CIO_TEST(tc, test_a_stop_ends_the_services_children_then_runs_stop);
+    CIO_TEST(tc, test_a_reload_that_removes_a_service_ends_its_children_only);
+    CIO_TEST(tc, test_children_that_come_and_go_leave_no_trace_on_the_list);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,7 +12,7 @@
  *   start ─┬─ listener_start (per listener) ── factory (per connection)
  *          │   ... drain (when the listener stops accepting) ── listener_stop
  *          ├─ reconfigure (on reload, when its keys changed)
- *          └─ stop (its listeners gone, its tasks ended)
+ *          └─ stop (its listeners gone, its tasks ended, its children reaped)
  *
  * A service stays started while some listener names it: a reload that keeps
  * the service keeps its per-worker state and its connections. A reload that
@@ -29,6 +29,7 @@
 #include "coreio/config.h"
 #include "coreio/log.h"
 #include "coreio/metrics.h"
+#include "coreio/subprocess.h"
 #include "coreio/task.h"
 #include "coreio/transport.h"
 #include "coreio/workers.h"
@@ -62,7 +63,7 @@ typedef struct cio_service {
     cio_protocol_t *(*factory)(cio_service_ctx_t *ctx);
     /** Optional: make this worker's state (cio_service_state()). 0 or -errno. */
     int (*start)(cio_service_ctx_t *ctx, void **state);
-    /** Optional: release this worker's state; its listeners and tasks are gone. */
+    /** Optional: release this worker's state; its listeners, tasks and children are gone. */
     void (*stop)(cio_service_ctx_t *ctx, void *state);
     /** Optional: make per-listener state on this worker (cio_service_listener_state()). */
     int (*listener_start)(cio_service_ctx_t *ctx, void **state);
@@ -223,6 +224,40 @@ CIO_EXTERN cio_future_t *cio_service_map_reduce(cio_service_ctx_t *ctx, cio_serv
  */
 CIO_EXTERN cio_task_t *cio_service_spawn(cio_service_ctx_t *ctx, cio_task_fn fn, void *arg,
                                          void (*free_arg)(void *arg));
+
+/* ---- child processes the service owns ---------------------------------------------- */
+
+/**
+ * Start a child process on this worker's loop that the service owns:
+ * cio_loop_subprocess_exec() with the same arguments, and its future (a new
+ * reference; the result is the cio_subprocess_t *). The child is the
+ * service's on this worker until its transport is finished (the child
+ * reaped, its pipes closed, connection_lost delivered): then it is forgotten,
+ * so children that come and go cost nothing. When the service stops on this
+ * worker (shutdown, or a reload that removes or restarts it), after its
+ * listeners have drained and its tasks have ended, the children still there
+ * have until drain_timeout after the stop began (the time the connections
+ * have too) to exit by themselves, as the service's drain hook or its tasks
+ * may have asked them; then each one still running gets SIGTERM, and one
+ * second later SIGKILL, each logged with its pid. stop runs once every child
+ * is reaped and its protocol has had connection_lost, so a protocol may use
+ * the worker's state to the end. A child that has exited by the time its
+ * connection_made runs is forgotten at once. NULL as
+ * cio_loop_subprocess_exec(), or once the service is stopping. Any context
+ * of the service (start, a listener's callbacks, a connection, a task);
+ * this worker's thread only.
+ */
+CIO_EXTERN cio_future_t *cio_service_subprocess_exec(cio_service_ctx_t *ctx,
+                                                     cio_protocol_factory_t factory,
+                                                     void *factory_arg, const char *program,
+                                                     char *const argv[],
+                                                     const cio_subprocess_opts_t *opts);
+
+/** As cio_service_subprocess_exec(), running @p cmd with "/bin/sh -c". */
+CIO_EXTERN cio_future_t *cio_service_subprocess_shell(cio_service_ctx_t *ctx,
+                                                      cio_protocol_factory_t factory,
+                                                      void *factory_arg, const char *cmd,
+                                                      const cio_subprocess_opts_t *opts);
 
 #ifdef __cplusplus
 }
