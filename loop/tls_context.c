@@ -14,7 +14,7 @@
 /* Why @p path failed to load: its -errno when it cannot be opened, else @p bad. */
 static int file_error(const char *path, int bad)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re"); /* e: CLOEXEC, as every descriptor coreio makes */
     if (!f)
         return -errno;
     fclose(f);
