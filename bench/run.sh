@@ -10,7 +10,8 @@
 # without valgrind), coreiod's echo with 1 and 2
 # workers (bench/workers_run.sh), coreiod's http-hello against nginx
 # (bench/http_run.sh), and TLS: the heap of an idle TLS connection, and
-# coreiod and coreio over TLS against nginx and uvloop (bench/tls_run.sh).
+# coreiod and coreio over TLS against nginx and uvloop (bench/tls_run.sh),
+# and spawning /bin/true with coreio, asyncio and uvloop (bench/spawn_run.sh).
 # Missing peers, and coreio programs not built, are skipped with a message
 # on stderr. The exit status is 1 if a network
 # benchmark failed (after the others have run).
@@ -147,6 +148,9 @@ if command -v valgrind >/dev/null 2>&1 && [ -x "$b/bench/tls_bio" ]; then
 else
     echo "skipped TLS instructions: needs valgrind and $b/bench/tls_bio" >&2
 fi
+
+echo
+top_srcdir="$s" sh "$s/bench/spawn_run.sh" "$b/bench/spawn_coreio" || status=1
 
 echo
 echo "## Cross-shard calls"
