@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "coreio/tls.h"
+#include "many_echo.h"
 #include "testutil.h"
 
 #define KIB   1024
@@ -2120,152 +2121,12 @@ END_TEST
 /* ---- many connections -------------------------------------------------------------- */
 
 #define NCONN   200
-#define MSG_LEN 100
-#define BATCH   50
-
-typedef struct many {
-    int accepted, server_lost, echoed_ok, bad, client_lost, lost_errors;
-} many_t;
-
-/* Server side: echo everything back; freed in connection_lost. */
-typedef struct echo {
-    cio_protocol_t base;
-    cio_transport_t *t;
-    many_t *m;
-} echo_t;
-
-static int echo_made(cio_protocol_t *p, cio_transport_t *t)
-{
-    ((echo_t *)p)->t = t;
-    return 0;
-}
-
-static int echo_data(cio_protocol_t *p, const void *data, size_t len)
-{
-    return cio_transport_write(((echo_t *)p)->t, data, len);
-}
-
-static void echo_lost(cio_protocol_t *p, int err)
-{
-    echo_t *e = (echo_t *)p;
-    e->m->server_lost++;
-    e->m->lost_errors += err != 0;
-    free(e);
-}
-
-static const cio_protocol_ops_t echo_ops = {
-    .connection_made = echo_made,
-    .connection_lost = echo_lost,
-    .data_received = echo_data,
-};
-
-static cio_protocol_t *echo_factory(void *arg)
-{
-    echo_t *e = calloc(1, sizeof(*e));
-    if (!e)
-        return NULL;
-    e->base.ops = &echo_ops;
-    e->m = arg;
-    e->m->accepted++;
-    return &e->base;
-}
-
-/* Client side: one message out, the same back. */
-typedef struct client {
-    cio_protocol_t base;
-    cio_transport_t *t;
-    many_t *m;
-    int id;
-    size_t nrx;
-    uint8_t rx[MSG_LEN];
-} client_t;
-
-static void client_msg(int id, uint8_t *msg)
-{
-    for (int k = 0; k < MSG_LEN; k++)
-        msg[k] = (uint8_t)(id * 7 + k + (k == 0 ? id >> 8 : 0));
-}
-
-static int client_made(cio_protocol_t *p, cio_transport_t *t)
-{
-    ((client_t *)p)->t = t;
-    return 0;
-}
-
-static int client_data(cio_protocol_t *p, const void *data, size_t len)
-{
-    client_t *c = (client_t *)p;
-    if (c->nrx + len > MSG_LEN) {
-        c->m->bad++;
-        return 0;
-    }
-    memcpy(c->rx + c->nrx, data, len);
-    c->nrx += len;
-    if (c->nrx == MSG_LEN) {
-        uint8_t want[MSG_LEN];
-        client_msg(c->id, want);
-        if (memcmp(want, c->rx, MSG_LEN) == 0)
-            c->m->echoed_ok++;
-        else
-            c->m->bad++;
-    }
-    return 0;
-}
-
-static void client_lost(cio_protocol_t *p, int err)
-{
-    client_t *c = (client_t *)p;
-    c->m->client_lost++;
-    c->m->lost_errors += err != 0;
-    c->t = NULL;
-}
-
-static const cio_protocol_ops_t client_ops = {
-    .connection_made = client_made,
-    .connection_lost = client_lost,
-    .data_received = client_data,
-};
-
 static int many_fn(void *arg, void **result)
 {
-    cio_loop_t *loop = cio_get_running_loop();
     SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
-    many_t m = {0};
-    client_t *cs = calloc(NCONN, sizeof(*cs));
-    ck_assert_ptr_nonnull(cs);
     cio_server_opts_t so = {.ssl = sctx};
-    cio_server_t *s =
-        await_ok(cio_loop_create_server(loop, echo_factory, &m, "127.0.0.1", "0", &so));
-    char port[16];
-    port_of_server(s, port, sizeof(port));
     cio_connection_opts_t co = {.ssl = cctx};
-    for (int i = 0; i < NCONN; i += BATCH) {
-        cio_future_t *fs[BATCH];
-        for (int j = 0; j < BATCH; j++) {
-            client_t *c = &cs[i + j];
-            *c = (client_t){.base = {&client_ops}, .m = &m, .id = i + j};
-            fs[j] = cio_loop_create_connection(loop, static_factory, c, "127.0.0.1", port, &co);
-            ck_assert_ptr_nonnull(fs[j]);
-        }
-        for (int j = 0; j < BATCH; j++)
-            ck_assert_ptr_eq(await_ok(fs[j]), cs[i + j].t);
-    }
-    WAIT_UNTIL(cio_server_active_connections(s) == NCONN);
-    ck_assert_int_eq(m.accepted, NCONN);
-    for (int i = 0; i < NCONN; i++) {
-        uint8_t msg[MSG_LEN];
-        client_msg(i, msg);
-        ck_assert_int_eq(cio_transport_write(cs[i].t, msg, MSG_LEN), 0);
-    }
-    WAIT_UNTIL(m.echoed_ok + m.bad == NCONN);
-    ck_assert_int_eq(m.bad, 0);
-    for (int i = 0; i < NCONN; i++)
-        cio_transport_close(cs[i].t);
-    WAIT_UNTIL(m.client_lost == NCONN && m.server_lost == NCONN);
-    ck_assert_int_eq(m.lost_errors, 0);
-    ck_assert_uint_eq(cio_server_active_connections(s), 0);
-    cio_server_free(s);
-    free(cs);
+    many_echo(NCONN, &so, &co);
     SSL_CTX_free(sctx);
     SSL_CTX_free(cctx);
     return 0;
