@@ -2,7 +2,10 @@
  * coreio/connection.h: opening stream connections (asyncio:
  * loop.create_connection, create_unix_connection, connect_accepted_socket).
  * Each returns a future whose result is the connected transport, once its
- * protocol's connection_made has run.
+ * protocol's connection_made has run. The connection may end before the
+ * code awaiting the future runs (a peer that closes at once, or done
+ * callbacks delayed by an allocation failure): the transport is valid only
+ * until its protocol's connection_lost, so check the protocol first.
  *
  * Loop thread only.
  */
