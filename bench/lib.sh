@@ -247,3 +247,24 @@ build_echo_libuv() {
         fi
     fi
 }
+
+# A latency as wrk prints it (12.5us, 1.20ms, 2.00s) in microseconds.
+wrk_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        printf "%.1f\n", u == "ms" ? n * 1000 : u == "s" ? n * 1e6 : u == "m" ? n * 6e7 : n
+    }'
+}
+
+# "requests rps p50 p99 errors" (latencies in us) from wrk --latency output in file $1.
+wrk_fields() {
+    req=$(awk '/ requests in / { print $1 }' "$1")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$1")
+    p50=$(wrk_us "$(awk '$1 == "50%" { print $2 }' "$1")")
+    p99=$(wrk_us "$(awk '$1 == "99%" { print $2 }' "$1")")
+    err=$(awk '
+        /Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { e += $5 }
+        END { print e + 0 }' "$1")
+    echo "$req $rps $p50 $p99 $err"
+}
