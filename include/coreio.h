@@ -17,6 +17,7 @@
 #include "coreio/transport.h"
 #include "coreio/framing.h"
 #include "coreio/server.h"
+#include "coreio/proxy.h"
 #include "coreio/connection.h"
 #include "coreio/pipe.h"
 #include "coreio/datagram.h"

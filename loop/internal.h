@@ -213,6 +213,8 @@ struct cio_transport_s {
     double last_io;       /* loop->now at the last byte read or sent */
     cio_handle_t idle_timer;
     struct cio__tls *tls; /* the TLS layer (loop/tls.c), or NULL for plaintext */
+    struct cio__proxy *proxy; /* the PROXY header stage (loop/proxy.c), or NULL */
+    bool proxy_pending;       /* its header is not in yet: reads go to it */
     uint8_t pipe;         /* CIO__PIPE_READ or _WRITE for a pipe transport (loop/pipe.c), else 0 */
     bool sigpipe_ignored; /* a write pipe in a process that ignores SIGPIPE */
 };
@@ -245,6 +247,10 @@ struct cio_loop_s {
     uint64_t bytes_in, bytes_out;
     uint64_t accepted;  /* transports made by servers so far */
     size_t ntransports; /* transports open now */
+    /* Refused PROXY connections (loop/proxy.c): logged at most a few a second. */
+    double proxy_log_second;
+    unsigned proxy_log_count;
+    uint64_t proxy_log_dropped;
 
     /* Tasks (loop/task.c). */
     cio__fiber_t fiber; /* the loop thread's own stack while a task runs */
@@ -432,6 +438,8 @@ int cio__stream_on_writable(void *arg);
 int cio__dgram_on_readable(void *arg);
 int cio__dgram_on_writable(void *arg);
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
+/* The transport is ready for its protocol: connection_made, reading, the waiter. */
+void cio__transport_made(cio_transport_t *t);
 void cio__transports_destroy_all(cio_loop_t *loop);
 
 /* loop/pipe.c: stream transports over pipes. */
@@ -458,6 +466,21 @@ void cio__tls_abort(cio_transport_t *t);
 void cio__tls_resumed(cio_transport_t *t);
 int cio__tls_extra_info(cio_transport_t *t, const char *name, cio_extra_info_t *info);
 bool cio__tls_quiet_error(int err);
+
+/* loop/proxy.c: the PROXY header stage before TLS and the protocol (coreio/proxy.h). */
+struct cio_proxy_opts;
+bool cio__proxy_opts_valid(const struct cio_proxy_opts *o); /* NULL is valid: no PROXY */
+int cio__proxy_opts_copy(struct cio_proxy_opts *dst, const struct cio_proxy_opts *src);
+void cio__proxy_opts_clear(struct cio_proxy_opts *o);
+int cio__proxy_attach(cio_transport_t *t, const struct cio_proxy_opts *o);
+void cio__proxy_free(cio_transport_t *t);
+void cio__proxy_begin(cio_transport_t *t);
+int cio__proxy_on_readable(cio_transport_t *t);
+/* 0 with @p info filled, -ENOENT, or 1: the key is the socket's to answer. */
+int cio__proxy_extra_info(const cio_transport_t *t, const char *name, cio_extra_info_t *info);
+void cio__proxy_log_refusal(cio_loop_t *loop, int fd, int err);
+/* A peer's bad header is its own business: the stage logs it, rate-limited. */
+bool cio__proxy_quiet_error(int err);
 
 /* loop/connection.c: inside a task, waiting on descriptors. */
 int cio__await_fd(cio_loop_t *loop, int fd, void *owner, int dir);

@@ -18,6 +18,7 @@
 
 #include <openssl/ssl.h>
 
+#include "coreio/proxy.h"
 #include "internal.h"
 
 #define BACKLOG_DEFAULT    100
@@ -49,6 +50,7 @@ struct cio_server_s {
     void *on_accept_arg;
     SSL_CTX *ssl; /* a reference; NULL: plaintext */
     double ssl_handshake_timeout, ssl_shutdown_timeout;
+    cio_proxy_opts_t proxy; /* a copy; versions 0: no PROXY header */
     cio_future_t *forever;  /* serve_forever's future */
     cio_future_t **waiters; /* wait_closed futures */
     size_t nwaiters;
@@ -62,6 +64,7 @@ static void server_release(cio_server_t *s)
     assert(s->closed && count_of(&s->active) == 0); /* closed, and no connection refers to it */
     cio__queue_remove(&s->link);
     SSL_CTX_free(s->ssl);
+    cio__proxy_opts_clear(&s->proxy);
     free(s->ls);
     free(s->waiters);
     free(s);
@@ -147,14 +150,36 @@ static int refuse(cio_server_t *s, int fd, const char *message)
     return -ENOMEM;
 }
 
+/*
+ * With PROXY headers: 0 if the peer of @p fd may send one, CIO_EPROXYUNTRUSTED
+ * if not, or -errno when the connection is gone already (a peer that reset it
+ * before we got to it: nothing to serve, nobody to blame).
+ */
+static int check_peer(const cio_server_t *s, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return cio_proxy_trusted(&s->proxy, (struct sockaddr *)&ss) ? 0 : CIO_EPROXYUNTRUSTED;
+}
+
 /* Serve the accepted socket @p fd here (consumed): a transport with a new protocol. */
 static int serve(cio_server_t *s, int fd)
 {
+    int rc = s->proxy.versions ? check_peer(s, fd) : 0;
+    if (rc < 0) {
+        if (rc == CIO_EPROXYUNTRUSTED)
+            cio__proxy_log_refusal(s->loop, fd, rc);
+        close(fd);
+        return 0;
+    }
     /* What can fail comes first: the protocol is made only for a transport. */
     cio_transport_t *t = cio__transport_alloc(s->loop);
     cio__tls_params_t tls = {s->ssl, true, NULL, s->ssl_handshake_timeout, s->ssl_shutdown_timeout,
                              NULL};
-    if (!t || (s->ssl && cio__tls_attach(t, &tls) < 0)) {
+    if (!t || (s->ssl && cio__tls_attach(t, &tls) < 0) ||
+        (s->proxy.versions && cio__proxy_attach(t, &s->proxy) < 0)) {
         cio__transport_discard(t);
         return refuse(s, fd, "Error on transport creation for incoming connection");
     }
@@ -167,7 +192,7 @@ static int serve(cio_server_t *s, int fd)
     if (s->write_high || s->write_low)
         cio_transport_set_write_buffer_limits(t, s->write_high ? (ssize_t)s->write_high : -1,
                                               s->write_low ? (ssize_t)s->write_low : -1);
-    int rc = s->idle_timeout > 0 ? cio_transport_set_idle_timeout(t, s->idle_timeout) : 0;
+    rc = s->idle_timeout > 0 ? cio_transport_set_idle_timeout(t, s->idle_timeout) : 0;
     if (rc < 0) /* a connection promised a timeout does not go on without one */
         cio__transport_fatal(t, rc, "cannot arm the idle timeout", false);
     return rc;
@@ -287,7 +312,7 @@ static bool connection_opts_valid(const cio_server_opts_t *o)
     return o->idle_timeout >= 0 && !isinf(o->idle_timeout) && o->backlog >= 0 &&
            !(o->write_high && o->write_low > o->write_high) && o->ssl_handshake_timeout >= 0 &&
            o->ssl_handshake_timeout < 1e9 && o->ssl_shutdown_timeout >= 0 &&
-           o->ssl_shutdown_timeout < 1e9;
+           o->ssl_shutdown_timeout < 1e9 && cio__proxy_opts_valid(o->proxy);
 }
 
 /* Take @p o's TLS settings for the connections served from now on. */
@@ -305,10 +330,18 @@ int cio_server_reconfigure(cio_server_t *s, const cio_server_opts_t *o)
 {
     if (!s || !o || !connection_opts_valid(o))
         return -EINVAL;
+    cio_proxy_opts_t proxy = {0};
+    if (cio__proxy_opts_copy(&proxy, o->proxy) < 0)
+        return -ENOMEM;
     int backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
-    for (size_t i = 0; s->serving && backlog != s->backlog && i < s->nls; i++)
-        if (listen(s->ls[i].fd, backlog) < 0)
+    for (size_t i = 0; s->serving && backlog != s->backlog && i < s->nls; i++) {
+        if (listen(s->ls[i].fd, backlog) < 0) {
+            cio__proxy_opts_clear(&proxy);
             return -errno;
+        }
+    }
+    cio__proxy_opts_clear(&s->proxy);
+    s->proxy = proxy;
     s->backlog = backlog;
     s->idle_timeout = o->idle_timeout;
     s->write_high = o->write_high;
@@ -458,7 +491,7 @@ static cio_server_t *server_new(cio_loop_t *loop, cio_protocol_factory_t factory
 {
     cio_server_t *s = calloc(1, sizeof(*s));
     listener_t *ls = calloc(n ? n : 1, sizeof(*ls));
-    if (!s || !ls) {
+    if (!s || !ls || cio__proxy_opts_copy(&s->proxy, o->proxy) < 0) {
         free(s);
         free(ls);
         return NULL;
@@ -509,6 +542,7 @@ typedef struct create_args {
     cio_protocol_factory_t factory;
     void *factory_arg;
     cio_server_opts_t opts;
+    cio_proxy_opts_t proxy; /* opts.proxy points here: the caller's may go at once */
     char **hosts; /* NULL entries mean every interface */
     size_t nhosts;
     char *port;
@@ -524,6 +558,7 @@ static void create_args_free(void *arg)
     free(a->port);
     free(a->unix_path);
     SSL_CTX_free(a->opts.ssl);
+    cio__proxy_opts_clear(&a->proxy);
     free(a);
 }
 
@@ -609,9 +644,14 @@ static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t f
     a->loop = loop;
     a->factory = factory;
     a->factory_arg = factory_arg;
+    if (cio__proxy_opts_copy(&a->proxy, opts ? opts->proxy : NULL) < 0) {
+        free(a);
+        return NULL;
+    }
     if (opts)
         a->opts = *opts;
     a->opts.hosts = NULL;
+    a->opts.proxy = a->opts.proxy ? &a->proxy : NULL;
     if (a->opts.ssl) /* the caller may free its context at once */
         SSL_CTX_up_ref(a->opts.ssl);
     return a;

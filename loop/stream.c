@@ -107,6 +107,8 @@ int cio__stream_on_readable(void *arg)
     cio_transport_t *t = arg;
     if (t->closing || t->paused)
         return 0;
+    if (t->proxy_pending)
+        return cio__proxy_on_readable(t);
     if (t->tls)
         return cio__tls_on_readable(t);
     int rc = ops_of(t)->get_buffer ? read_buffered(t) : read_plain(t);

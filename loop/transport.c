@@ -48,6 +48,8 @@ static void transport_free(cio_transport_t *t)
     cio_future_unref(t->waiter);
     if (t->tls)
         cio__tls_free(t);
+    if (t->proxy)
+        cio__proxy_free(t);
     if (t->drained) {
         cio_future_cancel(t->drained, NULL);
         cio_future_unref(t->drained);
@@ -142,7 +144,8 @@ void cio__transport_force_close(cio_transport_t *t, int err)
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed)
 {
     if (protocol_failed || (err != -ECONNRESET && err != -EPIPE && err != -ETIMEDOUT &&
-                            err != -ECONNABORTED && err != -ENOTCONN && !cio__tls_quiet_error(err))) {
+                            err != -ECONNABORTED && err != -ENOTCONN && !cio__tls_quiet_error(err) &&
+                            !cio__proxy_quiet_error(err))) {
         cio_exception_context_t ctx;
         cio_exception_context_init(&ctx, message);
         ctx.error = err;
@@ -393,6 +396,11 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
     memset(info, 0, sizeof(*info));
     info->fd = -1;
     info->addrlen = sizeof(info->addr);
+    if (t->proxy) {
+        int rc = cio__proxy_extra_info(t, name, info);
+        if (rc <= 0)
+            return rc;
+    }
     if (t->tls) {
         int rc = cio__tls_extra_info(t, name, info);
         if (rc <= 0)
@@ -404,9 +412,9 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
         return 0;
     }
     int rc;
-    if (strcmp(name, "peername") == 0)
+    if (strcmp(name, "peername") == 0 || strcmp(name, "socket_peername") == 0)
         rc = getpeername(t->fd, (struct sockaddr *)&info->addr, &info->addrlen);
-    else if (strcmp(name, "sockname") == 0)
+    else if (strcmp(name, "sockname") == 0 || strcmp(name, "socket_sockname") == 0)
         rc = getsockname(t->fd, (struct sockaddr *)&info->addr, &info->addrlen);
     else
         return -ENOENT;
@@ -429,6 +437,10 @@ static int call_connection_made(void *arg)
     if (t->lost)
         return 0;
     t->made = true;
+    if (t->proxy) { /* the PROXY header comes first, then TLS or the protocol */
+        cio__proxy_begin(t);
+        return 0;
+    }
     if (t->tls) { /* the protocol hears connection_made once the handshake is done */
         int rc = cio__transport_read_start(t);
         if (rc < 0)
@@ -437,20 +449,26 @@ static int call_connection_made(void *arg)
             cio__tls_begin(t);
         return 0;
     }
+    cio__transport_made(t);
+    return 0;
+}
+
+void cio__transport_made(cio_transport_t *t)
+{
     if (ops_of(t)->connection_made) {
         int rc = ops_of(t)->connection_made(t->protocol, t);
         if (rc < 0) {
             fail_start(t, rc, "protocol.connection_made() failed", true);
-            return 0;
+            return;
         }
     }
-    /* asyncio: the reader is added and the waiter woken right after. */
+    /* asyncio: the reader is added and the waiter woken right after (after a
+     * PROXY header it is there already: adding it again changes nothing). */
     int rc = cio__transport_read_start(t);
     if (rc < 0)
         fail_start(t, rc, "cannot watch the socket", false);
     else if (t->waiter && !cio_future_done(t->waiter))
         cio_future_set_result(t->waiter, t);
-    return 0;
 }
 
 /*
@@ -488,6 +506,8 @@ void cio__transport_discard(cio_transport_t *t)
         return;
     if (t->tls)
         cio__tls_free(t);
+    if (t->proxy)
+        cio__proxy_free(t);
     cio__slot_unreserve(t->loop, t->made_slot);
     cio__slot_unreserve(t->loop, t->lost_slot);
     free(t);

@@ -7,7 +7,7 @@ set -eu
 b=${top_builddir:-.}
 s=${top_srcdir:-.}
 fail=0
-for t in ini http framing; do
+for t in ini http framing proxy; do
     if out=$("$b/fuzz/replay_$t" "$s/fuzz/corpus/$t" 2>&1); then
         echo "PASS: $t: $out"
     else

@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "coreio.h"
+#include "coreio/proxy.h"
 #include "testutil.h"
 
 #define NCONN 100
@@ -521,6 +524,121 @@ START_TEST(test_idle_connections_are_closed_after_the_timeout)
 }
 END_TEST
 
+/* ---- sockets given by the caller (socket activation, a hand-over) ---------------- */
+
+/* A listening TCP socket on 127.0.0.1, any port, as systemd would pass it. */
+static int listening_socket(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 64), 0);
+    return fd;
+}
+
+/* Does a connection to @p fd's address complete within a second (the kernel queues it)? */
+static bool completes(int fd)
+{
+    target_t t = {.len = sizeof(t.addr)};
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&t.addr, &t.len), 0);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = connect(c, (struct sockaddr *)&t.addr, t.len);
+    struct pollfd p = {.fd = c, .events = POLLOUT};
+    bool ok = (rc == 0 || errno == EINPROGRESS) && poll(&p, 1, 1000) == 1;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ok = ok && getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    close(c);
+    return ok;
+}
+
+typedef struct given {
+    cio_workers_t *w;
+    int fds[2];
+    size_t nfds;
+    bool shared;
+    int before; /* a SYN filter on fds[0] before serving, as a stopped owner leaves one */
+} given_t;
+
+static int given_task(void *arg, void **result)
+{
+    given_t *g = arg;
+    cio_sharded_opts_t o = {.socks = g->fds, .nsocks = g->nfds, .socks_shared = g->shared};
+    cio_sharded_t *s = serve(g->w, "192.0.2.1", &o); /* the address is ignored: nothing binds */
+    target_t t = target_of(s);
+    target_t mine = {.len = sizeof(mine.addr)};
+    getsockname(g->fds[0], (struct sockaddr *)&mine.addr, &mine.len);
+    ck_assert_int_eq(memcmp(&t.addr, &mine.addr, t.len), 0);
+    /* Each worker serves a copy of the socket given for it. */
+    int fds[2];
+    ck_assert_uint_eq(cio_sharded_sockets(s, fds, 2), 2);
+    for (size_t i = 0; i < 2; i++) {
+        struct sockaddr_storage a;
+        socklen_t len = sizeof(a);
+        ck_assert_int_ne(fds[i], g->fds[i % g->nfds]);
+        getsockname(fds[i], (struct sockaddr *)&a, &len);
+        target_t want = {.len = sizeof(want.addr)};
+        getsockname(g->fds[i % g->nfds], (struct sockaddr *)&want.addr, &want.len);
+        ck_assert_int_eq(memcmp(&a, &want.addr, len), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        target_t c = {.len = sizeof(c.addr)};
+        getsockname(g->fds[i % g->nfds], (struct sockaddr *)&c.addr, &c.len);
+        int fd = client_ping(&c);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+    }
+    ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
+    ck_assert_int_eq(await_ok(cio_sharded_wait_closed(s)), 0);
+    cio_sharded_free(s);
+    return 0;
+}
+
+/* Serve @p nfds sockets of ours on 2 workers, then close; returns whether a
+ * connection to the first still completes afterwards (it is ours, open). */
+static bool serve_given(size_t nfds, bool shared, bool filtered)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    given_t g = {.w = cio_workers_new(&wo), .nfds = nfds, .shared = shared};
+    for (size_t i = 0; i < nfds; i++)
+        g.fds[i] = listening_socket();
+    if (filtered) { /* what a stopped owner's drain leaves: every SYN dropped */
+        struct sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+        struct sock_fprog prog = {1, drop};
+        ck_assert_int_eq(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), 0);
+        ck_assert(!completes(g.fds[0]));
+    }
+    ck_assert_int_eq(cio_run(given_task, &g, false, NULL), 0);
+    bool ok = completes(g.fds[0]);
+    for (size_t i = 0; i < nfds; i++)
+        close(g.fds[i]);
+    cio_workers_free(g.w);
+    return ok;
+}
+
+START_TEST(test_given_sockets_are_served_one_per_worker_and_shared_past_them)
+{
+    serve_given(2, true, false); /* worker i: socket i */
+    serve_given(1, true, false); /* both workers: the one socket */
+}
+END_TEST
+
+/* systemd keeps its socket for the next run: our close must leave it accepting. */
+START_TEST(test_closing_leaves_a_shared_given_socket_unfiltered)
+{
+    ck_assert(serve_given(1, true, false));
+    /* Not shared: the close refuses new connections as it drains (the socket is ours). */
+    ck_assert(!serve_given(1, false, false));
+}
+END_TEST
+
+START_TEST(test_a_filter_left_on_a_given_socket_is_cleared)
+{
+    ck_assert(serve_given(1, true, true));
+}
+END_TEST
+
 static int bad_args_task(void *arg, void **result)
 {
     cio_workers_t *w = arg;
@@ -533,6 +651,15 @@ static int bad_args_task(void *arg, void **result)
     ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &bad_type));
     ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &bad_marks));
     ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", NULL, NULL));
+    int minus = -1;
+    cio_sharded_opts_t bad_sock = {.socks = &minus, .nsocks = 1};
+    cio_sharded_opts_t no_socks = {.nsocks = 1};
+    cio_sharded_opts_t proxy_udp = {.type = SOCK_DGRAM, .proxy = &(cio_proxy_opts_t){.versions = CIO_PROXY_V1}};
+    cio_sharded_opts_t no_versions = {.proxy = &(cio_proxy_opts_t){0}};
+    ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &bad_sock));
+    ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &no_socks));
+    ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &proxy_udp));
+    ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &no_versions));
     ck_assert_ptr_null(cio_workers_serve(w, NULL, NULL, "127.0.0.1", "0", NULL));
     /* An address nobody can bind fails the whole service. */
     cio_future_t *f = cio_workers_serve(w, echo_factory, NULL, "192.0.2.1", "0", NULL);
@@ -567,6 +694,11 @@ static Suite *sharded_suite(void)
     CIO_TEST(tc, test_a_successor_takes_over_a_handoff_socket_under_load_refusing_nothing);
     CIO_TEST(tc, test_a_successor_takes_over_udp_endpoints_on_the_same_port);
     CIO_TEST(tc, test_idle_connections_are_closed_after_the_timeout);
+    suite_add_tcase(s, tc);
+    tc = cio_test_case("given");
+    CIO_TEST(tc, test_given_sockets_are_served_one_per_worker_and_shared_past_them);
+    CIO_TEST(tc, test_closing_leaves_a_shared_given_socket_unfiltered);
+    CIO_TEST(tc, test_a_filter_left_on_a_given_socket_is_cleared);
     suite_add_tcase(s, tc);
     tc = cio_test_case("misc");
     CIO_TEST(tc, test_udp_service_answers_on_every_worker_socket);

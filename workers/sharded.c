@@ -30,6 +30,7 @@
 
 #include <openssl/ssl.h>
 
+#include "coreio/proxy.h"
 #include "coreio/sharded.h"
 #include "internal.h"
 
@@ -45,7 +46,7 @@ typedef struct shard {
     cio_transport_t *endpoint; /* datagram: this worker's endpoint */
     _Atomic size_t inflight;   /* HANDOFF: connections on their way to this worker */
     bool adopted;              /* our socket is a copy of the one of the server we took over */
-    bool handed_over;          /* our socket lives on in a twin: close ours without draining */
+    bool handed_over; /* our socket lives on elsewhere: close ours without draining */
 } shard_t;
 
 struct cio_sharded_s {
@@ -63,6 +64,11 @@ struct cio_sharded_s {
     struct cio_sharded_s *twin;
     bool twin_is_successor;
     _Atomic int refs; /* the owner's, plus one per message cio_sharded_free() sends */
+    int *socks; /* cio_sharded_opts_t.socks, copied; the caller owns the descriptors */
+    size_t nsocks;
+    cio_proxy_opts_t proxy; /* o.proxy points here; its ranges are ours */
+    void **retired;         /* ranges a reconfigure replaced, freed with the set */
+    size_t nretired;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     ino_t path_ino; /* the Unix socket file we made, to unlink it only if still ours */
@@ -76,6 +82,11 @@ static void set_unref(cio_sharded_t *s)
     free(s->port);
     free(s->path);
     free(s->shards);
+    free(s->socks);
+    free((void *)s->proxy.trusted);
+    for (size_t i = 0; i < s->nretired; i++)
+        free(s->retired[i]);
+    free(s->retired);
     SSL_CTX_free(s->o.ssl);
     free(s);
 }
@@ -169,7 +180,8 @@ static cio_server_opts_t server_opts(const cio_sharded_t *s)
                                .write_low = s->o.write_low,
                                .ssl = s->o.ssl,
                                .ssl_handshake_timeout = s->o.ssl_handshake_timeout,
-                               .ssl_shutdown_timeout = s->o.ssl_shutdown_timeout};
+                               .ssl_shutdown_timeout = s->o.ssl_shutdown_timeout,
+                               .proxy = s->o.proxy};
 }
 
 /* Await @p fut and return its result through @p out. */
@@ -209,14 +221,41 @@ static shard_t *adoptee(const shard_t *sh)
     return from && sh->index < from->n ? &from->shards[sh->index] : NULL;
 }
 
+/*
+ * The socket @p sh serves instead of binding its own: a copy of the caller's
+ * (cio_sharded_opts_t.socks) or of the adopted server's; -1 to bind one;
+ * -errno when the copy fails. On the shard's own worker.
+ */
+static int given_socket(shard_t *sh)
+{
+    const cio_sharded_t *s = sh->set;
+    int fd;
+    if (s->nsocks) {
+        if ((fd = fcntl(s->socks[sh->index % s->nsocks], F_DUPFD_CLOEXEC, 0)) < 0)
+            return -errno;
+    } else {
+        const shard_t *from = adoptee(sh);
+        fd = from ? adopted_socket(from) : -1;
+        sh->adopted = fd >= 0;
+    }
+    /* A socket someone else keeps is never filtered by our close (the next server
+     * would inherit the filter); one an earlier owner left filtered is cleared. */
+    sh->handed_over = fd >= 0 && s->o.socks_shared;
+    int unused = 0; /* the kernel reads an int before it looks at the option */
+    if (fd >= 0 && !sh->adopted)
+        setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused));
+    return fd;
+}
+
 static int open_dgram(shard_t *sh)
 {
     cio_sharded_t *s = sh->set;
     cio_datagram_opts_t o = {
         .local_host = s->host, .local_port = s->port, .family = s->o.family, .reuse_port = true};
-    const shard_t *from = adoptee(sh);
-    if (from && (o.sock = adopted_socket(from)) >= 0) {
-        o.use_sock = sh->adopted = true;
+    if ((o.sock = given_socket(sh)) < -1)
+        return o.sock;
+    if (o.sock >= 0) {
+        o.use_sock = true;
         o.local_host = o.local_port = NULL;
     }
     void *t = NULL;
@@ -237,8 +276,9 @@ static int open_reuseport(shard_t *sh)
     cio_sharded_t *s = sh->set;
     cio_server_opts_t o = server_opts(s);
     o.reuse_port = true;
-    const shard_t *from = adoptee(sh);
-    o.use_sock = sh->adopted = from && (o.sock = adopted_socket(from)) >= 0;
+    if ((o.sock = given_socket(sh)) < -1)
+        return o.sock;
+    o.use_sock = o.sock >= 0;
     void *server = NULL;
     int rc = await_into(cio_loop_create_server(sh->loop, s->factory, s->factory_arg,
                                                o.use_sock ? NULL : s->host,
@@ -274,8 +314,9 @@ static int open_acceptor(shard_t *sh)
                            .reuse_port = !s->path,
                            .on_accept = hand_off,
                            .on_accept_arg = s};
-    const shard_t *from = adoptee(sh);
-    o.use_sock = sh->adopted = from && (o.sock = adopted_socket(from)) >= 0;
+    if ((o.sock = given_socket(sh)) < -1)
+        return o.sock;
+    o.use_sock = o.sock >= 0;
     cio_future_t *fut =
         s->path && !o.use_sock
             ? cio_loop_create_unix_server(sh->loop, NULL, NULL, s->path, &o)
@@ -285,7 +326,7 @@ static int open_acceptor(shard_t *sh)
     int rc = await_into(fut, &server);
     sh->acceptor = server;
     struct stat st;
-    if (rc == 0 && o.use_sock)
+    if (rc == 0 && sh->adopted)
         s->path_ino = s->o.adopt->path_ino; /* the file stays the one we took over */
     else if (rc == 0 && s->path && stat(s->path, &st) == 0)
         s->path_ino = st.st_ino;
@@ -520,6 +561,12 @@ static int serve_task(void *arg, void **result)
 
 /* ---- the public calls ----------------------------------------------------------------- */
 
+static bool proxy_valid(const cio_proxy_opts_t *p)
+{
+    return !p || (p->versions && !(p->versions & ~(unsigned)CIO_PROXY_ANY) && p->timeout >= 0 &&
+                  p->timeout < 1e9 && (p->trusted || !p->ntrusted));
+}
+
 static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
 {
     int type = o->type ? o->type : SOCK_STREAM;
@@ -531,8 +578,13 @@ static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
         return false;
     if (o->path ? o->balance != CIO_BALANCE_HANDOFF : !port)
         return false;
-    if (type == SOCK_DGRAM && o->ssl)
+    if (type == SOCK_DGRAM && (o->ssl || o->proxy))
         return false;
+    if ((o->nsocks && (!o->socks || o->adopt)) || !proxy_valid(o->proxy))
+        return false;
+    for (size_t i = 0; i < o->nsocks; i++)
+        if (o->socks[i] < 0)
+            return false;
     return o->backlog >= 0 && o->drain_settle >= 0 && o->idle_timeout >= 0 &&
            o->ssl_handshake_timeout >= 0 && o->ssl_shutdown_timeout >= 0 &&
            !(o->write_high && o->write_low > o->write_high);
@@ -543,6 +595,42 @@ static bool adoption_valid(const cio_sharded_t *s, const cio_sharded_t *from)
 {
     return !from->closing && !from->twin && from->w == s->w && from->dgram == s->dgram &&
            from->o.balance == s->o.balance && !from->path == !s->path;
+}
+
+static int copy_socks(cio_sharded_t *s, const int *socks, size_t n)
+{
+    if (n && !(s->socks = malloc(n * sizeof(*socks))))
+        return -ENOMEM;
+    if (n)
+        memcpy(s->socks, socks, n * sizeof(*socks));
+    s->nsocks = n;
+    return 0;
+}
+
+/*
+ * Keep a copy of @p proxy (NULL: none) as the options every server gets. The
+ * ranges it replaces stay until the set goes: a worker still opening, or
+ * applying an earlier reconfigure, may be copying them.
+ */
+static int take_proxy(cio_sharded_t *s, const cio_proxy_opts_t *proxy)
+{
+    cio_cidr_t *v = NULL;
+    if (s->proxy.trusted) {
+        void **retired = realloc(s->retired, (s->nretired + 1) * sizeof(void *));
+        if (!retired)
+            return -ENOMEM;
+        s->retired = retired;
+    }
+    if (proxy && proxy->ntrusted && !(v = malloc(proxy->ntrusted * sizeof(*v))))
+        return -ENOMEM;
+    if (v)
+        memcpy(v, proxy->trusted, proxy->ntrusted * sizeof(*v));
+    if (s->proxy.trusted)
+        s->retired[s->nretired++] = (void *)s->proxy.trusted;
+    s->proxy = proxy ? *proxy : (cio_proxy_opts_t){0};
+    s->proxy.trusted = v;
+    s->o.proxy = proxy ? &s->proxy : NULL;
+    return 0;
 }
 
 cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory, void *factory_arg,
@@ -560,6 +648,7 @@ cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory
     s->factory_arg = factory_arg;
     s->o = o;
     s->o.path = NULL;
+    s->o.socks = NULL;
     if (o.ssl) /* the set's own reference, for every server it opens later */
         SSL_CTX_up_ref(o.ssl);
     s->dgram = o.type == SOCK_DGRAM;
@@ -567,7 +656,8 @@ cio_future_t *cio_workers_serve(cio_workers_t *w, cio_protocol_factory_t factory
     atomic_init(&s->refs, 1);
     s->shards = calloc(s->n, sizeof(*s->shards));
     bool ok = s->shards && (!host || (s->host = strdup(host))) &&
-              (!port || (s->port = strdup(port))) && (!o.path || (s->path = strdup(o.path)));
+              (!port || (s->port = strdup(port))) && (!o.path || (s->path = strdup(o.path))) &&
+              copy_socks(s, o.socks, o.nsocks) == 0 && take_proxy(s, o.proxy) == 0;
     for (size_t i = 0; ok && i < s->n; i++)
         s->shards[i] = (shard_t){.set = s, .index = i, .loop = cio_workers_loop(w, i)};
     if (!ok || (o.adopt && !adoption_valid(s, o.adopt))) {
@@ -643,6 +733,10 @@ cio_future_t *cio_sharded_reconfigure(cio_sharded_t *s, const cio_sharded_opts_t
     if ((opts->type ? opts->type : SOCK_STREAM) != (o->type ? o->type : SOCK_STREAM) ||
         opts->family != o->family || opts->balance != o->balance || !opts->path != !s->path)
         return NULL;
+    /* Before anything changes: the one step that can fail. The workers' servers
+     * copy the ranges they are given, so the old ones may go at once. */
+    if (take_proxy(s, opts->proxy) < 0)
+        return NULL;
     /* The workers read the new values after the mailbox carried the request. */
     s->o.backlog = opts->backlog;
     s->o.idle_timeout = opts->idle_timeout;
@@ -686,7 +780,7 @@ static void untwin(cio_sharded_t *s)
         return;
     cio_sharded_t *successor = s->twin_is_successor ? s->twin : s;
     for (size_t i = 0; i < s->n; i++)
-        s->shards[i].handed_over = successor->shards[i].adopted;
+        s->shards[i].handed_over |= successor->shards[i].adopted;
     s->twin->twin = NULL;
     s->twin = NULL;
 }
@@ -744,6 +838,28 @@ void cio_sharded_close_clients(cio_sharded_t *s, bool abort)
     for (size_t i = 0; s && i < s->n; i++)
         cio_loop_call_soon_threadsafe(s->shards[i].loop,
                                       abort ? abort_clients_cb : close_clients_cb, &s->shards[i]);
+}
+
+size_t cio_sharded_sockets(const cio_sharded_t *s, int *fds, size_t n)
+{
+    for (size_t i = 0; i < n && i < s->n; i++) {
+        const shard_t *sh = &s->shards[i];
+        const cio_server_t *server = sh->acceptor ? sh->acceptor : sh->server;
+        int two[2];
+        cio_extra_info_t info;
+        fds[i] = -1;
+        if (sh->endpoint && cio_transport_get_extra_info(sh->endpoint, "socket", &info) == 0)
+            fds[i] = info.fd;
+        else if (server && cio_server_sockets(server, two, 2) == 1)
+            fds[i] = two[0];
+    }
+    return s->n;
+}
+
+void cio_sharded_handed_over(cio_sharded_t *s, size_t i)
+{
+    if (s && i < s->n)
+        s->shards[i].handed_over = true;
 }
 
 void cio_sharded_free(cio_sharded_t *s)

@@ -55,6 +55,12 @@ extern "C" {
     X(TLSBADKEY, -4222, "cannot read the private key (PEM expected)")                              \
     X(TLSKEYMISMATCH, -4223, "the private key does not match the certificate")                     \
     X(TLSBADCA, -4224, "cannot read the CA certificates (PEM expected)")                           \
+    /* The PROXY protocol (coreio/proxy.h): a balancer's header before the connection. */         \
+    X(PROXY, -4301, "malformed PROXY protocol header")                                             \
+    X(PROXYVERSION, -4302, "PROXY protocol header of a version not accepted")                      \
+    X(PROXYMISSING, -4303, "no PROXY protocol header")                                             \
+    X(PROXYUNTRUSTED, -4304, "PROXY protocol peer not trusted")                                    \
+    X(PROXYTIMEOUT, -4305, "PROXY protocol header timeout")                                        \
     /* Name lookup (getaddrinfo, getnameinfo) failures, EAI_* with gai_strerror's text. */         \
     X(AI_BADFLAGS, -4101, "Bad value for ai_flags")                                                \
     X(AI_NONAME, -4102, "Name or service not known")                                               \

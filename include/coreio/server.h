@@ -47,6 +47,12 @@ typedef struct cio_server_opts {
     struct ssl_ctx_st *ssl;
     double ssl_handshake_timeout;
     double ssl_shutdown_timeout;
+    /*
+     * The PROXY protocol (coreio/proxy.h): each connection starts with a
+     * balancer's header, read before TLS and the protocol; peers outside the
+     * trusted ranges are refused at accept. Copied; NULL: none.
+     */
+    const struct cio_proxy_opts *proxy;
 } cio_server_opts_t;
 
 /**
@@ -66,7 +72,8 @@ CIO_EXTERN cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_f
 /**
  * As cio_loop_create_server(), on the Unix socket @p path (asyncio:
  * create_unix_server); a stale socket file at @p path is removed first. Only
- * backlog, start_serving, use_sock/sock and the TLS fields of @p opts apply.
+ * backlog, start_serving, use_sock/sock, the TLS fields and proxy of @p opts
+ * apply (with proxy, a non-empty trusted list trusts every peer: all are local).
  */
 CIO_EXTERN cio_future_t *cio_loop_create_unix_server(cio_loop_t *loop,
                                                      cio_protocol_factory_t factory,

@@ -65,6 +65,25 @@ typedef struct cio_sharded_opts {
      * sockets (one per address family) binds its own instead.
      */
     struct cio_sharded_s *adopt;
+    /**
+     * Serve these listening sockets instead of binding (socket activation, or
+     * a process handing its sockets over): worker i serves a copy of
+     * socks[i], workers past nsocks share socks[i % nsocks], a HANDOFF
+     * acceptor takes socks[0]; the address is then ignored, sockets past the
+     * workers are not used, and the caller keeps its descriptors. Not with
+     * adopt.
+     */
+    const int *socks;
+    size_t nsocks;
+    /**
+     * The giver of socks keeps them open for good (systemd's socket
+     * activation): closing only lets go of this server's copies, without
+     * refusing new connections on the sockets (the next server takes them)
+     * nor removing a Unix socket's file.
+     */
+    bool socks_shared;
+    /** PROXY headers (coreio/proxy.h; stream only), as in cio_server_opts_t. Copied. */
+    const struct cio_proxy_opts *proxy;
 } cio_sharded_opts_t;
 
 /**
@@ -128,6 +147,22 @@ CIO_EXTERN cio_future_t *cio_sharded_wait_closed(cio_sharded_t *s);
  * worker (asyncio 3.13: close_clients / abort_clients). Any thread.
  */
 CIO_EXTERN void cio_sharded_close_clients(cio_sharded_t *s, bool abort);
+
+/**
+ * The listening socket each worker serves, into @p fds[i] for the first @p n
+ * workers (-1 where a worker has none, or several: one per address family);
+ * returns the number of workers. The descriptors stay the server's. Any
+ * thread, while the server is open.
+ */
+CIO_EXTERN size_t cio_sharded_sockets(const cio_sharded_t *s, int *fds, size_t n);
+
+/**
+ * Worker @p i's listening socket lives on elsewhere (another process took a
+ * copy of it): cio_sharded_close() then lets go of this server's descriptor
+ * without refusing new connections on the socket, and without removing a
+ * Unix socket's file. Loop thread only (the caller's), before closing.
+ */
+CIO_EXTERN void cio_sharded_handed_over(cio_sharded_t *s, size_t i);
 
 /**
  * Release the service. It must be closed (cio_sharded_close() done) or never
