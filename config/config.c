@@ -689,6 +689,25 @@ bool cio_config_listener_same_socket(const cio_config_listener_t *a, const cio_c
            same_string(a->path, b->path);
 }
 
+/* An IPv4 range uses the first 4 bytes of addr only. */
+static bool same_range(const cio_cidr_t *a, const cio_cidr_t *b)
+{
+    size_t len = a->family == AF_INET ? 4 : sizeof(a->addr);
+    return a->family == b->family && a->prefix == b->prefix && memcmp(a->addr, b->addr, len) == 0;
+}
+
+bool cio_config_listener_same_proxy(const cio_config_listener_t *a, const cio_config_listener_t *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->proxy_protocol != b->proxy_protocol || a->nproxy_trusted != b->nproxy_trusted)
+        return false;
+    for (size_t i = 0; i < a->nproxy_trusted; i++)
+        if (!same_range(&a->proxy_trusted[i], &b->proxy_trusted[i]))
+            return false;
+    return true;
+}
+
 void cio_config_free(cio_config_t *c)
 {
     if (!c)

@@ -2,7 +2,8 @@
  * config/keys.c: the schema. One table of keys per section kind, each key with
  * the function that reads its value into the section's struct; the checks
  * that need several keys (cores and placement, a listener's address and its
- * protocol, the two write buffer limits, the TLS keys, addresses used twice)
+ * protocol, the two write buffer limits, the TLS keys, the PROXY keys,
+ * addresses used twice)
  * run when the section is complete, since keys come in any order. An address is checked
  * against the others through the parser's hash index of addresses, in
  * constant time, whatever the number of listeners before it.
@@ -91,6 +92,7 @@ enum {
     G_DRAIN,
     G_ADMIN,
     G_IDLE_POLL,
+    G_AGENT,
     G_N
 };
 
@@ -251,10 +253,10 @@ static bool set_idle_poll(cio__parser_t *p, const char *key, const char *value)
     return rc == 0 || refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "0..1ms");
 }
 
-/* admin = HOST:PORT, or off: no admin listener. */
-static bool set_admin(cio__parser_t *p, const char *key, const char *value)
+/* HOST:PORT into *@p host and *@p port (replacing theirs), or off: both NULL. */
+static bool read_listen_address(cio__parser_t *p, const char *key, const char *value,
+                                char **host_out, char **port_out)
 {
-    cio_config_t *g = p->sec.target;
     char why[160];
     char *host = NULL, *port = NULL;
     if (strcasecmp(value, "off") != 0) {
@@ -266,11 +268,25 @@ static bool set_admin(cio__parser_t *p, const char *key, const char *value)
         if (rc < 0)
             return false;
     }
-    free(g->admin_host);
-    free(g->admin_port);
-    g->admin_host = host;
-    g->admin_port = port;
+    free(*host_out);
+    free(*port_out);
+    *host_out = host;
+    *port_out = port;
     return true;
+}
+
+/* admin = HOST:PORT, or off: no admin listener. */
+static bool set_admin(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    return read_listen_address(p, key, value, &g->admin_host, &g->admin_port);
+}
+
+/* agent = HOST:PORT, or off: no HAProxy agent-check listener. */
+static bool set_agent(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    return read_listen_address(p, key, value, &g->agent_host, &g->agent_port);
 }
 
 _Static_assert(G_N <= CIO__CONFIG_MAX_KEYS, "a [global] key has no seen[] slot");
@@ -287,6 +303,7 @@ static const key_def_t global_keys[G_N] = {
     [G_DRAIN] = {"drain_timeout", set_drain_timeout},
     [G_ADMIN] = {"admin", set_admin},
     [G_IDLE_POLL] = {"idle_poll", set_idle_poll},
+    [G_AGENT] = {"agent", set_agent},
 };
 
 void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
@@ -302,6 +319,7 @@ void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
     c->idle_poll = 50e-6;
     c->admin_host = cio__config_strdup(p, "127.0.0.1");
     c->admin_port = cio__config_strdup(p, "9100");
+    c->agent_host = c->agent_port = NULL;
 }
 
 void cio__config_end_global(cio__parser_t *p)
@@ -324,9 +342,12 @@ void cio__config_global_clear(cio_config_t *c)
     free(c->cores);
     free(c->admin_host);
     free(c->admin_port);
+    free(c->agent_host);
+    free(c->agent_port);
     c->cores = NULL;
     c->ncores = 0;
     c->admin_host = c->admin_port = NULL;
+    c->agent_host = c->agent_port = NULL;
 }
 
 /* ---- [listener NAME] ------------------------------------------------------- */
@@ -346,6 +367,8 @@ enum {
     L_TLS_VERIFY,
     L_TLS_MIN,
     L_TLS_HANDSHAKE,
+    L_PROXY_PROTOCOL,
+    L_PROXY_TRUSTED,
     L_N
 };
 
@@ -508,6 +531,80 @@ static bool set_tls_handshake_timeout(cio__parser_t *p, const char *key, const c
            refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "1ms..365 days");
 }
 
+/* proxy_protocol = off | v1 | v2 | any: the header versions the listener reads. */
+static bool set_proxy_protocol(cio__parser_t *p, const char *key, const char *value)
+{
+    static const char *const words[] = {"off", "v1", "v2", "any", NULL};
+    static const unsigned values[] = {0, CIO_PROXY_V1, CIO_PROXY_V2, CIO_PROXY_ANY};
+    cio_config_listener_t *l = p->sec.target;
+    int i;
+    if (!read_keyword(p, key, value, words, "off, v1, v2, any", &i))
+        return false;
+    l->proxy_protocol = values[i];
+    return true;
+}
+
+/* The separators of a list of ranges: commas, blanks, or both. */
+#define RANGE_SEPARATORS ", \t"
+
+/* How many ranges the list @p value names. */
+static size_t count_ranges(const char *value)
+{
+    size_t n = 0;
+    for (const char *s = value + strspn(value, RANGE_SEPARATORS); *s;
+         s += strspn(s, RANGE_SEPARATORS)) {
+        s += strcspn(s, RANGE_SEPARATORS);
+        n++;
+    }
+    return n;
+}
+
+/* Read the range of @p len bytes at @p item into *@p out, or say which one is wrong. */
+static bool read_range(cio__parser_t *p, const char *key, const char *item, size_t len,
+                       cio_cidr_t *out)
+{
+    /* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128" is the longest range. */
+    char buf[64];
+    if (len < sizeof(buf)) {
+        memcpy(buf, item, len);
+        buf[len] = '\0';
+        if (cio_cidr_parse(buf, out) == 0)
+            return true;
+    }
+    cio__config_error(p, p->lineno,
+                      "%s: \"%.*s\" is not an address range (ADDRESS/PREFIX or an address)", key,
+                      (int)len, item);
+    return false;
+}
+
+/* proxy_trusted = RANGE[, RANGE...]: CIDR ranges or lone addresses, IPv4 or IPv6. */
+static bool set_proxy_trusted(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_listener_t *l = p->sec.target;
+    size_t n = count_ranges(value), i = 0;
+    if (n == 0) {
+        cio__config_error(p, p->lineno, "%s: \"%s\" lists no address range", key, value);
+        return false;
+    }
+    cio_cidr_t *v = calloc(n, sizeof(*v));
+    if (!v) {
+        p->oom = true;
+        return false;
+    }
+    for (const char *s = value + strspn(value, RANGE_SEPARATORS); *s;
+         s += strspn(s, RANGE_SEPARATORS)) {
+        size_t len = strcspn(s, RANGE_SEPARATORS);
+        if (!read_range(p, key, s, len, &v[i++])) {
+            free(v);
+            return false;
+        }
+        s += len;
+    }
+    l->proxy_trusted = v;
+    l->nproxy_trusted = n;
+    return true;
+}
+
 _Static_assert(L_N <= CIO__CONFIG_MAX_KEYS, "a [listener] key has no seen[] slot");
 
 static const key_def_t listener_keys[L_N] = {
@@ -525,6 +622,8 @@ static const key_def_t listener_keys[L_N] = {
     [L_TLS_VERIFY] = {"tls_verify_client", set_tls_verify},
     [L_TLS_MIN] = {"tls_min_version", set_tls_min_version},
     [L_TLS_HANDSHAKE] = {"tls_handshake_timeout", set_tls_handshake_timeout},
+    [L_PROXY_PROTOCOL] = {"proxy_protocol", set_proxy_protocol},
+    [L_PROXY_TRUSTED] = {"proxy_trusted", set_proxy_trusted},
 };
 
 void cio__config_listener_defaults(cio_config_listener_t *l)
@@ -684,6 +783,33 @@ static void check_tls(cio__parser_t *p, const cio_config_listener_t *l)
                           "tls_ca: only used with tls_verify_client = optional or yes");
 }
 
+/*
+ * The PROXY keys together. A listener that believes every peer's header
+ * would let anyone claim any address, so a header needs trusted peers; the
+ * ranges alone would do nothing; and datagrams carry no header here.
+ */
+static void check_proxy(cio__parser_t *p, const cio_config_listener_t *l)
+{
+    static const char *const names[] = {"off", "v1", "v2", "any"};
+    const unsigned *seen = p->sec.seen, failed = p->sec.failed;
+    bool on = l->proxy_protocol != 0 || (failed & (1u << L_PROXY_PROTOCOL));
+    if (l->protocol == CIO_CONFIG_UDP && !(failed & (1u << L_PROTOCOL))) {
+        if (l->proxy_protocol)
+            cio__config_error(p, seen[L_PROXY_PROTOCOL], "proxy_protocol: not for udp listeners");
+        if (seen[L_PROXY_TRUSTED])
+            cio__config_error(p, seen[L_PROXY_TRUSTED], "proxy_trusted: not for udp listeners");
+        return;
+    }
+    if (l->proxy_protocol && !seen[L_PROXY_TRUSTED])
+        cio__config_error(p, seen[L_PROXY_PROTOCOL],
+                          "proxy_protocol = %s needs proxy_trusted (the peers that may send "
+                          "a header)",
+                          names[l->proxy_protocol]);
+    else if (seen[L_PROXY_TRUSTED] && !on)
+        cio__config_error(p, seen[L_PROXY_TRUSTED],
+                          "proxy_trusted: only used with proxy_protocol = v1, v2 or any");
+}
+
 void cio__config_end_listener(cio__parser_t *p)
 {
     static const int required[] = {L_SERVICE, L_ADDRESS};
@@ -696,6 +822,7 @@ void cio__config_end_listener(cio__parser_t *p)
     }
     check_buffers(p, l);
     check_tls(p, l);
+    check_proxy(p, l);
     if (p->sec.failed & (1u << L_PROTOCOL))
         return; /* the address and balance cannot be judged without it */
     check_balance(p, l);
@@ -716,6 +843,7 @@ void cio__config_listener_clear(cio_config_listener_t *l)
     free(l->tls.certificate);
     free(l->tls.key);
     free(l->tls.ca);
+    free(l->proxy_trusted);
     memset(l, 0, sizeof(*l));
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "coreio/tls.h"
+#include "systemd.h"
 #include "internal.h"
 
 static _Atomic(cio_app_t *) current_app;
@@ -85,6 +86,14 @@ cio_app_t *cio_app_new(cio_config_t *config, const cio_app_opts_t *opts, char **
         return NULL;
     }
     app->opts.config_path = app->config_path;
+    if (app->opts.pid_file && !(app->pid_file = strdup(app->opts.pid_file))) {
+        free(app->config_path);
+        free(app);
+        cio_config_free(config);
+        return NULL;
+    }
+    app->opts.pid_file = app->pid_file;
+    app->upgrade_chan = -1;
     apply_overrides(&app->opts, config);
     app->cfg = config;
     pthread_mutex_init(&app->mu, NULL);
@@ -151,25 +160,49 @@ static int start_workers(cio_app_t *app)
     return rc < 0 ? rc : cio__stats_start(app);
 }
 
-static int open_admin(cio_app_t *app)
+/*
+ * Open one of the app's own listeners, @p name ("@admin", "@agent") on
+ * @p host:@p port, on the control loop: on the socket an old process handed
+ * over, if it did, else bound here. Nothing to do without a port.
+ */
+static int open_own(cio_app_t *app, const char *name, cio_protocol_factory_t factory,
+                    const char *host, const char *port, cio_server_t **out)
 {
-    const cio_config_t *c = app->cfg;
-    if (!c->admin_port)
+    if (!port)
         return 0;
-    cio_future_t *f = cio_loop_create_server(app->loop, cio__stats_protocol, NULL, c->admin_host,
-                                             c->admin_port, NULL);
+    cio_server_opts_t o = {.sock = -1};
+    int rc = cio__inherit_own(&app->inherit, name, host, port, &o);
+    cio_future_t *f = rc < 0 ? NULL
+                              : cio_loop_create_server(app->loop, factory, app,
+                                                       o.use_sock ? NULL : host,
+                                                       o.use_sock ? NULL : port, &o);
     void *s = NULL;
-    int rc = f ? cio_await(f, &s) : -ENOMEM;
+    rc = rc < 0 ? rc : f ? cio_await(f, &s) : -ENOMEM;
     cio_future_unref(f);
     if (rc < 0) {
         char where[CIO_CONFIG_LINE_MAX];
-        cio_config_listener_t admin = {.host = c->admin_host, .port = c->admin_port};
-        cio__listener_address(&admin, where, sizeof(where));
-        app_log(app, CIO_LOG_ERROR, "admin listener %s: %s", where, cio_strerror(rc));
+        cio_config_listener_t own = {.host = (char *)host, .port = (char *)port};
+        cio__listener_address(&own, where, sizeof(where));
+        app_log(app, CIO_LOG_ERROR, "%s listener %s: %s", name + 1, where, cio_strerror(rc));
         return rc;
     }
-    app->admin = s;
+    *out = s;
     return 0;
+}
+
+/* Close one of the app's own listeners and end its clients: nothing of it outlives the app. */
+static void close_own(cio_server_t **s)
+{
+    if (!*s)
+        return;
+    cio_server_close(*s);
+    cio_server_abort_clients(*s);
+    cio_future_t *f = cio_server_wait_closed(*s);
+    if (f)
+        cio_await(f, NULL);
+    cio_future_unref(f);
+    cio_server_free(*s);
+    *s = NULL;
 }
 
 /* ---- service instances --------------------------------------------------------------- */
@@ -357,17 +390,11 @@ static void stop_everything(cio_app_t *app)
     /* Their children's drain time runs beside the listeners' (docs/SERVICES.md). */
     for (size_t i = 0; i < app->ninsts; i++)
         cio__instance_stopping(app->insts[i]);
-    if (app->admin) {
-        /* Its clients end here too: nothing of the admin outlives the app. */
-        cio_server_close(app->admin);
-        cio_server_abort_clients(app->admin);
-        cio_future_t *f = cio_server_wait_closed(app->admin);
-        if (f)
-            cio_await(f, NULL);
-        cio_future_unref(f);
-        cio_server_free(app->admin);
-        app->admin = NULL;
-    }
+    close_own(&app->admin);
+    /* After a hand-over the new process answers the agent on the same socket: an old
+     * one saying "maint" beside it would make the balancer flap. */
+    if (app->handed_over)
+        close_own(&app->agent);
     pthread_mutex_lock(&app->mu);
     cio__listener_t **ls = app->ls;
     size_t n = app->nls;
@@ -378,6 +405,7 @@ static void stop_everything(cio_app_t *app)
         drain_later(app, ls[i]);
     free(ls);
     wait_drains(app);
+    close_own(&app->agent); /* only now: while the listeners drain, it says "maint" */
     swap_instances(app, NULL, 0); /* the services stop once their listeners are gone */
     if (app->workers)
         cio__stats_stop(app);
@@ -392,6 +420,14 @@ static cio_config_t *read_config(cio_app_t *app, char **errors)
                                                        cio_app_check, NULL, errors);
 }
 
+/* Do two HOST:PORT settings (NULL port: off; NULL host: every interface) agree? */
+static bool same_address(const char *h1, const char *p1, const char *h2, const char *p2)
+{
+    if (!p1 || !p2)
+        return !p1 == !p2;
+    return strcmp(p1, p2) == 0 && !h1 == !h2 && (!h1 || strcmp(h1, h2) == 0);
+}
+
 static void warn_restart_only(cio_app_t *app, const cio_config_t *old, const cio_config_t *nc)
 {
     bool same_cores =
@@ -402,11 +438,10 @@ static void warn_restart_only(cio_app_t *app, const cio_config_t *old, const cio
         app_log(app, CIO_LOG_WARNING,
                 "workers, placement, cores, pin and executor_threads take "
                 "effect at the next start");
-    if ((old->admin_port == NULL) != (nc->admin_port == NULL) ||
-        (old->admin_port && (strcmp(old->admin_port, nc->admin_port) ||
-                             (old->admin_host == NULL) != (nc->admin_host == NULL) ||
-                             (old->admin_host && strcmp(old->admin_host, nc->admin_host)))))
+    if (!same_address(old->admin_host, old->admin_port, nc->admin_host, nc->admin_port))
         app_log(app, CIO_LOG_WARNING, "admin takes effect at the next start");
+    if (!same_address(old->agent_host, old->agent_port, nc->agent_host, nc->agent_port))
+        app_log(app, CIO_LOG_WARNING, "agent takes effect at the next start");
 }
 
 static void log_errors(cio_app_t *app, char *errors)
@@ -445,7 +480,8 @@ static reload_how_t classify(const cio__listener_t *l, const cio_config_listener
     if (l->inst != inst) /* another service, or the service restarted */
         return RELOAD_TAKE_OVER;
     if (o->backlog != c->backlog || o->idle_timeout != c->idle_timeout ||
-        o->write_high != c->write_high || o->write_low != c->write_low)
+        o->write_high != c->write_high || o->write_low != c->write_low ||
+        !cio_config_listener_same_proxy(o, c))
         return RELOAD_RECONFIGURE;
     /* The files behind the same names may be new: TLS listeners always load them again. */
     if (o->tls.certificate || c->tls.certificate)
@@ -595,7 +631,7 @@ static cio_config_t *read_config_off_loop(cio_app_t *app, char **errors)
     return c;
 }
 
-static void reload(cio_app_t *app)
+static void reload_config(cio_app_t *app)
 {
     char *errors = NULL;
     cio_config_t *nc = read_config_off_loop(app, &errors);
@@ -640,6 +676,30 @@ static void reload(cio_app_t *app)
             n == 1 ? "" : "s", nopen);
 }
 
+/* SIGHUP: systemd hears the reload begin and end, whatever its outcome. */
+static void reload(cio_app_t *app)
+{
+    cio__announce_reloading(app);
+    reload_config(app);
+    cio__announce_reloaded(app);
+}
+
+/* ---- upgrade ----------------------------------------------------------------------- */
+
+/* SIGUSR2: a new process takes our sockets over; once it serves, we stop. */
+static void upgrade(cio_app_t *app)
+{
+    if (!app->opts.upgrade_argv) {
+        app_log(app, CIO_LOG_WARNING, "SIGUSR2: this app was not given a program to upgrade to");
+        return;
+    }
+    app_log(app, CIO_LOG_INFO, "upgrade: starting %s", app->opts.upgrade_argv[0]);
+    if (cio__handover_upgrade(app) == 0) {
+        app->handed_over = true;
+        atomic_store(&app->stop_requested, 1);
+    }
+}
+
 /* ---- the control loop -------------------------------------------------------------- */
 
 /* Wake the control loop's main task (on the control loop). */
@@ -665,6 +725,13 @@ static int on_reload_signal(void *arg)
     return poke(app);
 }
 
+static int on_upgrade_signal(void *arg)
+{
+    cio_app_t *app = arg;
+    atomic_store(&app->upgrade_requested, 1);
+    return poke(app);
+}
+
 /* Post @p cb to the control loop, if it runs. */
 static void post(cio_app_t *app, cio_callback_t cb)
 {
@@ -686,14 +753,32 @@ void cio_app_reload(cio_app_t *app)
     post(app, poke);
 }
 
+/* The sockets systemd or an old coreiod gave us, for the listeners to take; and
+ * the notify socket, kept for ourselves. */
+static int collect_inherited(cio_app_t *app)
+{
+    const char *notify = getenv("NOTIFY_SOCKET");
+    if (notify && !app->notify_socket && !(app->notify_socket = strdup(notify)))
+        return -ENOMEM;
+    unsetenv("NOTIFY_SOCKET");
+    int rc = cio__inherit_from_systemd(&app->inherit);
+    if (rc == 0)
+        rc = cio__handover_receive(&app->inherit, &app->upgrade_chan);
+    app->upgraded = app->upgrade_chan >= 0;
+    return rc;
+}
+
 static int start(cio_app_t *app)
 {
     cio_log_set_level(app->cfg->log_level);
     cio_log_set_format(app->cfg->log_format);
     cio_workers_set_idle_poll(app->cfg->idle_poll);
-    int rc = start_workers(app);
+    int rc = collect_inherited(app);
     if (rc == 0)
-        rc = open_admin(app);
+        rc = start_workers(app);
+    if (rc == 0)
+        rc = open_own(app, "@admin", cio__stats_protocol, app->cfg->admin_host,
+                      app->cfg->admin_port, &app->admin);
     cio__instance_t **insts = NULL;
     size_t ninsts = 0;
     if (rc == 0 && (rc = plan_instances(app, app->cfg, &insts, &ninsts)) == 0)
@@ -706,6 +791,9 @@ static int start(cio_app_t *app)
         app->nls = rc == 0 ? app->cfg->nlisteners : 0;
         pthread_mutex_unlock(&app->mu);
     }
+    if (rc == 0) /* last: "up" only once every listener serves */
+        rc = open_own(app, "@agent", cio__agent_protocol, app->cfg->agent_host,
+                      app->cfg->agent_port, &app->agent);
     return rc;
 }
 
@@ -718,10 +806,13 @@ static void watch_signals(cio_app_t *app, bool on)
             cio_loop_add_signal_handler(app->loop, stop_signals[i], on_stop_signal, app);
         else
             cio_loop_remove_signal_handler(app->loop, stop_signals[i]);
-    if (on)
+    if (on) {
         cio_loop_add_signal_handler(app->loop, SIGHUP, on_reload_signal, app);
-    else
+        cio_loop_add_signal_handler(app->loop, SIGUSR2, on_upgrade_signal, app);
+    } else {
         cio_loop_remove_signal_handler(app->loop, SIGHUP);
+        cio_loop_remove_signal_handler(app->loop, SIGUSR2);
+    }
 }
 
 /* Wait until a signal or a request arrives. */
@@ -730,7 +821,8 @@ static void wait_for_work(cio_app_t *app)
     app->wake = cio_loop_create_future(app->loop);
     if (!app->wake)
         return;
-    if (!atomic_load(&app->stop_requested) && !atomic_load(&app->reload_requested))
+    if (!atomic_load(&app->stop_requested) && !atomic_load(&app->reload_requested) &&
+        !atomic_load(&app->upgrade_requested))
         cio_await(app->wake, NULL);
     cio_future_unref(app->wake);
     app->wake = NULL;
@@ -745,17 +837,25 @@ static int app_main(void *arg, void **result)
     atomic_store(&current_app, app);
     watch_signals(app, true);
     int rc = start(app);
-    if (rc == 0)
+    if (rc == 0) {
+        cio__announce_ready(app);
         app_log(app, CIO_LOG_INFO, "ready (%zu worker%s, %zu listener%s)", app->nworkers,
                 app->nworkers == 1 ? "" : "s", app->nls, app->nls == 1 ? "" : "s");
+    } else {
+        cio__announce_failed_start(app);
+    }
     while (rc == 0 && !atomic_load(&app->stop_requested)) {
-        if (atomic_exchange(&app->reload_requested, 0))
+        if (atomic_exchange(&app->upgrade_requested, 0))
+            upgrade(app);
+        else if (atomic_exchange(&app->reload_requested, 0))
             reload(app);
         else
             wait_for_work(app);
     }
     app_log(app, CIO_LOG_INFO, "stopping");
+    cio__announce_stopping(app);
     stop_everything(app);
+    cio__announce_stopped(app);
     watch_signals(app, false);
     atomic_store(&current_app, NULL);
     pthread_mutex_lock(&app->mu);
@@ -793,5 +893,7 @@ void cio_app_free(cio_app_t *app)
     cio_config_free(app->cfg);
     pthread_mutex_destroy(&app->mu);
     free(app->config_path);
+    free(app->pid_file);
+    free(app->notify_socket);
     free(app);
 }

@@ -145,6 +145,7 @@ typedef struct cio__listener {
     bool *lstarted;              /* per worker: listener_start succeeded (or there is none) */
     cio_sharded_t *sharded;
     struct ssl_ctx_st *ssl; /* TLS: the context its servers share (a reference), else NULL */
+    bool shared;            /* its sockets are systemd's too: never filtered nor unlinked */
     bool reload_mark;       /* a reload's scratch: in the new list (control loop only) */
     bool replaced;          /* a listener of the same name serves in its place (for the log) */
 } cio__listener_t;
@@ -207,6 +208,94 @@ cio_protocol_t *cio__stats_protocol(void *arg);
 /* The "stats" service: an HTTP responder with the running app's statistics. */
 extern const cio_service_t cio__service_stats;
 
+/* ---- health.c: what the app answers to a load balancer's checks ------------------ */
+
+typedef enum cio__health {
+    CIO__HEALTH_SERVING = 0,
+    CIO__HEALTH_DRAINING, /* cio_app_drain(): checks fail, connections go on */
+    CIO__HEALTH_STOPPING, /* a stop was asked for: listeners drain */
+} cio__health_t;
+
+/* The state @p app is in, and its word ("serving", "draining", "stopping"). Any thread. */
+cio__health_t cio__health(const struct cio_app_s *app);
+const char *cio__health_word(cio__health_t h);
+
+/* The load weight, 10..100 (percent), from the worst worker's loop lag. Any thread. */
+unsigned cio__health_weight(struct cio_app_s *app);
+
+/* ---- agent.c: the HAProxy agent-check listener ([global] agent) ------------------ */
+
+/* A protocol of the agent listener (a cio_protocol_factory_t; @p app the app). */
+cio_protocol_t *cio__agent_protocol(void *app);
+
+/* ---- inherit.c: listening sockets given to this process ------------------------ */
+
+typedef struct cio__inherited {
+    char *name; /* a listener's, or "@admin" / "@agent" */
+    int fd;     /* the table's; whoever takes it serves a copy */
+    uint32_t id; /* the giver's number for it (a hand-over's answer names it) */
+    bool described; /* from an old coreiod: cfg holds its listener's socket fields */
+    bool shared;    /* its giver keeps it open after we close ours (systemd does) */
+    bool taken;
+    cio_config_listener_t cfg;
+} cio__inherited_t;
+
+typedef struct cio__inherit {
+    cio__inherited_t *v;
+    size_t n;
+} cio__inherit_t;
+
+/* Add @p fd (taken over) named @p name; @p cfg (copied; NULL from systemd) describes it;
+ * @p shared: its giver keeps a descriptor of it open for good. */
+int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
+                     const cio_config_listener_t *cfg, bool shared);
+
+/* The sockets @p cfg may serve into @p fds (at most @p max, in the order given), now
+ * taken: their count, or a negative error (logged) when a socket of its name cannot
+ * serve it (another type, family or port). *@p shared: one of them is kept by its giver. */
+ssize_t cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, int *fds,
+                          size_t max, bool *shared);
+
+/* The app's own listener @p name ("@admin", "@agent") on @p host:@p port: when the
+ * table has its socket, @p o is set to serve a copy of it (use_sock); 0 either way,
+ * or -errno. */
+int cio__inherit_own(cio__inherit_t *in, const char *name, const char *host, const char *port,
+                     cio_server_opts_t *o);
+
+/* Close every descriptor of the table and empty it; systemd's sockets that no
+ * listener took are named in a warning. */
+void cio__inherit_release(cio__inherit_t *in);
+
+/* Socket activation: add what systemd passed (LISTEN_FDS), by name; 0 or -errno (logged). */
+int cio__inherit_from_systemd(cio__inherit_t *in);
+
+/* ---- handover.c: the zero-loss restart (SIGUSR2) ------------------------------- */
+
+/* Inside a task on the control loop of the running app: start the new process, hand
+ * it the listening sockets, wait for its answer; 0 once it serves (then the caller
+ * stops), or the error (logged), the app going on as before. */
+int cio__handover_upgrade(struct cio_app_s *app);
+
+/* In the new process, before it starts: the sockets of the old one, if COREIO_UPGRADE_FD
+ * is set, into @p in; *@p chan is the channel to answer on (-1: no upgrade). 0 or -errno. */
+int cio__handover_receive(cio__inherit_t *in, int *chan);
+
+/* Tell the old process which sockets of @p in were taken, and close @p chan. */
+int cio__handover_ready(int chan, const cio__inherit_t *in);
+
+/* ---- announce.c: the app's state, told to systemd, the pid file, an old process -- */
+
+/* Serving: the old process hears what we took (the inherited sockets are released),
+ * systemd READY (and our MAINPID after an upgrade), the pid file is written. */
+void cio__announce_ready(struct cio_app_s *app);
+/* The start failed: an old process goes on; the inherited sockets are released. */
+void cio__announce_failed_start(struct cio_app_s *app);
+void cio__announce_reloading(struct cio_app_s *app);
+void cio__announce_reloaded(struct cio_app_s *app);
+void cio__announce_stopping(struct cio_app_s *app);
+/* Gone: the pid file is removed if it still names this process. */
+void cio__announce_stopped(struct cio_app_s *app);
+
 /* ---- app.c ------------------------------------------------------------------------ */
 
 struct cio_app_s {
@@ -219,6 +308,17 @@ struct cio_app_s {
     size_t nworkers;
     cio_loop_t *loop; /* the control loop, while running; set and read under @mu */
     cio_server_t *admin;
+    cio__inherit_t inherit; /* sockets given to this process, until it has started */
+    int upgrade_chan;       /* started by an upgrade: the channel to the old process, else -1 */
+    bool upgraded;          /* started by an upgrade (systemd hears our MAINPID) */
+    bool handed_over;       /* our sockets went to a new process: stopping is no news */
+    char *pid_file;         /* opts.pid_file, copied */
+    /* NOTIFY_SOCKET, taken out of the environment at the start so that the
+     * services' children cannot speak for us (an upgrade's process gets it back). */
+    char *notify_socket;
+    _Atomic int upgrade_requested;
+    cio_server_t *agent;    /* the agent-check listener (agent.c), NULL when off */
+    _Atomic bool draining;  /* cio_app_drain(): health checks fail */
     cio_future_t **drains;  /* listeners draining after a reload, finished ones released */
     _Atomic size_t ndrains; /* written by the control loop; atomic so tests may read it */
     cio_future_t *wake;     /* settled when a signal or a request needs the app's attention */

@@ -64,11 +64,13 @@ static int teardown_task(void *arg, void **result)
 
 /* ---- the copy of the configuration ----------------------------------------------- */
 
+/* The names are forgotten too: cfg_copy() clears again after a failed tls_copy(). */
 static void tls_clear(cio_config_tls_t *t)
 {
     free(t->certificate);
     free(t->key);
     free(t->ca);
+    t->certificate = t->key = t->ca = NULL;
 }
 
 /* A copy of @p src's file names into @p dst (its other fields too); 0 or -ENOMEM. */
@@ -94,6 +96,16 @@ static void cfg_clear(cio_config_listener_t *c)
     free(c->port);
     free(c->path);
     tls_clear(&c->tls);
+    free(c->proxy_trusted);
+}
+
+/* A copy of @p n ranges; NULL for none, or when out of memory. */
+static cio_cidr_t *ranges_copy(const cio_cidr_t *v, size_t n)
+{
+    cio_cidr_t *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+    if (copy)
+        memcpy(copy, v, n * sizeof(*copy));
+    return copy;
 }
 
 static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src)
@@ -104,9 +116,11 @@ static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src
     dst->host = src->host ? strdup(src->host) : NULL;
     dst->port = src->port ? strdup(src->port) : NULL;
     dst->path = src->path ? strdup(src->path) : NULL;
+    dst->proxy_trusted = ranges_copy(src->proxy_trusted, src->nproxy_trusted);
     dst->tls = (cio_config_tls_t){0};
     if ((src->name && !dst->name) || (src->service && !dst->service) || (src->host && !dst->host) ||
-        (src->port && !dst->port) || (src->path && !dst->path) || tls_copy(&dst->tls, &src->tls)) {
+        (src->port && !dst->port) || (src->path && !dst->path) ||
+        (src->nproxy_trusted && !dst->proxy_trusted) || tls_copy(&dst->tls, &src->tls)) {
         cfg_clear(dst);
         return -ENOMEM;
     }
@@ -217,8 +231,18 @@ static int await_done(cio_future_t *f)
     return rc;
 }
 
-/* The sharded server's options for @p c, with the TLS context @p ssl (NULL: plaintext). */
-static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c, SSL_CTX *ssl)
+/* @p c's PROXY header options into *@p p (which keeps pointing at @p c's ranges); NULL: none. */
+static const cio_proxy_opts_t *proxy_opts(const cio_config_listener_t *c, cio_proxy_opts_t *p)
+{
+    *p = (cio_proxy_opts_t){
+        .versions = c->proxy_protocol, .trusted = c->proxy_trusted, .ntrusted = c->nproxy_trusted};
+    return c->proxy_protocol ? p : NULL;
+}
+
+/* The sharded server's options for @p c, with the TLS context @p ssl (NULL: plaintext) and
+ * the PROXY options @p proxy. */
+static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c, SSL_CTX *ssl,
+                                       const cio_proxy_opts_t *proxy)
 {
     return (cio_sharded_opts_t){.type = c->protocol == CIO_CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM,
                                 .balance = c->balance,
@@ -228,7 +252,8 @@ static cio_sharded_opts_t sharded_opts(const cio_config_listener_t *c, SSL_CTX *
                                 .write_high = c->write_high,
                                 .write_low = c->write_low,
                                 .ssl = ssl,
-                                .ssl_handshake_timeout = ssl ? c->tls.handshake_timeout : 0};
+                                .ssl_handshake_timeout = ssl ? c->tls.handshake_timeout : 0,
+                                .proxy = proxy};
 }
 
 /* "ADDRESS" of @p c as the logs show it: [V6]:PORT, *:PORT or the path. */
@@ -270,12 +295,22 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     cio__listener_t *l = listener_new(app, cfg, inst);
     if (!l)
         return -ENOMEM;
-    int rc = tls_context_logged(&l->cfg, &l->ssl);
+    size_t nworkers = cio_workers_count(app->workers);
+    int *given = from ? NULL : calloc(nworkers, sizeof(*given));
+    ssize_t ngiven = from ? 0
+                     : given ? cio__inherit_take(&app->inherit, cfg, given, nworkers, &l->shared)
+                             : -ENOMEM;
+    l->shared |= from && from->shared;
+    int rc = ngiven < 0 ? (int)ngiven : tls_context_logged(&l->cfg, &l->ssl);
     if (rc == 0)
         rc = cio__on_every_worker(l->app, init_task, l);
     if (rc == 0) {
-        cio_sharded_opts_t o = sharded_opts(&l->cfg, l->ssl);
+        cio_proxy_opts_t proxy;
+        cio_sharded_opts_t o = sharded_opts(&l->cfg, l->ssl, proxy_opts(&l->cfg, &proxy));
         o.adopt = from ? from->sharded : NULL;
+        o.socks = given;
+        o.nsocks = (size_t)ngiven;
+        o.socks_shared = l->shared;
         cio_future_t *f =
             cio_workers_serve(app->workers, listener_factory, l, l->cfg.host, l->cfg.port, &o);
         void *s = NULL;
@@ -283,6 +318,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         cio_future_unref(f);
         l->sharded = s;
     }
+    free(given);
     cio__listener_address(&l->cfg, where, sizeof(where));
     if (rc < 0) {
         cio__log(CIO_LOG_ERROR, "listener %s (%s on %s): cannot open: %s", l->cfg.name,
@@ -291,8 +327,9 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         listener_free(l);
         return rc;
     }
-    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s", l->cfg.name, l->cfg.service, where,
-             l->ssl ? " (TLS)" : "", from ? " (the same sockets)" : "");
+    cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s%s", l->cfg.name, l->cfg.service, where,
+             l->ssl ? " (TLS)" : "", l->cfg.proxy_protocol ? " (PROXY)" : "",
+             from ? " (the same sockets)" : ngiven > 0 ? " (inherited sockets)" : "");
     *out = l;
     return 0;
 }
@@ -300,11 +337,14 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
 int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg, SSL_CTX *ssl)
 {
     cio_config_tls_t tls;
-    cio_sharded_opts_t o = sharded_opts(cfg, ssl);
-    int rc = tls_copy(&tls, &cfg->tls);
+    cio_proxy_opts_t proxy;
+    cio_sharded_opts_t o = sharded_opts(cfg, ssl, proxy_opts(cfg, &proxy));
+    cio_cidr_t *trusted = ranges_copy(cfg->proxy_trusted, cfg->nproxy_trusted);
+    int rc = cfg->nproxy_trusted && !trusted ? -ENOMEM : tls_copy(&tls, &cfg->tls);
     if (rc == 0 && (rc = await_done(cio_sharded_reconfigure(l->sharded, &o))) < 0)
         tls_clear(&tls);
     if (rc < 0) {
+        free(trusted);
         cio__log(CIO_LOG_ERROR, "listener %s: cannot apply the new settings: %s", l->cfg.name,
                  cio_strerror(rc));
         SSL_CTX_free(ssl); /* every server took its own reference, if any took it */
@@ -314,6 +354,10 @@ int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *c
     l->cfg.idle_timeout = cfg->idle_timeout;
     l->cfg.write_high = cfg->write_high;
     l->cfg.write_low = cfg->write_low;
+    l->cfg.proxy_protocol = cfg->proxy_protocol;
+    free(l->cfg.proxy_trusted);
+    l->cfg.proxy_trusted = trusted;
+    l->cfg.nproxy_trusted = cfg->nproxy_trusted;
     /* Only the control loop reads the names; the workers' servers hold their own references. */
     tls_clear(&l->cfg.tls);
     l->cfg.tls = tls;

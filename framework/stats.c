@@ -5,12 +5,15 @@
  * of its own whose lateness is the loop lag; readers on any thread take the
  * snapshot under a lock. Connection counts come straight from the sharded
  * servers, which any thread may read. The "stats" service serves the text
- * over HTTP (GET /metrics), as the admin listener does.
+ * over HTTP (GET /metrics), as the admin listener does; both answer a load
+ * balancer's GET /health (health.c), and the admin listener alone takes
+ * POST /drain and POST /undrain, which change it.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -194,8 +197,8 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
 
 /* ---- the "stats" service: HTTP, one request per connection --------------------------- */
 
-#define REQUEST_MAX     8192 /* bytes of request head */
-#define REQUEST_TIMEOUT 5.0  /* seconds a client has to send its whole request head */
+#define REQUEST_MAX     8192 /* bytes of request head and body */
+#define REQUEST_TIMEOUT 5.0  /* seconds a client has to send its whole request */
 #define CONNECTIONS_MAX 64   /* per loop: a new one beyond closes the oldest still waiting */
 
 typedef struct stats_conn {
@@ -204,6 +207,8 @@ typedef struct stats_conn {
     cio_handle_t deadline;          /* closes a client too slow to send its request */
     struct stats_conn *prev, *next; /* in waiting, oldest first, until answered */
     bool waiting;
+    bool control; /* the admin listener's: /drain and /undrain are served */
+    size_t need;  /* once the head is in: its length and the body's, else 0 */
     size_t len;
     char buf[REQUEST_MAX];
 } stats_conn_t;
@@ -278,37 +283,31 @@ static int stats_made(cio_protocol_t *p, cio_transport_t *t)
                                &c->deadline);
 }
 
-/* Does the request target @p (up to the space before the version) name /metrics? */
-static bool is_metrics(const char *p)
+/* What the admin serves: the methods each path allows, and whether it changes the app. */
+static const struct route {
+    const char *path;
+    const char *allow; /* the 405's Allow header */
+    bool post;         /* POST, else GET and HEAD */
+    bool control;      /* only on the admin listener */
+} routes[] = {
+    {"/metrics", "Allow: GET, HEAD\r\n", false, false},
+    {"/health", "Allow: GET, HEAD\r\n", false, false},
+    {"/drain", "Allow: POST\r\n", true, true},
+    {"/undrain", "Allow: POST\r\n", true, true},
+};
+
+/* The route the request target @p p (up to the space before the version) names, or NULL. */
+static const struct route *find_route(const char *p, bool control)
 {
     size_t n = strcspn(p, " ?\r\n"); /* a query string does not change the resource */
-    return n == 8 && strncmp(p, "/metrics", 8) == 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strlen(routes[i].path) == n && strncmp(p, routes[i].path, n) == 0)
+            return routes[i].control && !control ? NULL : &routes[i];
+    return NULL;
 }
 
-/*
- * A whole request head is in: GET or HEAD /metrics get the statistics, any
- * other path 404 whatever the method, another method on /metrics 405 with
- * the methods it allows (RFC 9110 15.5.6). Then the connection closes.
- */
-static void answer(stats_conn_t *c)
+static void answer_metrics(stats_conn_t *c, cio_app_t *app, bool head)
 {
-    cio_handle_cancel(c->deadline);
-    wait_remove(c);
-    if (memchr(c->buf, '\0', c->len)) { /* RFC 9110 5.5: NUL is invalid */
-        respond(c->t, "400 Bad Request", "", "text/plain", "", 0);
-        return;
-    }
-    bool head = strncmp(c->buf, "HEAD ", 5) == 0, get = strncmp(c->buf, "GET ", 4) == 0;
-    const char *sp = strchr(c->buf, ' ');
-    if (!sp || !is_metrics(sp + 1)) {
-        respond(c->t, "404 Not Found", "", "text/plain", "", 0);
-        return;
-    }
-    if (!head && !get) {
-        respond(c->t, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", "text/plain", "", 0);
-        return;
-    }
-    cio_app_t *app = cio__app_current();
     size_t len = 0;
     char *text = app ? cio__stats_format(app, &len) : NULL;
     if (!text)
@@ -318,6 +317,129 @@ static void answer(stats_conn_t *c)
     free(text);
 }
 
+/* GET /health: 200 while serving, 503 while draining or stopping; the body says which. */
+static void answer_health(stats_conn_t *c, cio_app_t *app, bool head)
+{
+    char body[16];
+    cio__health_t h = app ? cio__health(app) : CIO__HEALTH_STOPPING;
+    int n = snprintf(body, sizeof(body), "%s\n", cio__health_word(h));
+    respond(c->t, h == CIO__HEALTH_SERVING ? "200 OK" : "503 Service Unavailable",
+            "Cache-Control: no-store\r\n", "text/plain", head ? NULL : body, (size_t)n);
+}
+
+/* POST /drain, /undrain: the new state, as GET /health would name it. */
+static void answer_drain(stats_conn_t *c, cio_app_t *app, bool on)
+{
+    if (!app) {
+        respond(c->t, "503 Service Unavailable", "", "text/plain", "", 0);
+        return;
+    }
+    cio_app_drain(app, on);
+    const char *body = on ? "draining\n" : "serving\n";
+    respond(c->t, "200 OK", "", "text/plain", body, strlen(body));
+}
+
+/*
+ * A whole request is in: a path of the routes with one of its methods gets
+ * its answer, any other path 404 whatever the method, another method 405
+ * with the methods the path allows (RFC 9110 15.5.6). Then the connection
+ * closes.
+ */
+static void answer(stats_conn_t *c)
+{
+    cio_handle_cancel(c->deadline);
+    wait_remove(c);
+    bool head = strncmp(c->buf, "HEAD ", 5) == 0, get = strncmp(c->buf, "GET ", 4) == 0;
+    bool post = strncmp(c->buf, "POST ", 5) == 0;
+    const char *sp = strchr(c->buf, ' ');
+    const struct route *r = sp ? find_route(sp + 1, c->control) : NULL;
+    if (!r) {
+        respond(c->t, "404 Not Found", "", "text/plain", "", 0);
+        return;
+    }
+    if (r->post ? !post : !head && !get) {
+        respond(c->t, "405 Method Not Allowed", r->allow, "text/plain", "", 0);
+        return;
+    }
+    cio_app_t *app = cio__app_current();
+    if (r == &routes[0])
+        answer_metrics(c, app, head);
+    else if (r == &routes[1])
+        answer_health(c, app, head);
+    else
+        answer_drain(c, app, r == &routes[2]);
+}
+
+/* The length of the head at the start of @p b (@p n bytes), up to its empty line; 0: not all in. */
+static size_t head_length(const char *b, size_t n)
+{
+    const char *crlf = memmem(b, n, "\r\n\r\n", 4), *lf = memmem(b, n, "\n\n", 2);
+    size_t a = crlf ? (size_t)(crlf - b) + 4 : SIZE_MAX, z = lf ? (size_t)(lf - b) + 2 : SIZE_MAX;
+    return a < z ? a : z == SIZE_MAX ? 0 : z;
+}
+
+/* The decimal at @p v up to the end of its line (blanks around allowed), or -1. */
+static long long field_number(const char *v, const char *end)
+{
+    long long n = 0;
+    bool digits = false;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    for (; v < end && *v >= '0' && *v <= '9'; v++, digits = true)
+        if (n <= REQUEST_MAX) /* past it the exact value does not matter: it cannot overflow */
+            n = n * 10 + (*v - '0');
+    while (v < end && (*v == ' ' || *v == '\t' || *v == '\r'))
+        v++;
+    return digits && v == end ? n : -1;
+}
+
+/*
+ * The body length the head @p h (@p n bytes) announces: 0 without
+ * Content-Length, more than REQUEST_MAX for a body too large to take, -1
+ * for a malformed one or two that differ, -2 with Transfer-Encoding.
+ */
+static long long body_length(const char *h, size_t n)
+{
+    long long len = 0;
+    bool seen = false;
+    for (const char *line = memchr(h, '\n', n); line && ++line < h + n;
+         line = memchr(line, '\n', (size_t)(h + n - line))) {
+        const char *end = memchr(line, '\n', (size_t)(h + n - line));
+        if (!end)
+            break; /* not reached: the head ends with an empty line */
+        if ((size_t)(end - line) > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0)
+            return -2;
+        if ((size_t)(end - line) <= 15 || strncasecmp(line, "content-length:", 15) != 0)
+            continue;
+        long long v = field_number(line + 15, end);
+        if (v < 0 || (seen && v != len))
+            return -1;
+        len = v;
+        seen = true;
+    }
+    return len;
+}
+
+/* The head is in (@p hlen bytes): how much to read in all, or 0 once refused. */
+static size_t request_length(stats_conn_t *c, size_t hlen)
+{
+    const char *status = NULL;
+    long long body = memchr(c->buf, '\0', hlen) ? -1 : body_length(c->buf, hlen);
+    if (body == -1) /* RFC 9110 5.5: NUL is invalid; RFC 9112 6.3: a bad length too */
+        status = "400 Bad Request";
+    else if (body == -2)
+        status = "501 Not Implemented"; /* no transfer coding is understood */
+    else if ((size_t)body >= sizeof(c->buf) - hlen)
+        status = "413 Content Too Large";
+    if (!status)
+        return hlen + (size_t)body;
+    cio_handle_cancel(c->deadline);
+    wait_remove(c);
+    respond(c->t, status, "", "text/plain", "", 0);
+    return 0;
+}
+
+/* A body, if the head announced one, is read whole before the answer, then ignored. */
 static int stats_data(cio_protocol_t *p, const void *data, size_t len)
 {
     stats_conn_t *c = (stats_conn_t *)p;
@@ -326,14 +448,18 @@ static int stats_data(cio_protocol_t *p, const void *data, size_t len)
     if (len >= sizeof(c->buf) - c->len) {
         cio_handle_cancel(c->deadline);
         wait_remove(c);
-        respond(c->t, "431 Request Header Fields Too Large", "", "text/plain", "", 0);
+        respond(c->t, c->need ? "413 Content Too Large" : "431 Request Header Fields Too Large", "",
+                "text/plain", "", 0);
         return 0;
     }
     memcpy(c->buf + c->len, data, len);
     c->len += len;
     c->buf[c->len] = '\0';
     /* The head ends at an empty line; bytes are counted, so a NUL cannot hide it. */
-    if (memmem(c->buf, c->len, "\r\n\r\n", 4) || memmem(c->buf, c->len, "\n\n", 2))
+    size_t hlen = c->need ? 0 : head_length(c->buf, c->len);
+    if (hlen && !(c->need = request_length(c, hlen)))
+        return 0;
+    if (c->need && c->len >= c->need)
         answer(c);
     return 0;
 }
@@ -352,7 +478,8 @@ static const cio_protocol_ops_t stats_ops = {
     .connection_lost = stats_lost,
 };
 
-cio_protocol_t *cio__stats_protocol(void *arg)
+/* A connection's protocol; @p control serves /drain and /undrain too. */
+static cio_protocol_t *stats_conn_new(bool control)
 {
     stats_conn_t *c = malloc(sizeof(*c));
     if (!c)
@@ -361,13 +488,21 @@ cio_protocol_t *cio__stats_protocol(void *arg)
     c->t = NULL;
     c->deadline = (cio_handle_t){0};
     c->waiting = false;
+    c->control = control;
+    c->need = 0;
     c->len = 0;
     return &c->base;
 }
 
+cio_protocol_t *cio__stats_protocol(void *arg)
+{
+    return stats_conn_new(true);
+}
+
+/* A "stats" listener may face more clients than the admin's: it cannot drain the app. */
 static cio_protocol_t *stats_factory(cio_service_ctx_t *ctx)
 {
-    return cio__stats_protocol(NULL);
+    return stats_conn_new(false);
 }
 
 const cio_service_t cio__service_stats = {

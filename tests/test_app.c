@@ -2,12 +2,15 @@
  * tests/test_app.c: the framework (coreio/service.h, coreio/app.h): the
  * service registry, what cio_app_new() checks, and an app run in a thread,
  * reloaded and stopped through the API with a real client on loopback; the
- * child processes a service owns, ended by a stop or a reload.
+ * child processes a service owns, ended by a stop or a reload; health checks,
+ * drain and HAProxy's agent-check on the admin and agent listeners.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -937,6 +940,332 @@ START_TEST(test_the_app_logs_through_the_programs_handler_and_reads_right)
 }
 END_TEST
 
+/* ---- health checks, drain and HAProxy's agent-check --------------------------------------- */
+
+/* Send @p len bytes of @p req to @p port and read the whole response (the server closes)
+ * into @p buf; its status code, or -1. */
+static int http_ask(int port, const char *req, size_t len, char *buf, size_t size)
+{
+    int fd = dial(port, 3);
+    ck_assert_int_eq(send(fd, req, len, 0), (ssize_t)len);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && (n = recv(fd, buf + got, size - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    int code = 0;
+    return sscanf(buf, "HTTP/1.1 %d", &code) == 1 ? code : -1;
+}
+
+/* The body of the response in @p buf ("" when it has none). */
+static const char *body_of(const char *buf)
+{
+    const char *end = strstr(buf, "\r\n\r\n");
+    return end ? end + 4 : "";
+}
+
+/* GET /health on the admin @p port: the status code, the body in @p body. */
+static int health(int port, char *body, size_t size)
+{
+    char buf[1024];
+    const char *req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    int code = http_ask(port, req, strlen(req), buf, sizeof(buf));
+    snprintf(body, size, "%s", body_of(buf));
+    return code;
+}
+
+/* @p method on @p path of the admin @p port, with no body: the status code. */
+static int admin_call(int port, const char *method, const char *path, char *buf, size_t size)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", method,
+             path);
+    return http_ask(port, req, strlen(req), buf, size);
+}
+
+/* Ask the agent-check @p port, sending @p send first (HAProxy's agent-send) if not NULL,
+ * then closing our side as HAProxy does; the line it wrote, then EOF (not a reset). */
+static const char *agent_says(int port, const char *send_text, char *buf, size_t size)
+{
+    int fd = dial(port, 3);
+    if (send_text)
+        ck_assert_int_eq(send(fd, send_text, strlen(send_text), 0), (ssize_t)strlen(send_text));
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < size && !memchr(buf, '\n', got) &&
+           (n = recv(fd, buf + got, size - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    shutdown(fd, SHUT_WR);
+    char more;
+    ck_assert_msg(recv(fd, &more, 1, 0) == 0, "no clean end after \"%s\": %s", buf,
+                  strerror(errno));
+    close(fd);
+    return buf;
+}
+
+/* Whether @p line is "up ready N%\n" with N a weight, 10..100. */
+static bool up_ready(const char *line)
+{
+    unsigned n = 0;
+    char tail[4] = "";
+    return sscanf(line, "up ready %u%3s", &n, tail) == 2 && strcmp(tail, "%") == 0 && n >= 10 &&
+           n <= 100 && line[strlen(line) - 1] == '\n';
+}
+
+/* An echo connection @p fd still echoes. */
+static void still_echoes(int fd)
+{
+    char buf[8] = "";
+    ck_assert_int_eq(send(fd, "ping", 4, 0), 4);
+    ck_assert_int_eq(recv(fd, buf, sizeof(buf) - 1, 0), 4);
+    ck_assert_str_eq(buf, "ping");
+}
+
+enum { ADMIN, AGENT, ECHO, STATS, NPORTS };
+
+/* The app of these tests: the admin, the agent, an echo and a stats listener, at @p ports. */
+static void start_balanced_app(int ports[NPORTS], char *path, pthread_t *th, runner_t *r)
+{
+    char ini[512];
+    for (int i = 0; i < NPORTS; i++)
+        ports[i] = free_port();
+    snprintf(ini, sizeof(ini),
+             "[global]\nworkers = 2\nadmin = 127.0.0.1:%d\nagent = 127.0.0.1:%d\n"
+             "drain_timeout = 5s\n\n"
+             "[listener e]\nservice = echo\naddress = 127.0.0.1:%d\nidle_timeout = 0\n"
+             "[listener s]\nservice = stats\naddress = 127.0.0.1:%d\n",
+             ports[ADMIN], ports[AGENT], ports[ECHO], ports[STATS]);
+    start_app(ini, path, th, r);
+    char buf[8];
+    for (int i = 0; i < 100 && strcmp(ask(ports[AGENT], "", buf, sizeof(buf)), "") == 0; i++)
+        usleep(50000); /* the agent opens last, once the listeners serve */
+}
+
+START_TEST(test_drain_fails_health_checks_while_connections_and_accepts_go_on)
+{
+    lines[0] = '\0';
+    cio_log_set_handler(keep_line, NULL, CIO_LOG_DEBUG);
+    int ports[NPORTS];
+    char path[64], buf[1024], body[64];
+    pthread_t th;
+    runner_t r = {0};
+    start_balanced_app(ports, path, &th, &r);
+    int admin = ports[ADMIN], agent = ports[AGENT], echo = ports[ECHO];
+    ck_assert_int_eq(health(admin, body, sizeof(body)), 200);
+    ck_assert_str_eq(body, "serving\n");
+    ck_assert_msg(up_ready(agent_says(agent, NULL, buf, sizeof(buf))), "agent: %s", buf);
+    ck_assert(!cio_app_draining(r.app));
+    int held = dial(echo, 3);
+    still_echoes(held);
+
+    ck_assert_int_eq(admin_call(admin, "POST", "/drain", buf, sizeof(buf)), 200);
+    ck_assert_str_eq(body_of(buf), "draining\n");
+    ck_assert(cio_app_draining(r.app));
+    ck_assert_int_eq(health(admin, body, sizeof(body)), 503);
+    ck_assert_str_eq(body, "draining\n");
+    ck_assert_str_eq(agent_says(agent, NULL, buf, sizeof(buf)), "drain\n");
+    ck_assert_str_eq(agent_says(agent, "hello agent\n", buf, sizeof(buf)), "drain\n");
+    /* Nothing else changes: the connection goes on, new ones are accepted. */
+    still_echoes(held);
+    ck_assert_str_eq(ask(echo, "new", buf, sizeof(buf)), "new");
+    ck_assert_int_eq(admin_call(admin, "POST", "/drain", buf, sizeof(buf)), 200);
+
+    ck_assert_int_eq(admin_call(admin, "POST", "/undrain", buf, sizeof(buf)), 200);
+    ck_assert_str_eq(body_of(buf), "serving\n");
+    ck_assert_int_eq(health(admin, body, sizeof(body)), 200);
+    ck_assert_msg(up_ready(agent_says(agent, "x", buf, sizeof(buf))), "agent: %s", buf);
+
+    /* The API drains the same way, from any thread. */
+    cio_app_drain(r.app, true);
+    ck_assert_int_eq(health(admin, body, sizeof(body)), 503);
+    ck_assert_str_eq(agent_says(agent, NULL, buf, sizeof(buf)), "drain\n");
+    cio_app_drain(r.app, false);
+    ck_assert_int_eq(health(admin, body, sizeof(body)), 200);
+    still_echoes(held);
+    close(held);
+    stop_app(th, &r, path);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    /* Each change is logged once: the second POST /drain changed nothing. */
+    pthread_mutex_lock(&lines_mu);
+    const char *drained = "test: draining: health checks fail from now on\n";
+    const char *first = strstr(lines, drained);
+    ck_assert_msg(first, "%s", lines);
+    const char *second = strstr(first + strlen(drained), drained);
+    ck_assert_msg(second && !strstr(second + strlen(drained), drained), "%s", lines);
+    ck_assert_msg(strstr(lines, "test: serving again\n"), "%s", lines);
+    pthread_mutex_unlock(&lines_mu);
+}
+END_TEST
+
+/* Methods, heads, bodies and the stats service on a listener. */
+START_TEST(test_admin_health_and_drain_answer_only_their_methods)
+{
+    int ports[NPORTS];
+    char path[64], buf[1024], body[64];
+    pthread_t th;
+    runner_t r = {0};
+    start_balanced_app(ports, path, &th, &r);
+    int admin = ports[ADMIN];
+    static const struct {
+        const char *method, *path;
+        int code;
+        const char *allow;
+    } calls[] = {
+        {"GET", "/drain", 405, "Allow: POST\r\n"},
+        {"PUT", "/drain", 405, "Allow: POST\r\n"},
+        {"HEAD", "/undrain", 405, "Allow: POST\r\n"},
+        {"POST", "/health", 405, "Allow: GET, HEAD\r\n"},
+        {"DELETE", "/health", 405, "Allow: GET, HEAD\r\n"},
+        {"POST", "/metrics", 405, "Allow: GET, HEAD\r\n"},
+        {"POST", "/nope", 404, NULL},
+        {"GET", "/drainage", 404, NULL},
+        {"GET", "/health?full=1", 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+        int code = admin_call(admin, calls[i].method, calls[i].path, buf, sizeof(buf));
+        ck_assert_msg(code == calls[i].code, "%s %s: %d, not %d", calls[i].method, calls[i].path,
+                      code, calls[i].code);
+        ck_assert_msg(!calls[i].allow || strstr(buf, calls[i].allow), "%s %s:\n%s", calls[i].method,
+                      calls[i].path, buf);
+    }
+    ck_assert(!cio_app_draining(r.app)); /* none of them drained */
+    /* HEAD: the length of the body, and no body. */
+    const char *head = "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(http_ask(admin, head, strlen(head), buf, sizeof(buf)), 200);
+    ck_assert_msg(strstr(buf, "Content-Length: 8\r\n") && !*body_of(buf), "%s", buf);
+    /* A body is read whole, even when it comes later, then ignored. */
+    int fd = dial(admin, 3);
+    const char *post = "POST /drain HTTP/1.1\r\nHost: x\r\ncontent-length:  5 \r\n\r\n";
+    ck_assert_int_eq(send(fd, post, strlen(post), 0), (ssize_t)strlen(post));
+    usleep(100000);
+    ck_assert(!cio_app_draining(r.app)); /* not before the body */
+    ck_assert_int_eq(send(fd, "hello", 5, 0), 5);
+    ck_assert_int_gt(recv(fd, buf, sizeof(buf) - 1, 0), 12);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+    close(fd);
+    ck_assert(cio_app_draining(r.app));
+    /* Bodies it cannot take, and lengths it cannot read, are refused; nothing changes. */
+    static const struct {
+        const char *req;
+        int code;
+    } refused[] = {
+        {"POST /undrain HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", 413},
+        {"POST /undrain HTTP/1.1\r\nContent-Length: 8150\r\n\r\n", 413}, /* 8 KiB in all */
+        {"POST /undrain HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+        {"POST /undrain HTTP/1.1\r\nContent-Length: five\r\n\r\n", 400},
+        {"POST /undrain HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+        {"POST /undrain HTTP/1.1\r\nContent-Length:\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        ck_assert_int_eq(http_ask(admin, refused[i].req, strlen(refused[i].req), buf, sizeof(buf)),
+                         refused[i].code);
+    ck_assert(cio_app_draining(r.app));
+    /* The stats service on a listener tells health, but cannot drain or undrain. */
+    ck_assert_int_eq(health(ports[STATS], body, sizeof(body)), 503);
+    ck_assert_str_eq(body, "draining\n");
+    ck_assert_int_eq(admin_call(ports[STATS], "POST", "/undrain", buf, sizeof(buf)), 404);
+    ck_assert(cio_app_draining(r.app));
+    ck_assert_int_eq(admin_call(admin, "POST", "/undrain", buf, sizeof(buf)), 200);
+    ck_assert_int_eq(health(ports[STATS], body, sizeof(body)), 200);
+    ck_assert_int_eq(admin_call(ports[STATS], "POST", "/drain", buf, sizeof(buf)), 404);
+    ck_assert(!cio_app_draining(r.app));
+    stop_app(th, &r, path);
+}
+END_TEST
+
+/* The TCP state of our end of @p fd. */
+static int tcp_state(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    return ti.tcpi_state;
+}
+
+/*
+ * Whether the server still holds @p fd, whose FIN has come: a byte sent is
+ * taken (and ignored) while it does, and answered with a reset once it has
+ * closed, which ends our side (TCP_CLOSE) within a round trip on loopback.
+ */
+static bool held_by_server(int fd)
+{
+    send(fd, "?", 1, MSG_NOSIGNAL);
+    for (int i = 0; i < 10 && tcp_state(fd) != TCP_CLOSE; i++)
+        usleep(10000);
+    return tcp_state(fd) == TCP_CLOSE_WAIT;
+}
+
+/* Whether the server lets @p fd go within @p seconds. */
+static bool released_within(int fd, int seconds)
+{
+    for (int i = 0; i < seconds * 10 && held_by_server(fd); i++)
+        ;
+    return !held_by_server(fd);
+}
+
+/* Clients that never close cannot pile up; a stop says "maint" while the listeners drain. */
+START_TEST(test_the_agent_caps_idle_clients_and_says_maint_while_stopping)
+{
+    int ports[NPORTS];
+    char path[64], buf[64];
+    pthread_t th;
+    runner_t r = {0};
+    start_balanced_app(ports, path, &th, &r);
+    int idle[70];
+    for (int i = 0; i < 70; i++) {
+        idle[i] = dial(ports[AGENT], 3);
+        ck_assert_int_gt(recv(idle[i], buf, sizeof(buf), 0), 0); /* the line, then its FIN */
+    }
+    ck_assert_msg(up_ready(agent_says(ports[AGENT], NULL, buf, sizeof(buf))), "agent: %s", buf);
+    /* 64 are kept at most: the oldest went, the newest stays until the deadline. */
+    ck_assert(!held_by_server(idle[0]));
+    ck_assert(held_by_server(idle[69]));
+    ck_assert(released_within(idle[69], 8));
+    for (int i = 0; i < 70; i++)
+        close(idle[i]);
+
+    int held = dial(ports[ECHO], 3);
+    still_echoes(held);
+    cio_app_stop(r.app);
+    /* The held connection keeps the listener draining (drain_timeout = 5s). */
+    bool maint = false;
+    for (int i = 0; i < 100 && !maint; i++) {
+        maint = strcmp(agent_says(ports[AGENT], NULL, buf, sizeof(buf)), "maint\n") == 0;
+        if (!maint)
+            usleep(20000);
+    }
+    ck_assert_msg(maint, "agent: %s", buf);
+    still_echoes(held);
+    close(held); /* the drain ends */
+    join_within(th, 10);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_str_eq(ask(ports[AGENT], "", buf, sizeof(buf)), ""); /* closed */
+    cio_app_free(r.app);
+    unlink(path);
+}
+END_TEST
+
+/* health.c, for tests: the agent's weight for a worst loop lag, in seconds. */
+unsigned cio__health_weight_of_lag(double lag);
+
+/* 100% up to 5 ms of lag, then linearly down to 10% at 100 ms, never below. */
+START_TEST(test_the_agent_weight_falls_linearly_with_the_loop_lag)
+{
+    static const struct {
+        double lag;
+        unsigned weight;
+    } cases[] = {{0, 100},    {0.001, 100}, {0.005, 100}, {0.024, 82}, {0.0525, 55},
+                 {0.081, 28}, {0.0995, 10}, {0.1, 10},    {7.5, 10},   {-1, 100}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(cio__health_weight_of_lag(cases[i].lag) == cases[i].weight,
+                      "lag %g: %u, not %u", cases[i].lag, cio__health_weight_of_lag(cases[i].lag),
+                      cases[i].weight);
+    ck_assert_uint_eq(cio__health_weight_of_lag(NAN), 100);
+}
+END_TEST
+
 /* ---- child processes a service owns (cio_service_subprocess_exec) --------------------------
  * Each worker of a "brood" service starts `count` children running `command` through
  * the shell, with pipes; a task of its own may start `short` children of /bin/true and
@@ -1337,6 +1666,10 @@ static Suite *app_suite(void)
     CIO_TEST(tc, test_service_keys_are_checked_at_their_lines);
     CIO_TEST(tc, test_a_service_whose_start_fails_fails_the_app_and_ends_its_tasks);
     CIO_TEST(tc, test_the_app_logs_through_the_programs_handler_and_reads_right);
+    CIO_TEST(tc, test_drain_fails_health_checks_while_connections_and_accepts_go_on);
+    CIO_TEST(tc, test_admin_health_and_drain_answer_only_their_methods);
+    CIO_TEST(tc, test_the_agent_caps_idle_clients_and_says_maint_while_stopping);
+    CIO_TEST(tc, test_the_agent_weight_falls_linearly_with_the_loop_lag);
     CIO_TEST(tc, test_a_stop_ends_the_services_children_then_runs_stop);
     CIO_TEST(tc, test_a_reload_that_removes_a_service_ends_its_children_only);
     CIO_TEST(tc, test_children_that_come_and_go_leave_no_trace_on_the_list);

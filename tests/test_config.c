@@ -5,10 +5,12 @@
  * the edges of sizes, durations, numbers, booleans and addresses; lines and
  * names at and past their limits (and across inih's own 200-byte line
  * buffer); unreadable files; the files of tests/config/; the helpers
- * cio_config_find_listener() and cio_config_listener_same_socket(). The
+ * cio_config_find_listener(), cio_config_listener_same_socket() and
+ * cio_config_listener_same_proxy(); the PROXY keys and their rules. The
  * limits: the error list bounded at CIO_CONFIG_ERRORS_MAX (in text and in
  * memory), the file size, huge lines, and 100,000 listeners in one file.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <glob.h>
 #include <stdio.h>
@@ -147,6 +149,8 @@ START_TEST(test_config_empty_text_has_every_global_default)
     ck_assert_double_eq(c->idle_poll, 50e-6);
     ck_assert_str_eq(c->admin_host, "127.0.0.1");
     ck_assert_str_eq(c->admin_port, "9100");
+    ck_assert_ptr_null(c->agent_host); /* no agent-check listener */
+    ck_assert_ptr_null(c->agent_port);
     ck_assert_uint_eq(c->nlisteners, 0);
     ck_assert_ptr_null(c->listeners);
     cio_config_free(c);
@@ -182,6 +186,9 @@ START_TEST(test_config_listener_keys_have_documented_defaults)
     ck_assert_int_eq(l->tls.verify_client, CIO_CONFIG_VERIFY_NO);
     ck_assert_int_eq(l->tls.min_version, CIO_CONFIG_TLS12);
     ck_assert_double_eq(l->tls.handshake_timeout, 60.0);
+    ck_assert_uint_eq(l->proxy_protocol, 0);
+    ck_assert_ptr_null(l->proxy_trusted);
+    ck_assert_uint_eq(l->nproxy_trusted, 0);
     cio_config_free(c);
 }
 END_TEST
@@ -218,7 +225,8 @@ START_TEST(test_config_every_global_key_is_read)
                                "log_level = Debug\n"
                                "debug = yes\n"
                                "drain_timeout = 1.5m\n"
-                               "admin = [::1]:9200\n");
+                               "admin = [::1]:9200\n"
+                               "agent = 127.0.0.1:9201\n");
     ck_assert_uint_eq(c->workers, 3);
     ck_assert_int_eq(c->placement, CIO_PLACE_LIST);
     ck_assert_uint_eq(c->ncores, 3);
@@ -232,22 +240,29 @@ START_TEST(test_config_every_global_key_is_read)
     ck_assert_double_eq(c->drain_timeout, 90.0);
     ck_assert_str_eq(c->admin_host, "::1");
     ck_assert_str_eq(c->admin_port, "9200");
+    ck_assert_str_eq(c->agent_host, "127.0.0.1");
+    ck_assert_str_eq(c->agent_port, "9201");
     cio_config_free(c);
 
-    c = parse_ok("[global]\nplacement = pack\nlog_level = error\nadmin = off\n");
+    c = parse_ok("[global]\nplacement = pack\nlog_level = error\nadmin = off\nagent = OFF\n");
     ck_assert_int_eq(c->placement, CIO_PLACE_PACK);
     ck_assert_int_eq(c->log_level, CIO_LOG_ERROR);
     ck_assert_ptr_null(c->admin_host);
     ck_assert_ptr_null(c->admin_port);
+    ck_assert_ptr_null(c->agent_host);
+    ck_assert_ptr_null(c->agent_port);
     cio_config_free(c);
 
     /* placement = list with workers = 0: the list says how many. */
-    c = parse_ok("[global]\nplacement = list\ncores = 1,0\nlog_level = warning\nadmin = *:9\n");
+    c = parse_ok("[global]\nplacement = list\ncores = 1,0\nlog_level = warning\nadmin = *:9\n"
+                 "agent = [::1]:010\n");
     ck_assert_uint_eq(c->workers, 0);
     ck_assert_uint_eq(c->ncores, 2);
     ck_assert_int_eq(c->log_level, CIO_LOG_WARNING);
     ck_assert_ptr_null(c->admin_host);
     ck_assert_str_eq(c->admin_port, "9");
+    ck_assert_str_eq(c->agent_host, "::1");
+    ck_assert_str_eq(c->agent_port, "10");
     cio_config_free(c);
 }
 END_TEST
@@ -504,6 +519,11 @@ START_TEST(test_config_global_value_errors)
          "t:2: drain_timeout: \"soon\" is not a duration (a number with ms, s or m)\n"},
         {"[global]\nadmin = 9100\n", "t:2: admin: expected HOST:PORT\n"},
         {"[global]\nadmin = none\n", "t:2: admin: expected HOST:PORT\n"},
+        {"[global]\nagent = 9101\n", "t:2: agent: expected HOST:PORT\n"},
+        {"[global]\nagent = 127.0.0.1:99999\n",
+         "t:2: agent: port 99999 is out of range (0..65535)\n"},
+        {"[global]\nagent = *:1\nagent = off\n",
+         "t:3: duplicate key \"agent\" (first set at line 2)\n"},
         {"[global]\ncores = 0,1\n", "t:2: cores: only valid with placement = list\n"},
         {"[global]\n\nplacement = list\n", "t:3: placement = list needs a cores list\n"},
         {"[global]\nworkers = 2\nplacement = list\ncores = 0,1,2\n",
@@ -618,6 +638,139 @@ START_TEST(test_config_tls_errors_name_their_line)
          "t:7: tls_key without tls_certificate\n"},
     };
 #undef TLS_HEAD
+    CHECK_CASES(cases);
+}
+END_TEST
+
+/* The bytes of an IPv4 or IPv6 address, for comparing with a parsed range. */
+static void expect_range(const cio_cidr_t *r, int family, const char *addr, unsigned prefix)
+{
+    unsigned char want[16] = {0};
+    ck_assert_int_eq(inet_pton(family, addr, want), 1);
+    ck_assert_int_eq(r->family, family);
+    ck_assert_uint_eq(r->prefix, prefix);
+    ck_assert_msg(memcmp(r->addr, want, family == AF_INET ? 4 : 16) == 0, "range of %s", addr);
+}
+
+/* proxy_protocol and proxy_trusted: the versions as bits, the ranges in order,
+ * separated by commas, blanks or both; a lone address is a full-length prefix. */
+START_TEST(test_config_proxy_keys_are_read)
+{
+    cio_config_t *c = parse_ok(LISTENER_HEAD "proxy_protocol = V2\n"
+                                             "proxy_trusted = 10.0.0.0/8, 192.168.1.7 ,\t"
+                                             "2001:db8::/32  ::1,,0.0.0.0/0\n");
+    const cio_config_listener_t *l = &c->listeners[0];
+    ck_assert_uint_eq(l->proxy_protocol, CIO_PROXY_V2);
+    ck_assert_uint_eq(l->nproxy_trusted, 5);
+    expect_range(&l->proxy_trusted[0], AF_INET, "10.0.0.0", 8);
+    expect_range(&l->proxy_trusted[1], AF_INET, "192.168.1.7", 32);
+    expect_range(&l->proxy_trusted[2], AF_INET6, "2001:db8::", 32);
+    expect_range(&l->proxy_trusted[3], AF_INET6, "::1", 128);
+    expect_range(&l->proxy_trusted[4], AF_INET, "0.0.0.0", 0);
+    cio_config_free(c);
+
+    /* v1 and any; a unix listener, whose peers are local, takes them too; off is the default. */
+    c = parse_ok("[listener u]\nservice = echo\nprotocol = unix\naddress = /run/e.sock\n"
+                 "proxy_protocol = v1\nproxy_trusted = 127.0.0.1\n"
+                 "[listener a]\nservice = echo\naddress = *:1\nproxy_protocol = any\n"
+                 "proxy_trusted = fd00::/8\n"
+                 "[listener b]\nservice = echo\naddress = *:2\nproxy_protocol = off\n"
+                 "[listener d]\nservice = echo\nprotocol = udp\naddress = *:3\n"
+                 "proxy_protocol = Off\n");
+    ck_assert_uint_eq(c->listeners[0].proxy_protocol, CIO_PROXY_V1);
+    ck_assert_uint_eq(c->listeners[0].nproxy_trusted, 1);
+    ck_assert_uint_eq(c->listeners[1].proxy_protocol, CIO_PROXY_ANY);
+    expect_range(&c->listeners[1].proxy_trusted[0], AF_INET6, "fd00::", 8);
+    for (size_t i = 2; i < 4; i++) {
+        ck_assert_uint_eq(c->listeners[i].proxy_protocol, 0);
+        ck_assert_ptr_null(c->listeners[i].proxy_trusted);
+    }
+    cio_config_free(c);
+}
+END_TEST
+
+/* A whole file behind a balancer: the agent, PROXY listeners beside plain ones and TLS. */
+START_TEST(test_config_file_behind_a_balancer_loads)
+{
+    cio_config_t *c = parse_ok("[global]\nadmin = 127.0.0.1:9100\nagent = 127.0.0.1:9101\n\n"
+                               "[listener web]\nservice = http-hello\naddress = *:8080\n"
+                               "proxy_protocol = v2\nproxy_trusted = 10.1.0.0/16 10.2.0.5\n\n"
+                               "[listener tls]\nservice = echo\naddress = *:8443\n"
+                               "tls_certificate = /c.pem\ntls_key = /k.pem\n"
+                               "proxy_protocol = any\nproxy_trusted = ::1, 127.0.0.0/8\n\n"
+                               "[listener plain]\nservice = echo\naddress = 127.0.0.1:7007\n");
+    ck_assert_str_eq(c->agent_port, "9101");
+    ck_assert_uint_eq(c->nlisteners, 3);
+    ck_assert_uint_eq(cio_config_find_listener(c, "web")->nproxy_trusted, 2);
+    ck_assert_uint_eq(cio_config_find_listener(c, "tls")->proxy_protocol, CIO_PROXY_ANY);
+    ck_assert_uint_eq(cio_config_find_listener(c, "plain")->proxy_protocol, 0);
+    cio_config_free(c);
+}
+END_TEST
+
+/* Every PROXY rule, each at its line: a header needs trusted peers, the ranges need
+ * a header, no udp listener reads headers, and a bad range is named. */
+START_TEST(test_config_proxy_errors_name_their_line)
+{
+#define UDP_HEAD "[listener d]\nservice = echo\nprotocol = udp\naddress = *:7\n"
+    static const error_case_t cases[] = {
+        {LISTENER_HEAD "proxy_protocol = v3\n",
+         "t:4: proxy_protocol: \"v3\" is not one of off, v1, v2, any\n"},
+        {LISTENER_HEAD "proxy_protocol = yes\n",
+         "t:4: proxy_protocol: \"yes\" is not one of off, v1, v2, any\n"},
+        {LISTENER_HEAD "proxy_protocol = v2\n",
+         "t:4: proxy_protocol = v2 needs proxy_trusted (the peers that may send a header)\n"},
+        {LISTENER_HEAD "proxy_protocol = any\n",
+         "t:4: proxy_protocol = any needs proxy_trusted (the peers that may send a header)\n"},
+        {LISTENER_HEAD "proxy_trusted = 10.0.0.0/8\n",
+         "t:4: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
+        {LISTENER_HEAD "proxy_trusted = 10.0.0.0/8\nproxy_protocol = off\n",
+         "t:4: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
+        {UDP_HEAD "proxy_protocol = v2\n", "t:5: proxy_protocol: not for udp listeners\n"},
+        {UDP_HEAD "proxy_protocol = any\nproxy_trusted = 10.0.0.1\n",
+         "t:5: proxy_protocol: not for udp listeners\n"
+         "t:6: proxy_trusted: not for udp listeners\n"},
+        {UDP_HEAD "proxy_trusted = 10.0.0.1\n", "t:5: proxy_trusted: not for udp listeners\n"},
+        /* The protocol may come after the keys it forbids. */
+        {"[listener d]\nservice = echo\naddress = *:7\nproxy_protocol = v1\n"
+         "proxy_trusted = ::1\nprotocol = udp\n",
+         "t:4: proxy_protocol: not for udp listeners\n"
+         "t:5: proxy_trusted: not for udp listeners\n"},
+        /* A bad range is named; the others around it do not hide it. */
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = 10.0.0.0/8, 10.0.0.0/33\n",
+         "t:5: proxy_trusted: \"10.0.0.0/33\" is not an address range (ADDRESS/PREFIX or an "
+         "address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = 10.0.0.1/8\n",
+         "t:5: proxy_trusted: \"10.0.0.1/8\" is not an address range (ADDRESS/PREFIX or an "
+         "address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = ::1 balancer.example ::2\n",
+         "t:5: proxy_trusted: \"balancer.example\" is not an address range (ADDRESS/PREFIX or "
+         "an address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = 10.0.0.0/8;x\n",
+         "t:5: proxy_trusted: \"10.0.0.0/8;x\" is not an address range (ADDRESS/PREFIX or an "
+         "address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = "
+                       "0000000000000000000000000000000000000000000000000000000000000000001\n",
+         "t:5: proxy_trusted: "
+         "\"0000000000000000000000000000000000000000000000000000000000000000001\" is not an "
+         "address range (ADDRESS/PREFIX or an address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = , ,\n",
+         "t:5: proxy_trusted: \", ,\" lists no address range\n"},
+        /* A refused value is blamed alone: its partner is not blamed for it. */
+        {LISTENER_HEAD "proxy_protocol = v9\nproxy_trusted = 10.0.0.0/8\n",
+         "t:4: proxy_protocol: \"v9\" is not one of off, v1, v2, any\n"},
+        {LISTENER_HEAD "proxy_protocol = v2\nproxy_trusted = 10.0.0.0/99\n",
+         "t:5: proxy_trusted: \"10.0.0.0/99\" is not an address range (ADDRESS/PREFIX or an "
+         "address)\n"},
+        {LISTENER_HEAD "proxy_protocol = v2\nproxy_trusted = ::1\nproxy_trusted = ::2\n",
+         "t:6: duplicate key \"proxy_trusted\" (first set at line 5)\n"},
+        {LISTENER_HEAD "proxy_protocol =\n", "t:4: proxy_protocol: empty value\n"},
+        /* The scratch copy of a duplicate section is judged, and freed, too. */
+        {LISTENER_HEAD "[listener a]\nservice = echo\naddress = *:1\nproxy_trusted = ::1\n",
+         "t:4: duplicate section [listener a] (first at line 1)\n"
+         "t:7: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
+    };
+#undef UDP_HEAD
     CHECK_CASES(cases);
 }
 END_TEST
@@ -1238,6 +1391,39 @@ START_TEST(test_config_listener_same_socket)
 }
 END_TEST
 
+/* The PROXY keys keep the sockets, and compare on their own: versions, then ranges in order. */
+START_TEST(test_config_listener_same_proxy)
+{
+#define PROXIED(name, port, versions, ranges)                                                      \
+    "[listener " name "]\nservice = echo\naddress = *:" port "\nproxy_protocol = " versions        \
+    "\nproxy_trusted = " ranges "\n"
+    cio_config_t *c = parse_ok(PROXIED("a", "80", "v2", "10.0.0.0/8, ::1") "[listener b]\n"
+                                                                           "service = echo\n"
+                                                                           "address = *:81\n");
+    cio_config_t *d = parse_ok(
+        PROXIED("a", "80", "v2", "10.0.0.0/8 ::1") PROXIED("b", "81", "v1", "10.0.0.0/8 ::1")
+            PROXIED("c", "82", "v2", "::1 10.0.0.0/8") PROXIED("e", "83", "v2", "10.0.0.0/16 ::1")
+                PROXIED("f", "84", "v2", "10.0.0.0/8"));
+#undef PROXIED
+    const cio_config_listener_t *a = &c->listeners[0], *plain = &c->listeners[1];
+    /* A listener that starts or stops reading headers keeps its sockets. */
+    ck_assert(cio_config_listener_same_socket(plain, cio_config_find_listener(d, "b")));
+    ck_assert(cio_config_listener_same_socket(a, cio_config_find_listener(d, "a")));
+    ck_assert(!cio_config_listener_same_proxy(a, plain));
+    ck_assert(cio_config_listener_same_proxy(a, a));
+    ck_assert(cio_config_listener_same_proxy(plain, plain));
+    ck_assert(cio_config_listener_same_proxy(a, cio_config_find_listener(d, "a")));
+    ck_assert(!cio_config_listener_same_proxy(a, cio_config_find_listener(d, "b")));
+    ck_assert(!cio_config_listener_same_proxy(a, cio_config_find_listener(d, "c")));
+    ck_assert(!cio_config_listener_same_proxy(a, cio_config_find_listener(d, "e")));
+    ck_assert(!cio_config_listener_same_proxy(a, cio_config_find_listener(d, "f")));
+    ck_assert(!cio_config_listener_same_proxy(a, NULL));
+    ck_assert(cio_config_listener_same_proxy(NULL, NULL));
+    cio_config_free(c);
+    cio_config_free(d);
+}
+END_TEST
+
 /* find_listener finds by exact name; free takes NULL. */
 START_TEST(test_config_find_listener_and_free)
 {
@@ -1401,6 +1587,8 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_config_tls_relative_paths_follow_the_file);
     CIO_TEST(tc, test_config_syntax_variants_are_read);
     CIO_TEST(tc, test_config_good_file_loads);
+    CIO_TEST(tc, test_config_proxy_keys_are_read);
+    CIO_TEST(tc, test_config_file_behind_a_balancer_loads);
     suite_add_tcase(s, tc);
 
     tc = cio_test_case("errors");
@@ -1410,6 +1598,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_config_global_value_errors);
     CIO_TEST(tc, test_config_listener_value_errors);
     CIO_TEST(tc, test_config_tls_errors_name_their_line);
+    CIO_TEST(tc, test_config_proxy_errors_name_their_line);
     CIO_TEST(tc, test_config_address_errors);
     CIO_TEST(tc, test_config_same_address_twice_is_an_error_on_the_second);
     CIO_TEST(tc, test_config_reports_all_errors_in_line_order);
@@ -1449,6 +1638,7 @@ static Suite *make_suite(void)
 
     tc = cio_test_case("helpers");
     CIO_TEST(tc, test_config_listener_same_socket);
+    CIO_TEST(tc, test_config_listener_same_proxy);
     CIO_TEST(tc, test_config_find_listener_and_free);
     suite_add_tcase(s, tc);
     return s;

@@ -1,7 +1,9 @@
 /*
  * tools/coreiod.c: the coreio daemon. It reads a configuration (-c FILE, or
  * the one embedded in the library), checks it whole, and runs it as a
- * cio_app_t until SIGTERM or SIGINT; SIGHUP reloads the file. See coreiod(8).
+ * cio_app_t until SIGTERM or SIGINT; SIGHUP reloads the file; SIGUSR2 starts
+ * this program again, with the same arguments, to take over every listening
+ * socket without losing a connection (a binary upgrade). See coreiod(8).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coreio.h"
 #include "coreio/app.h"
@@ -21,12 +24,14 @@ enum {
     OPT_LIST_SERVICES,
     OPT_WORKERS,
     OPT_LOG_LEVEL,
+    OPT_PID_FILE,
     OPT_HELP,
     OPT_VERSION
 };
 
 static const char usage_text[] =
     "usage: coreiod [-c FILE] [-t] [--print-default-config] [--workers N] [--log-level LEVEL]\n"
+    "               [--pid-file FILE]\n"
     "       coreiod [-c FILE] --list-services\n"
     "       coreiod --help | --version\n"
     "\n"
@@ -37,8 +42,10 @@ static const char usage_text[] =
     "                          their keys and defaults, and exit\n"
     "  --workers N             run N workers (0: one per core), overriding the file\n"
     "  --log-level LEVEL       debug, info, warning or error, overriding the file\n"
+    "  --pid-file FILE         write the process id to FILE once serving\n"
     "\n"
-    "SIGTERM and SIGINT stop gracefully; SIGHUP reloads the file. See coreiod(8).\n";
+    "SIGTERM and SIGINT stop gracefully; SIGHUP reloads the file; SIGUSR2 hands every\n"
+    "listening socket to a new coreiod (a zero-loss restart). See coreiod(8).\n";
 
 typedef struct args {
     const char *file;
@@ -73,6 +80,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"list-services", no_argument, NULL, OPT_LIST_SERVICES},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"pid-file", required_argument, NULL, OPT_PID_FILE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -108,6 +116,9 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return usage_error("--log-level: \"%s\" is not debug, info, warning or error",
                                    optarg);
             a->app.set_log_level = true;
+            break;
+        case OPT_PID_FILE:
+            a->app.pid_file = optarg;
             break;
         case OPT_HELP:
             fputs(usage_text, stdout);
@@ -165,6 +176,25 @@ static int list_services(const args_t *a)
     return 0;
 }
 
+/*
+ * What SIGUSR2 runs: this program's file, as the kernel names it now (a
+ * binary replaced on disk since is the one that starts), with our arguments.
+ * NULL when it cannot be named; SIGUSR2 is then refused with a log line.
+ */
+static const char *const *upgrade_argv(int argc, char **argv)
+{
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char **v = n > 0 ? calloc((size_t)argc + 1, sizeof(*v)) : NULL;
+    if (!v)
+        return NULL;
+    exe[n] = '\0';
+    v[0] = exe;
+    for (int i = 1; i < argc; i++)
+        v[i] = argv[i];
+    return (const char *const *)v;
+}
+
 int main(int argc, char **argv)
 {
     args_t a = {0};
@@ -186,10 +216,12 @@ int main(int argc, char **argv)
                                                           cio_app_check, NULL, &errors);
     a.app.name = "coreiod";
     a.app.config_path = a.file;
+    a.app.upgrade_argv = a.test ? NULL : upgrade_argv(argc, argv);
     cio_app_t *app = cfg ? cio_app_new(cfg, &a.app, &errors) : NULL;
     if (!app) {
         fputs(errors ? errors : "coreiod: out of memory\n", stderr);
         free(errors);
+        free((void *)a.app.upgrade_argv);
         return 1;
     }
     if (a.test) {
@@ -199,5 +231,6 @@ int main(int argc, char **argv)
     }
     rc = cio_app_run(app);
     cio_app_free(app);
+    free((void *)a.app.upgrade_argv);
     return rc == 0 ? 0 : 1;
 }

@@ -13,6 +13,12 @@
  *    removed ones drain; a file with errors leaves the running configuration
  *    alone and the errors are logged.
  *
+ * Behind a load balancer, an app answers health checks: GET /health on the
+ * admin listener, and HAProxy's agent-check on the [global] agent listener.
+ * Draining (cio_app_drain(), or POST /drain on the admin listener) makes them
+ * fail while everything else goes on, so the balancer moves the traffic
+ * away before the app is stopped.
+ *
  * One app runs at a time in a process (the "stats" service reports on it).
  */
 #ifndef COREIO_APP_H
@@ -35,6 +41,15 @@ typedef struct cio_app_opts {
     size_t workers;
     bool set_log_level; /* overrides [global] log_level */
     cio_log_level_t log_level;
+    /*
+     * The program and arguments SIGUSR2 starts to take over (argv[0] an
+     * absolute path, NULL-terminated; NULL: SIGUSR2 is ignored, with a log
+     * line). The new process finds this one's sockets through the
+     * environment (COREIO_UPGRADE_FD), which cio_app_run() reads.
+     */
+    const char *const *upgrade_argv;
+    /* A file cio_app_run() writes the process id to once serving (NULL: none). */
+    const char *pid_file;
 } cio_app_opts_t;
 
 /**
@@ -68,6 +83,18 @@ CIO_EXTERN void cio_app_stop(cio_app_t *app);
 
 /** Ask a running app to reload its configuration, as SIGHUP does. Any thread. */
 CIO_EXTERN void cio_app_reload(cio_app_t *app);
+
+/**
+ * Drain (@p on) or serve again: while draining, GET /health answers 503 and
+ * the agent-check "drain", and nothing else changes: the listeners go on
+ * accepting and the connections go on, for the balancer to move the traffic
+ * away (a stop comes later). A change is logged. The state lasts across
+ * reloads, until changed again. Any thread, running or not.
+ */
+CIO_EXTERN void cio_app_drain(cio_app_t *app, bool on);
+
+/** Whether @p app is draining (cio_app_drain()). Any thread. */
+CIO_EXTERN bool cio_app_draining(const cio_app_t *app);
 
 /** Free an app that is not running. NULL is ignored. */
 CIO_EXTERN void cio_app_free(cio_app_t *app);

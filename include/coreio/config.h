@@ -20,6 +20,7 @@
 
 #include "coreio/common.h"
 #include "coreio/log.h"
+#include "coreio/proxy.h"
 #include "coreio/sharded.h"
 #include "coreio/workers.h"
 
@@ -84,7 +85,15 @@ typedef struct cio_config_listener {
     size_t write_high;           /* write_buffer_high = size 0..1G (64K) */
     size_t write_low;            /* write_buffer_low = size 0..1G (16K), <= write_high */
     cio_config_tls_t tls;        /* the tls_* keys; tls.certificate NULL: plaintext */
-    unsigned line;               /* where the section starts */
+    /* proxy_protocol = off | v1 | v2 | any (off): the PROXY header versions read before
+     * anything else of each connection (coreio/proxy.h), CIO_PROXY_* bits; 0: none.
+     * Not on udp listeners; anything but off requires proxy_trusted. */
+    unsigned proxy_protocol;
+    /* proxy_trusted = RANGE[, RANGE...]: the peers that may send a header (CIDR ranges
+     * or lone addresses, comma or blank separated); only with proxy_protocol. */
+    cio_cidr_t *proxy_trusted;
+    size_t nproxy_trusted;
+    unsigned line; /* where the section starts */
 } cio_config_listener_t;
 
 /** One "key = value" line of a [service NAME] section, as written. */
@@ -130,6 +139,8 @@ typedef struct cio_config {
     double idle_poll; /* idle_poll = duration 0..1ms (0.05ms): cio_workers_set_idle_poll() */
     char *admin_host; /* admin = HOST:PORT | off (127.0.0.1:9100); host NULL */
     char *admin_port; /* for *:PORT, both NULL when off */
+    char *agent_host; /* agent = HOST:PORT | off (off): the HAProxy agent-check listener; */
+    char *agent_port; /* host NULL for *:PORT, both NULL when off */
     cio_log_format_t log_format; /* log_format = text | json (text) */
     cio_config_listener_t *listeners;
     size_t nlisteners;
@@ -260,9 +271,17 @@ CIO_EXTERN const cio_config_listener_t *cio_config_find_listener(const cio_confi
 /**
  * Whether two listeners would open the same sockets the same way (protocol,
  * address, balance, backlog): a reload keeps such a listener's sockets.
+ * The PROXY keys do not count: they change what is read on the sockets.
  */
 CIO_EXTERN bool cio_config_listener_same_socket(const cio_config_listener_t *a,
                                                 const cio_config_listener_t *b);
+
+/**
+ * Whether two listeners read PROXY headers alike: the same proxy_protocol and
+ * the same proxy_trusted ranges, in the same order. NULL is like no listener.
+ */
+CIO_EXTERN bool cio_config_listener_same_proxy(const cio_config_listener_t *a,
+                                               const cio_config_listener_t *b);
 
 /** Free a configuration. NULL is ignored. */
 CIO_EXTERN void cio_config_free(cio_config_t *c);

@@ -1,0 +1,184 @@
+/*
+ * framework/inherit.c: the listening sockets this process was given instead
+ * of binding its own, by systemd (socket activation) or by the coreiod it
+ * replaces (framework/handover.c). Each has a name: a listener's, or "@admin"
+ * or "@agent" for the app's own listeners (no listener name starts with '@'). A listener takes the sockets of its
+ * name, in the order they came: one per worker, or one that every worker
+ * shares. A socket from the old process also carries the old listener's
+ * address, and is taken only when the new listener's is the same (a listener
+ * whose address changed binds anew, and the old process drains the old
+ * socket). The table owns the descriptors; whoever takes one serves a copy,
+ * and the table closes its own once the app has started.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include "systemd.h"
+#include "internal.h"
+
+/* The table's own copy of @p cfg's socket fields (name, protocol, address, balance, backlog). */
+static int describe(cio_config_listener_t *dst, const cio_config_listener_t *src)
+{
+    *dst = (cio_config_listener_t){.protocol = src->protocol,
+                                   .balance = src->balance,
+                                   .backlog = src->backlog};
+    dst->name = src->name ? strdup(src->name) : NULL;
+    dst->host = src->host ? strdup(src->host) : NULL;
+    dst->port = src->port ? strdup(src->port) : NULL;
+    dst->path = src->path ? strdup(src->path) : NULL;
+    if ((src->name && !dst->name) || (src->host && !dst->host) || (src->port && !dst->port) ||
+        (src->path && !dst->path))
+        return -ENOMEM;
+    return 0;
+}
+
+static void undescribe(cio_config_listener_t *c)
+{
+    free(c->name);
+    free(c->host);
+    free(c->port);
+    free(c->path);
+}
+
+int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
+                     const cio_config_listener_t *cfg, bool shared)
+{
+    cio__inherited_t *v = realloc(in->v, (in->n + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    in->v = v;
+    cio__inherited_t *e = &v[in->n];
+    *e = (cio__inherited_t){.fd = fd, .id = id, .described = cfg != NULL, .shared = shared};
+    e->name = strdup(name);
+    int rc = e->name ? 0 : -ENOMEM;
+    if (rc == 0 && cfg)
+        rc = describe(&e->cfg, cfg);
+    if (rc < 0) {
+        free(e->name);
+        undescribe(&e->cfg);
+        return rc;
+    }
+    in->n++;
+    return 0;
+}
+
+/* The socket type and family @p cfg needs. */
+static void wanted(const cio_config_listener_t *cfg, int *type, int *family)
+{
+    *type = cfg->protocol == CIO_CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    *family = cfg->protocol == CIO_CONFIG_UNIX ? AF_UNIX : AF_UNSPEC;
+}
+
+/* Whether the systemd socket @p fd can serve @p cfg: its type, family and port. */
+static int fits(int fd, const cio_config_listener_t *cfg)
+{
+    int type, family, t = 0;
+    socklen_t len = sizeof(t);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    wanted(cfg, &type, &family);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &len) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    if (t != type || (family == AF_UNIX) != (ss.ss_family == AF_UNIX))
+        return -EPROTOTYPE;
+    if (family == AF_UNIX || !cfg->port || strcmp(cfg->port, "0") == 0)
+        return 0;
+    in_port_t port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port;
+    return ntohs(port) == atoi(cfg->port) ? 0 : -EADDRNOTAVAIL;
+}
+
+/* Is @p e a socket @p cfg may take? Negative: it has the name but cannot serve it. */
+static int matches(const cio__inherited_t *e, const cio_config_listener_t *cfg)
+{
+    if (e->taken || strcmp(e->name, cfg->name) != 0)
+        return 0;
+    if (!e->described)
+        return fits(e->fd, cfg) < 0 ? -EPROTOTYPE : 1;
+    cio_config_listener_t same = *cfg;
+    same.backlog = e->cfg.backlog; /* listen(2) again changes a backlog in place */
+    return cio_config_listener_same_socket(&e->cfg, &same) ? 1 : 0;
+}
+
+ssize_t cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, int *fds,
+                          size_t max, bool *shared)
+{
+    size_t n = 0;
+    *shared = false;
+    for (size_t i = 0; i < in->n && n < max; i++) {
+        int m = matches(&in->v[i], cfg);
+        if (m < 0) {
+            cio__log(CIO_LOG_ERROR,
+                     "listener %s: the socket given under its name is not a %s socket "
+                     "on its address",
+                     cfg->name, cfg->protocol == CIO_CONFIG_UDP ? "udp" : "stream");
+            return m;
+        }
+        if (m) {
+            in->v[i].taken = true;
+            *shared |= in->v[i].shared;
+            fds[n++] = in->v[i].fd;
+        }
+    }
+    return (ssize_t)n;
+}
+
+int cio__inherit_own(cio__inherit_t *in, const char *name, const char *host, const char *port,
+                     cio_server_opts_t *o)
+{
+    cio_config_listener_t c = {.name = (char *)name, .host = (char *)host, .port = (char *)port};
+    int fd;
+    bool shared; /* no filter ever closes these: nothing to keep from systemd's copy */
+    ssize_t n = cio__inherit_take(in, &c, &fd, 1, &shared);
+    if (n <= 0)
+        return (int)n;
+    o->use_sock = true;
+    o->sock = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return o->sock < 0 ? -errno : 0;
+}
+
+void cio__inherit_release(cio__inherit_t *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        cio__inherited_t *e = &in->v[i];
+        if (!e->taken && !e->described) /* the old process drains its own; systemd's are news */
+            cio__log(CIO_LOG_WARNING, "socket \"%s\" from systemd: no listener of that name",
+                     e->name);
+        close(e->fd);
+        free(e->name);
+        undescribe(&e->cfg);
+    }
+    free(in->v);
+    *in = (cio__inherit_t){0};
+}
+
+int cio__inherit_from_systemd(cio__inherit_t *in)
+{
+    int *fds = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    int rc = cio__sd_listen_fds(&fds, &names, &n);
+    if (rc < 0) {
+        cio__log(CIO_LOG_ERROR, "socket activation: %s", cio_strerror(rc));
+        return rc;
+    }
+    size_t i = 0;
+    for (; i < n && rc == 0; i++)
+        rc = cio__inherit_add(in, names[i], fds[i], (uint32_t)i, NULL, true);
+    for (size_t k = i - (rc < 0); rc < 0 && k < n; k++)
+        close(fds[k]); /* the ones the table did not take */
+    if (n && rc == 0)
+        cio__log(CIO_LOG_INFO, "socket activation: %zu socket%s from systemd", n,
+                 n == 1 ? "" : "s");
+    cio__sd_listen_free(fds, names, n);
+    return rc;
+}
