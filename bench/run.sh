@@ -11,7 +11,10 @@
 # workers (bench/workers_run.sh), coreiod's http-hello against nginx
 # (bench/http_run.sh), and TLS: the heap of an idle TLS connection, and
 # coreiod and coreio over TLS against nginx and uvloop (bench/tls_run.sh),
-# and spawning /bin/true with coreio, asyncio and uvloop (bench/spawn_run.sh).
+# spawning /bin/true with coreio, asyncio and uvloop (bench/spawn_run.sh),
+# and issue 14's two: what PROXY headers cost per connection
+# (bench/proxy_run.sh) and how long a coreiod hand-over takes against a
+# naive restart (bench/handover_run.py).
 # Missing peers, and coreio programs not built, are skipped with a message
 # on stderr. The exit status is 1 if a network
 # benchmark failed (after the others have run).
@@ -167,6 +170,18 @@ if [ -x "$coreiod" ] && [ -x "$b/tools/coreio-bench" ] && command -v pkg-config 
     fi
 else
     echo "skipped the kv example: needs tools/coreiod, tools/coreio-bench and pkg-config" >&2
+fi
+if [ -x "$b/bench/proxy_cost" ]; then
+    echo
+    sh "$s/bench/proxy_run.sh" "$b" || status=1
+else
+    echo "skipped PROXY headers: $b/bench/proxy_cost is not built" >&2
+fi
+if [ -x "$coreiod" ] && [ -x "$py" ]; then
+    echo
+    "$py" "$s/bench/handover_run.py" "$coreiod" || status=1
+else
+    echo "skipped hand-overs: needs $coreiod and $py" >&2
 fi
 exit $status
 
