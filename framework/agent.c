@@ -30,37 +30,11 @@
 typedef struct agent_conn {
     cio_protocol_t base;
     cio_app_t *app;
-    cio_transport_t *t;
-    cio_handle_t deadline;
-    struct agent_conn *prev, *next; /* in open_conns, oldest first */
-    bool listed;
+    cio__client_t client;
 } agent_conn_t;
 
-/* The agent's connections (it lives on the control loop), oldest first. */
-static __thread struct {
-    agent_conn_t *head, *tail;
-    size_t n;
-} open_conns;
-
-static void list_add(agent_conn_t *c)
-{
-    c->prev = open_conns.tail;
-    c->next = NULL;
-    *(open_conns.tail ? &open_conns.tail->next : &open_conns.head) = c;
-    open_conns.tail = c;
-    open_conns.n++;
-    c->listed = true;
-}
-
-static void list_remove(agent_conn_t *c)
-{
-    if (!c->listed)
-        return;
-    *(c->prev ? &c->prev->next : &open_conns.head) = c->next;
-    *(c->next ? &c->next->prev : &open_conns.tail) = c->prev;
-    open_conns.n--;
-    c->listed = false;
-}
+/* The agent's clients (it lives on the control loop), oldest first. */
+static __thread cio__clients_t clients;
 
 /* The line for @p app's state into @p buf; its length. */
 static int agent_line(cio_app_t *app, char *buf, size_t size)
@@ -75,33 +49,17 @@ static int agent_line(cio_app_t *app, char *buf, size_t size)
     }
 }
 
-static int too_long(void *arg)
-{
-    agent_conn_t *c = arg;
-    c->deadline = (cio_handle_t){0};
-    list_remove(c);
-    cio_transport_abort(c->t);
-    return 0;
-}
-
 static int agent_made(cio_protocol_t *p, cio_transport_t *t)
 {
     agent_conn_t *c = (agent_conn_t *)p;
     char line[32];
-    c->t = t;
-    if (open_conns.n >= CONNECTIONS_MAX) {
-        agent_conn_t *oldest = open_conns.head;
-        list_remove(oldest);
-        cio_transport_abort(oldest->t);
-    }
-    list_add(c);
+    int rc = cio__clients_add(&clients, &c->client, t, CONNECTIONS_MAX, AGENT_TIMEOUT);
     int n = agent_line(c->app, line, sizeof(line));
-    int rc = cio_transport_write(t, line, (size_t)n);
+    if (rc == 0)
+        rc = cio_transport_write(t, line, (size_t)n);
     if (rc == 0 && cio_transport_write_eof(t) < 0)
         cio_transport_close(t);
-    if (rc < 0)
-        return rc;
-    return cio_loop_call_later(cio_transport_get_loop(t), AGENT_TIMEOUT, too_long, c, &c->deadline);
+    return rc;
 }
 
 static int agent_data(cio_protocol_t *p, const void *data, size_t len)
@@ -117,8 +75,7 @@ static int agent_eof(cio_protocol_t *p)
 static void agent_lost(cio_protocol_t *p, int err)
 {
     agent_conn_t *c = (agent_conn_t *)p;
-    cio_handle_cancel(c->deadline);
-    list_remove(c);
+    cio__clients_remove(&c->client);
     free(c);
 }
 

@@ -208,6 +208,29 @@ cio_protocol_t *cio__stats_protocol(void *arg);
 /* The "stats" service: an HTTP responder with the running app's statistics. */
 extern const cio_service_t cio__service_stats;
 
+/* ---- clients.c: a small listener's clients, oldest first, each with a deadline ---- */
+
+typedef struct cio__client {
+    cio_transport_t *t;
+    cio_handle_t deadline;
+    struct cio__clients *list; /* NULL once removed */
+    struct cio__client *prev, *next;
+} cio__client_t;
+
+typedef struct cio__clients {
+    cio__client_t *head, *tail;
+    size_t n;
+} cio__clients_t;
+
+/* Inside connection_made: add @p c (whose transport is @p t) to @p l, aborting the
+ * oldest client first when @p l holds @p max already; @p c is aborted and removed
+ * @p timeout seconds from now unless removed before. 0, or -errno from the timer. */
+int cio__clients_add(cio__clients_t *l, cio__client_t *c, cio_transport_t *t, size_t max,
+                     double timeout);
+
+/* Take @p c off its list and cancel its deadline; again changes nothing. */
+void cio__clients_remove(cio__client_t *c);
+
 /* ---- health.c: what the app answers to a load balancer's checks ------------------ */
 
 typedef enum cio__health {

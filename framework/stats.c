@@ -203,42 +203,16 @@ char *cio__stats_format(cio_app_t *app, size_t *len)
 
 typedef struct stats_conn {
     cio_protocol_t base;
-    cio_transport_t *t;
-    cio_handle_t deadline;          /* closes a client too slow to send its request */
-    struct stats_conn *prev, *next; /* in waiting, oldest first, until answered */
-    bool waiting;
-    bool control; /* the admin listener's: /drain and /undrain are served */
-    size_t need;  /* once the head is in: its length and the body's, else 0 */
+    cio__client_t client; /* in waiting until answered: too slow a client is aborted */
+    bool control;         /* the admin listener's: /drain and /undrain are served */
+    size_t need;          /* once the head is in: its length and the body's, else 0 */
     size_t len;
     char buf[REQUEST_MAX];
 } stats_conn_t;
 
 /* The connections of this thread's loop still waiting for their request
  * (the admin listener lives on one loop), oldest first. */
-static __thread struct {
-    stats_conn_t *head, *tail;
-    size_t n;
-} waiting;
-
-static void wait_add(stats_conn_t *c)
-{
-    c->prev = waiting.tail;
-    c->next = NULL;
-    *(waiting.tail ? &waiting.tail->next : &waiting.head) = c;
-    waiting.tail = c;
-    waiting.n++;
-    c->waiting = true;
-}
-
-static void wait_remove(stats_conn_t *c)
-{
-    if (!c->waiting)
-        return;
-    *(c->prev ? &c->prev->next : &waiting.head) = c->next;
-    *(c->next ? &c->next->prev : &waiting.tail) = c->prev;
-    waiting.n--;
-    c->waiting = false;
-}
+static __thread cio__clients_t waiting;
 
 /* @extra is more header lines, each ending in CRLF, or "". */
 static void respond(cio_transport_t *t, const char *status, const char *extra, const char *type,
@@ -254,33 +228,15 @@ static void respond(cio_transport_t *t, const char *status, const char *extra, c
     cio_transport_close(t);
 }
 
-/* Slowloris: the request head did not arrive in time. */
-static int too_slow(void *arg)
-{
-    stats_conn_t *c = arg;
-    c->deadline = (cio_handle_t){0};
-    wait_remove(c);
-    cio_transport_abort(c->t);
-    return 0;
-}
-
 /*
- * Too many clients wait for their requests (slowloris, or a flood): the
- * oldest goes, so a fresh client is always answered and the admin never
- * holds more than CONNECTIONS_MAX descriptors for idle clients.
+ * A client has REQUEST_TIMEOUT to send its request (slowloris), and when
+ * CONNECTIONS_MAX wait the oldest goes (a flood): a fresh client is always
+ * answered and the admin never holds more descriptors for idle clients.
  */
 static int stats_made(cio_protocol_t *p, cio_transport_t *t)
 {
     stats_conn_t *c = (stats_conn_t *)p;
-    c->t = t;
-    if (waiting.n >= CONNECTIONS_MAX) {
-        stats_conn_t *oldest = waiting.head;
-        wait_remove(oldest);
-        cio_transport_abort(oldest->t);
-    }
-    wait_add(c);
-    return cio_loop_call_later(cio_transport_get_loop(t), REQUEST_TIMEOUT, too_slow, c,
-                               &c->deadline);
+    return cio__clients_add(&waiting, &c->client, t, CONNECTIONS_MAX, REQUEST_TIMEOUT);
 }
 
 /* What the admin serves: the methods each path allows, and whether it changes the app. */
@@ -311,9 +267,9 @@ static void answer_metrics(stats_conn_t *c, cio_app_t *app, bool head)
     size_t len = 0;
     char *text = app ? cio__stats_format(app, &len) : NULL;
     if (!text)
-        respond(c->t, "503 Service Unavailable", "", "text/plain", "", 0);
+        respond(c->client.t, "503 Service Unavailable", "", "text/plain", "", 0);
     else
-        respond(c->t, "200 OK", "", "text/plain; version=0.0.4", head ? NULL : text, len);
+        respond(c->client.t, "200 OK", "", "text/plain; version=0.0.4", head ? NULL : text, len);
     free(text);
 }
 
@@ -323,7 +279,7 @@ static void answer_health(stats_conn_t *c, cio_app_t *app, bool head)
     char body[16];
     cio__health_t h = app ? cio__health(app) : CIO__HEALTH_STOPPING;
     int n = snprintf(body, sizeof(body), "%s\n", cio__health_word(h));
-    respond(c->t, h == CIO__HEALTH_SERVING ? "200 OK" : "503 Service Unavailable",
+    respond(c->client.t, h == CIO__HEALTH_SERVING ? "200 OK" : "503 Service Unavailable",
             "Cache-Control: no-store\r\n", "text/plain", head ? NULL : body, (size_t)n);
 }
 
@@ -331,12 +287,12 @@ static void answer_health(stats_conn_t *c, cio_app_t *app, bool head)
 static void answer_drain(stats_conn_t *c, cio_app_t *app, bool on)
 {
     if (!app) {
-        respond(c->t, "503 Service Unavailable", "", "text/plain", "", 0);
+        respond(c->client.t, "503 Service Unavailable", "", "text/plain", "", 0);
         return;
     }
     cio_app_drain(app, on);
     const char *body = on ? "draining\n" : "serving\n";
-    respond(c->t, "200 OK", "", "text/plain", body, strlen(body));
+    respond(c->client.t, "200 OK", "", "text/plain", body, strlen(body));
 }
 
 /*
@@ -347,18 +303,17 @@ static void answer_drain(stats_conn_t *c, cio_app_t *app, bool on)
  */
 static void answer(stats_conn_t *c)
 {
-    cio_handle_cancel(c->deadline);
-    wait_remove(c);
+    cio__clients_remove(&c->client);
     bool head = strncmp(c->buf, "HEAD ", 5) == 0, get = strncmp(c->buf, "GET ", 4) == 0;
     bool post = strncmp(c->buf, "POST ", 5) == 0;
     const char *sp = strchr(c->buf, ' ');
     const struct route *r = sp ? find_route(sp + 1, c->control) : NULL;
     if (!r) {
-        respond(c->t, "404 Not Found", "", "text/plain", "", 0);
+        respond(c->client.t, "404 Not Found", "", "text/plain", "", 0);
         return;
     }
     if (r->post ? !post : !head && !get) {
-        respond(c->t, "405 Method Not Allowed", r->allow, "text/plain", "", 0);
+        respond(c->client.t, "405 Method Not Allowed", r->allow, "text/plain", "", 0);
         return;
     }
     cio_app_t *app = cio__app_current();
@@ -433,9 +388,8 @@ static size_t request_length(stats_conn_t *c, size_t hlen)
         status = "413 Content Too Large";
     if (!status)
         return hlen + (size_t)body;
-    cio_handle_cancel(c->deadline);
-    wait_remove(c);
-    respond(c->t, status, "", "text/plain", "", 0);
+    cio__clients_remove(&c->client);
+    respond(c->client.t, status, "", "text/plain", "", 0);
     return 0;
 }
 
@@ -443,12 +397,12 @@ static size_t request_length(stats_conn_t *c, size_t hlen)
 static int stats_data(cio_protocol_t *p, const void *data, size_t len)
 {
     stats_conn_t *c = (stats_conn_t *)p;
-    if (cio_transport_is_closing(c->t))
+    if (cio_transport_is_closing(c->client.t))
         return 0;
     if (len >= sizeof(c->buf) - c->len) {
-        cio_handle_cancel(c->deadline);
-        wait_remove(c);
-        respond(c->t, c->need ? "413 Content Too Large" : "431 Request Header Fields Too Large", "",
+        cio__clients_remove(&c->client);
+        respond(c->client.t,
+                c->need ? "413 Content Too Large" : "431 Request Header Fields Too Large", "",
                 "text/plain", "", 0);
         return 0;
     }
@@ -467,8 +421,7 @@ static int stats_data(cio_protocol_t *p, const void *data, size_t len)
 static void stats_lost(cio_protocol_t *p, int err)
 {
     stats_conn_t *c = (stats_conn_t *)p;
-    cio_handle_cancel(c->deadline);
-    wait_remove(c);
+    cio__clients_remove(&c->client);
     free(p);
 }
 
@@ -485,9 +438,7 @@ static cio_protocol_t *stats_conn_new(bool control)
     if (!c)
         return NULL;
     c->base.ops = &stats_ops;
-    c->t = NULL;
-    c->deadline = (cio_handle_t){0};
-    c->waiting = false;
+    c->client = (cio__client_t){0};
     c->control = control;
     c->need = 0;
     c->len = 0;
