@@ -2,13 +2,12 @@
  * framework/inherit.c: the listening sockets this process was given instead
  * of binding its own, by systemd (socket activation) or by the coreiod it
  * replaces (framework/handover.c). Each has a name: a listener's, or "@admin"
- * or "@agent" for the app's own listeners (no listener name starts with '@'). A listener takes the sockets of its
- * name, in the order they came: one per worker, or one that every worker
- * shares. A socket from the old process also carries the old listener's
- * address, and is taken only when the new listener's is the same (a listener
- * whose address changed binds anew, and the old process drains the old
- * socket). The table owns the descriptors; whoever takes one serves a copy,
- * and the table closes its own once the app has started.
+ * or "@agent" for the app's own listeners (no listener name starts with '@'). A listener takes the
+ * sockets of its name, in the order they came: one per worker, or one that every worker shares. A
+ * socket from the old process also carries the old listener's address, and is taken only when the
+ * new listener's is the same (a listener whose address changed binds anew, and the old process
+ * drains the old socket). The table owns the descriptors; whoever takes one serves a copy, and the
+ * table closes its own once the app has started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,30 +23,6 @@
 #include "systemd.h"
 #include "internal.h"
 
-/* The table's own copy of @p cfg's socket fields (name, protocol, address, balance, backlog). */
-static int describe(cio_config_listener_t *dst, const cio_config_listener_t *src)
-{
-    *dst = (cio_config_listener_t){.protocol = src->protocol,
-                                   .balance = src->balance,
-                                   .backlog = src->backlog};
-    dst->name = src->name ? strdup(src->name) : NULL;
-    dst->host = src->host ? strdup(src->host) : NULL;
-    dst->port = src->port ? strdup(src->port) : NULL;
-    dst->path = src->path ? strdup(src->path) : NULL;
-    if ((src->name && !dst->name) || (src->host && !dst->host) || (src->port && !dst->port) ||
-        (src->path && !dst->path))
-        return -ENOMEM;
-    return 0;
-}
-
-static void undescribe(cio_config_listener_t *c)
-{
-    free(c->name);
-    free(c->host);
-    free(c->port);
-    free(c->path);
-}
-
 int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
                      const cio_config_listener_t *cfg, bool shared)
 {
@@ -60,10 +35,9 @@ int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
     e->name = strdup(name);
     int rc = e->name ? 0 : -ENOMEM;
     if (rc == 0 && cfg)
-        rc = describe(&e->cfg, cfg);
+        rc = cio__listener_cfg_copy(&e->cfg, cfg);
     if (rc < 0) {
         free(e->name);
-        undescribe(&e->cfg);
         return rc;
     }
     in->n++;
@@ -155,7 +129,8 @@ void cio__inherit_release(cio__inherit_t *in)
                      e->name);
         close(e->fd);
         free(e->name);
-        undescribe(&e->cfg);
+        if (e->described)
+            cio__listener_cfg_clear(&e->cfg);
     }
     free(in->v);
     *in = (cio__inherit_t){0};

@@ -155,6 +155,10 @@ typedef struct cio__listener {
 int cio__listener_open(struct cio_app_s *app, const cio_config_listener_t *cfg,
                        cio__instance_t *inst, cio__listener_t *from, cio__listener_t **out);
 
+/* A deep copy of @p src into @p dst (0 or -ENOMEM, nothing kept), and its release. */
+int cio__listener_cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src);
+void cio__listener_cfg_clear(cio_config_listener_t *c);
+
 /* @p c's address as logs show it: [V6]:PORT, HOST:PORT, *:PORT or a path. */
 void cio__listener_address(const cio_config_listener_t *c, char *out, size_t size);
 
@@ -254,9 +258,9 @@ cio_protocol_t *cio__agent_protocol(void *app);
 /* ---- inherit.c: listening sockets given to this process ------------------------ */
 
 typedef struct cio__inherited {
-    char *name; /* a listener's, or "@admin" / "@agent" */
-    int fd;     /* the table's; whoever takes it serves a copy */
-    uint32_t id; /* the giver's number for it (a hand-over's answer names it) */
+    char *name;     /* a listener's, or "@admin" / "@agent" */
+    int fd;         /* the table's; whoever takes it serves a copy */
+    uint32_t id;    /* the giver's number for it (a hand-over's answer names it) */
     bool described; /* from an old coreiod: cfg holds its listener's socket fields */
     bool shared;    /* its giver keeps it open after we close ours (systemd does) */
     bool taken;

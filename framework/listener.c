@@ -64,7 +64,7 @@ static int teardown_task(void *arg, void **result)
 
 /* ---- the copy of the configuration ----------------------------------------------- */
 
-/* The names are forgotten too: cfg_copy() clears again after a failed tls_copy(). */
+/* The names are forgotten too: a failed copy clears again after a failed tls_copy(). */
 static void tls_clear(cio_config_tls_t *t)
 {
     free(t->certificate);
@@ -88,7 +88,7 @@ static int tls_copy(cio_config_tls_t *dst, const cio_config_tls_t *src)
     return 0;
 }
 
-static void cfg_clear(cio_config_listener_t *c)
+void cio__listener_cfg_clear(cio_config_listener_t *c)
 {
     free(c->name);
     free(c->service);
@@ -108,7 +108,7 @@ static cio_cidr_t *ranges_copy(const cio_cidr_t *v, size_t n)
     return copy;
 }
 
-static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src)
+int cio__listener_cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src)
 {
     *dst = *src;
     dst->name = src->name ? strdup(src->name) : NULL;
@@ -121,7 +121,7 @@ static int cfg_copy(cio_config_listener_t *dst, const cio_config_listener_t *src
     if ((src->name && !dst->name) || (src->service && !dst->service) || (src->host && !dst->host) ||
         (src->port && !dst->port) || (src->path && !dst->path) ||
         (src->nproxy_trusted && !dst->proxy_trusted) || tls_copy(&dst->tls, &src->tls)) {
-        cfg_clear(dst);
+        cio__listener_cfg_clear(dst);
         return -ENOMEM;
     }
     return 0;
@@ -212,7 +212,7 @@ static int tls_context_logged(const cio_config_listener_t *cfg, SSL_CTX **out)
 static void listener_free(cio__listener_t *l)
 {
     cio__instance_t *inst = l->inst;
-    cfg_clear(&l->cfg);
+    cio__listener_cfg_clear(&l->cfg);
     SSL_CTX_free(l->ssl);
     free(l->ctx);
     free(l->lstarted);
@@ -278,7 +278,7 @@ static cio__listener_t *listener_new(cio_app_t *app, const cio_config_listener_t
     l->app = app;
     l->ctx = calloc(n, sizeof(*l->ctx));
     l->lstarted = calloc(n, sizeof(*l->lstarted));
-    if (!l->ctx || !l->lstarted || cfg_copy(&l->cfg, cfg) < 0) {
+    if (!l->ctx || !l->lstarted || cio__listener_cfg_copy(&l->cfg, cfg) < 0) {
         free(l->ctx);
         free(l->lstarted);
         free(l);
@@ -297,7 +297,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         return -ENOMEM;
     size_t nworkers = cio_workers_count(app->workers);
     int *given = from ? NULL : calloc(nworkers, sizeof(*given));
-    ssize_t ngiven = from ? 0
+    ssize_t ngiven = from    ? 0
                      : given ? cio__inherit_take(&app->inherit, cfg, given, nworkers, &l->shared)
                              : -ENOMEM;
     l->shared |= from && from->shared;
@@ -329,7 +329,9 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     }
     cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s%s", l->cfg.name, l->cfg.service, where,
              l->ssl ? " (TLS)" : "", l->cfg.proxy_protocol ? " (PROXY)" : "",
-             from ? " (the same sockets)" : ngiven > 0 ? " (inherited sockets)" : "");
+             from         ? " (the same sockets)"
+             : ngiven > 0 ? " (inherited sockets)"
+                          : "");
     *out = l;
     return 0;
 }
