@@ -171,7 +171,8 @@ static int open_own(cio_app_t *app, const char *name, cio_protocol_factory_t fac
     if (!port)
         return 0;
     cio_server_opts_t o = {.sock = -1};
-    int rc = cio__inherit_own(&app->inherit, name, host, port, &o);
+    int fds[16];
+    int rc = cio__inherit_own(&app->inherit, name, host, port, fds, 16, &o);
     cio_future_t *f = rc < 0 ? NULL
                               : cio_loop_create_server(app->loop, factory, app,
                                                        o.use_sock ? NULL : host,

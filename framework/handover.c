@@ -6,7 +6,7 @@
  * agent's) with SCM_RIGHTS, one message per socket:
  *
  *     "S" NUL id NUL name NUL protocol NUL balance NUL backlog NUL host NUL port NUL path NUL
- *     shared NUL
+ *     shared NUL worker NUL
  *
  * then "E" NUL. The new one puts them in its table of inherited sockets
  * (framework/inherit.c), starts, serving on those its listeners take (same
@@ -36,6 +36,7 @@
 #define SEND_TIMEOUT    10    /* seconds the new process has to read what we send */
 #define UPGRADE_TIMEOUT 120.0 /* seconds the new process has to start and answer */
 #define ID_MAX          11    /* an id in the answer: 10 digits and its NUL */
+#define GROUP_MAX       16    /* sockets of one worker sent (one per address family, say) */
 
 extern char **environ;
 
@@ -73,18 +74,20 @@ static int send_with_fd(int chan, const char *buf, size_t len, int fd)
     return sendmsg(chan, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* Send socket @p fd under @p id, described by @p cfg; @p shared: systemd keeps it too. */
+/* Send socket @p fd of worker @p worker under @p id, described by @p cfg; @p shared:
+ * systemd keeps it too. */
 static int send_socket(int chan, uint32_t id, const cio_config_listener_t *cfg, int fd,
-                       bool shared)
+                       size_t worker, bool shared)
 {
-    char buf[MSG_MAX], num[4][16];
+    char buf[MSG_MAX], num[5][24];
     size_t len = 0;
     snprintf(num[0], sizeof(num[0]), "%u", id);
     snprintf(num[1], sizeof(num[1]), "%d", (int)cfg->protocol);
     snprintf(num[2], sizeof(num[2]), "%d", (int)cfg->balance);
     snprintf(num[3], sizeof(num[3]), "%d", cfg->backlog);
-    const char *f[] = {"S",       num[0],    cfg->name, num[1],    num[2],
-                       num[3],    cfg->host, cfg->port, cfg->path, shared ? "1" : "0"};
+    snprintf(num[4], sizeof(num[4]), "%zu", worker);
+    const char *f[] = {"S",       num[0],    cfg->name,          num[1], num[2], num[3], cfg->host,
+                       cfg->port, cfg->path, shared ? "1" : "0", num[4]};
     bool ok = true;
     for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
         ok = put(buf, sizeof(buf), &len, f[i]);
@@ -142,35 +145,41 @@ static int note_sent(upgrade_t *u, cio__listener_t *l, size_t worker)
     return 0;
 }
 
+/* The @p n sockets @p fds of listener @p l's worker @p worker (or of the app's own
+ * listener described by @p cfg, @p l NULL). */
+static int send_group(upgrade_t *u, cio__listener_t *l, const cio_config_listener_t *cfg,
+                      size_t worker, const int *fds, size_t n)
+{
+    int rc = 0;
+    for (size_t j = 0; j < n && rc == 0; j++)
+        if ((rc = send_socket(u->chan, (uint32_t)u->nsent, cfg, fds[j], worker, l && l->shared)) ==
+            0)
+            rc = note_sent(u, l, worker);
+    return rc;
+}
+
 /* The app's own listener @p s (admin or agent) as "@NAME" on @p host:@p port. */
 static int send_own(upgrade_t *u, const char *name, cio_server_t *s, const char *host,
                     const char *port)
 {
-    int fds[2];
-    if (!s || cio_server_sockets(s, fds, 2) != 1)
-        return 0;
+    int fds[GROUP_MAX];
+    size_t n = s ? cio_server_sockets(s, fds, GROUP_MAX) : 0;
     cio_config_listener_t c = {.name = (char *)name, .host = (char *)host, .port = (char *)port};
-    int rc = send_socket(u->chan, (uint32_t)u->nsent, &c, fds[0], false);
-    return rc < 0 ? rc : note_sent(u, NULL, 0);
+    return send_group(u, NULL, &c, 0, fds, n < GROUP_MAX ? n : GROUP_MAX);
 }
 
-/* Every listening socket: each listener's per worker, then the admin's and the agent's. */
+/* Every listening socket: each listener's, worker by worker, then the admin's and the agent's. */
 static int send_all(upgrade_t *u)
 {
     cio_app_t *app = u->app;
-    int rc = 0;
-    int *fds = calloc(app->nworkers, sizeof(*fds));
-    if (!fds)
-        return -ENOMEM;
+    int rc = 0, fds[GROUP_MAX];
     for (size_t i = 0; i < app->nls && rc == 0; i++) {
         cio__listener_t *l = app->ls[i];
-        size_t n = cio_sharded_sockets(l->sharded, fds, app->nworkers);
-        for (size_t w = 0; w < n && rc == 0; w++)
-            if (fds[w] >= 0 &&
-                (rc = send_socket(u->chan, (uint32_t)u->nsent, &l->cfg, fds[w], l->shared)) == 0)
-                rc = note_sent(u, l, w);
+        for (size_t w = 0; w < app->nworkers && rc == 0; w++) {
+            size_t n = cio_sharded_sockets(l->sharded, w, fds, GROUP_MAX);
+            rc = send_group(u, l, &l->cfg, w, fds, n < GROUP_MAX ? n : GROUP_MAX);
+        }
     }
-    free(fds);
     const cio_config_t *c = app->cfg;
     if (rc == 0)
         rc = send_own(u, "@admin", app->admin, c->admin_host, c->admin_port);
@@ -355,13 +364,13 @@ static ssize_t recv_with_fd(int chan, char *buf, size_t cap, int *fd)
 /* A socket message into the table (which takes @p fd), or -EPROTO. */
 static int add_socket(cio__inherit_t *in, const char *buf, size_t len, int fd)
 {
-    long id, proto, balance, backlog, shared;
+    long id, proto, balance, backlog, shared, worker;
     const char *name = field(buf, len, 2);
     if (fd < 0 || !name || !*name || !number(field(buf, len, 1), UINT32_MAX, &id) ||
         !number(field(buf, len, 3), CIO_CONFIG_UNIX, &proto) ||
         !number(field(buf, len, 4), CIO_BALANCE_HANDOFF, &balance) ||
         !number(field(buf, len, 5), 65535, &backlog) || !field(buf, len, 8) ||
-        !number(field(buf, len, 9), 1, &shared))
+        !number(field(buf, len, 9), 1, &shared) || !number(field(buf, len, 10), 1024, &worker))
         return -EPROTO;
     const char *host = field(buf, len, 6), *port = field(buf, len, 7), *path = field(buf, len, 8);
     cio_config_listener_t c = {.name = (char *)name,
@@ -371,7 +380,7 @@ static int add_socket(cio__inherit_t *in, const char *buf, size_t len, int fd)
                                .host = *host ? (char *)host : NULL,
                                .port = *port ? (char *)port : NULL,
                                .path = *path ? (char *)path : NULL};
-    return cio__inherit_add(in, name, fd, (uint32_t)id, &c, shared);
+    return cio__inherit_add(in, name, fd, (uint32_t)id, (size_t)worker, &c, shared);
 }
 
 /* Receive every socket from @p chan until "E". */

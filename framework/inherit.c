@@ -23,7 +23,7 @@
 #include "systemd.h"
 #include "internal.h"
 
-int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
+int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id, size_t worker,
                      const cio_config_listener_t *cfg, bool shared)
 {
     cio__inherited_t *v = realloc(in->v, (in->n + 1) * sizeof(*v));
@@ -31,7 +31,8 @@ int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
         return -ENOMEM;
     in->v = v;
     cio__inherited_t *e = &v[in->n];
-    *e = (cio__inherited_t){.fd = fd, .id = id, .described = cfg != NULL, .shared = shared};
+    *e = (cio__inherited_t){
+        .fd = fd, .id = id, .worker = worker, .described = cfg != NULL, .shared = shared};
     e->name = strdup(name);
     int rc = e->name ? 0 : -ENOMEM;
     if (rc == 0 && cfg)
@@ -83,12 +84,10 @@ static int matches(const cio__inherited_t *e, const cio_config_listener_t *cfg)
     return cio_config_listener_same_socket(&e->cfg, &same) ? 1 : 0;
 }
 
-ssize_t cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, int *fds,
-                          size_t max, bool *shared)
+/* The first entry @p cfg may take, from @p i on: its index, in->n for none, or -errno. */
+static ssize_t next_match(cio__inherit_t *in, const cio_config_listener_t *cfg, size_t i)
 {
-    size_t n = 0;
-    *shared = false;
-    for (size_t i = 0; i < in->n && n < max; i++) {
+    for (; i < in->n; i++) {
         int m = matches(&in->v[i], cfg);
         if (m < 0) {
             cio__log(CIO_LOG_ERROR,
@@ -97,27 +96,62 @@ ssize_t cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, 
                      cfg->name, cfg->protocol == CIO_CONFIG_UDP ? "udp" : "stream");
             return m;
         }
-        if (m) {
-            in->v[i].taken = true;
-            *shared |= in->v[i].shared;
-            fds[n++] = in->v[i].fd;
-        }
+        if (m)
+            return (ssize_t)i;
     }
-    return (ssize_t)n;
+    return (ssize_t)in->n;
+}
+
+/* How many sockets of @p cfg's the first worker that had any had: a group's size. */
+static ssize_t group_size(cio__inherit_t *in, const cio_config_listener_t *cfg)
+{
+    ssize_t first = next_match(in, cfg, 0), per = 0;
+    for (ssize_t i = first; i >= 0 && (size_t)i < in->n; i = next_match(in, cfg, (size_t)i + 1)) {
+        if (in->v[i].worker != in->v[first].worker)
+            break;
+        per++;
+    }
+    return first < 0 ? first : per;
+}
+
+int cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, size_t groups,
+                      cio__taken_t *out)
+{
+    *out = (cio__taken_t){0};
+    ssize_t per = group_size(in, cfg);
+    if (per <= 0)
+        return (int)per;
+    size_t want = groups * (size_t)per;
+    if (!(out->fds = malloc(want * sizeof(int))))
+        return -ENOMEM;
+    out->per = (size_t)per;
+    ssize_t i = next_match(in, cfg, 0);
+    for (; out->n < want && (size_t)i < in->n; i = next_match(in, cfg, (size_t)i + 1)) {
+        in->v[i].taken = true;
+        out->shared |= in->v[i].shared;
+        out->fds[out->n++] = in->v[i].fd;
+    }
+    out->n -= out->n % out->per; /* whole groups only (the last ones are the old process's) */
+    return 0;
 }
 
 int cio__inherit_own(cio__inherit_t *in, const char *name, const char *host, const char *port,
-                     cio_server_opts_t *o)
+                     int *fds, size_t max, cio_server_opts_t *o)
 {
     cio_config_listener_t c = {.name = (char *)name, .host = (char *)host, .port = (char *)port};
-    int fd;
-    bool shared; /* no filter ever closes these: nothing to keep from systemd's copy */
-    ssize_t n = cio__inherit_take(in, &c, &fd, 1, &shared);
-    if (n <= 0)
-        return (int)n;
-    o->use_sock = true;
-    o->sock = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    return o->sock < 0 ? -errno : 0;
+    cio__taken_t t;
+    int rc = cio__inherit_take(in, &c, 1, &t);
+    size_t n = t.n < max ? t.n : max;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((fds[i] = fcntl(t.fds[i], F_DUPFD_CLOEXEC, 0)) < 0)
+            rc = -errno;
+    free(t.fds);
+    if (rc < 0 || n == 0)
+        return rc;
+    o->use_sock = true; /* a server takes what it is given: copies, the table keeps its own */
+    o->socks = fds;
+    o->nsocks = n;
+    return 0;
 }
 
 void cio__inherit_release(cio__inherit_t *in)
@@ -148,7 +182,7 @@ int cio__inherit_from_systemd(cio__inherit_t *in)
     }
     size_t i = 0;
     for (; i < n && rc == 0; i++)
-        rc = cio__inherit_add(in, names[i], fds[i], (uint32_t)i, NULL, true);
+        rc = cio__inherit_add(in, names[i], fds[i], (uint32_t)i, i, NULL, true);
     for (size_t k = i - (rc < 0); rc < 0 && k < n; k++)
         close(fds[k]); /* the ones the table did not take */
     if (n && rc == 0)

@@ -261,6 +261,7 @@ typedef struct cio__inherited {
     char *name;     /* a listener's, or "@admin" / "@agent" */
     int fd;         /* the table's; whoever takes it serves a copy */
     uint32_t id;    /* the giver's number for it (a hand-over's answer names it) */
+    size_t worker;  /* the giver's worker (systemd: each socket its own) */
     bool described; /* from an old coreiod: cfg holds its listener's socket fields */
     bool shared;    /* its giver keeps it open after we close ours (systemd does) */
     bool taken;
@@ -272,22 +273,29 @@ typedef struct cio__inherit {
     size_t n;
 } cio__inherit_t;
 
-/* Add @p fd (taken over) named @p name; @p cfg (copied; NULL from systemd) describes it;
- * @p shared: its giver keeps a descriptor of it open for good. */
-int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id,
+/* Add @p fd (taken over) named @p name, of the giver's worker @p worker; @p cfg (copied;
+ * NULL from systemd) describes it; @p shared: its giver keeps it open for good. */
+int cio__inherit_add(cio__inherit_t *in, const char *name, int fd, uint32_t id, size_t worker,
                      const cio_config_listener_t *cfg, bool shared);
 
-/* The sockets @p cfg may serve into @p fds (at most @p max, in the order given), now
- * taken: their count, or a negative error (logged) when a socket of its name cannot
- * serve it (another type, family or port). *@p shared: one of them is kept by its giver. */
-ssize_t cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, int *fds,
-                          size_t max, bool *shared);
+/* What a listener takes from the table. */
+typedef struct cio__taken {
+    int *fds;      /* malloc'd (the caller frees the array); the table keeps the sockets */
+    size_t n, per; /* n sockets in groups of per, one group per worker */
+    bool shared;   /* one of them is kept by its giver (systemd) */
+} cio__taken_t;
+
+/* The sockets @p cfg may serve, at most @p groups worker groups, now taken: 0 (none is
+ * n 0), or a negative error (logged) when a socket of its name cannot serve it (another
+ * type, family or port). */
+int cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, size_t groups,
+                      cio__taken_t *out);
 
 /* The app's own listener @p name ("@admin", "@agent") on @p host:@p port: when the
- * table has its socket, @p o is set to serve a copy of it (use_sock); 0 either way,
- * or -errno. */
+ * table has its sockets, copies go into @p fds (room for @p max) and @p o is set to
+ * serve them (use_sock); 0 either way, or -errno. */
 int cio__inherit_own(cio__inherit_t *in, const char *name, const char *host, const char *port,
-                     cio_server_opts_t *o);
+                     int *fds, size_t max, cio_server_opts_t *o);
 
 /* Close every descriptor of the table and empty it; systemd's sockets that no
  * listener took are named in a warning. */

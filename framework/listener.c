@@ -295,21 +295,21 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     cio__listener_t *l = listener_new(app, cfg, inst);
     if (!l)
         return -ENOMEM;
-    size_t nworkers = cio_workers_count(app->workers);
-    int *given = from ? NULL : calloc(nworkers, sizeof(*given));
-    ssize_t ngiven = from    ? 0
-                     : given ? cio__inherit_take(&app->inherit, cfg, given, nworkers, &l->shared)
-                             : -ENOMEM;
-    l->shared |= from && from->shared;
-    int rc = ngiven < 0 ? (int)ngiven : tls_context_logged(&l->cfg, &l->ssl);
+    cio__taken_t given = {0};
+    int rc =
+        from ? 0 : cio__inherit_take(&app->inherit, cfg, cio_workers_count(app->workers), &given);
+    l->shared = from ? from->shared : given.shared;
+    if (rc == 0)
+        rc = tls_context_logged(&l->cfg, &l->ssl);
     if (rc == 0)
         rc = cio__on_every_worker(l->app, init_task, l);
     if (rc == 0) {
         cio_proxy_opts_t proxy;
         cio_sharded_opts_t o = sharded_opts(&l->cfg, l->ssl, proxy_opts(&l->cfg, &proxy));
         o.adopt = from ? from->sharded : NULL;
-        o.socks = given;
-        o.nsocks = (size_t)ngiven;
+        o.socks = given.fds;
+        o.nsocks = given.n;
+        o.socks_per_worker = given.per;
         o.socks_shared = l->shared;
         cio_future_t *f =
             cio_workers_serve(app->workers, listener_factory, l, l->cfg.host, l->cfg.port, &o);
@@ -318,7 +318,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         cio_future_unref(f);
         l->sharded = s;
     }
-    free(given);
+    free(given.fds);
     cio__listener_address(&l->cfg, where, sizeof(where));
     if (rc < 0) {
         cio__log(CIO_LOG_ERROR, "listener %s (%s on %s): cannot open: %s", l->cfg.name,
@@ -329,9 +329,9 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     }
     cio__log(CIO_LOG_INFO, "listener %s: %s on %s%s%s%s", l->cfg.name, l->cfg.service, where,
              l->ssl ? " (TLS)" : "", l->cfg.proxy_protocol ? " (PROXY)" : "",
-             from         ? " (the same sockets)"
-             : ngiven > 0 ? " (inherited sockets)"
-                          : "");
+             from      ? " (the same sockets)"
+             : given.n ? " (inherited sockets)"
+                       : "");
     *out = l;
     return 0;
 }

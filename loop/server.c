@@ -306,13 +306,24 @@ static int start_serving(cio_server_t *s)
     return 0;
 }
 
+/* opts.socks, when used: every entry a descriptor. */
+static bool socks_valid(const cio_server_opts_t *o)
+{
+    if (!o->use_sock || !o->nsocks)
+        return true;
+    for (size_t i = 0; o->socks && i < o->nsocks; i++)
+        if (o->socks[i] < 0)
+            return false;
+    return o->socks != NULL;
+}
+
 /* Per-connection settings a create_server call or a reconfigure may give. */
 static bool connection_opts_valid(const cio_server_opts_t *o)
 {
     return o->idle_timeout >= 0 && !isinf(o->idle_timeout) && o->backlog >= 0 &&
            !(o->write_high && o->write_low > o->write_high) && o->ssl_handshake_timeout >= 0 &&
            o->ssl_handshake_timeout < 1e9 && o->ssl_shutdown_timeout >= 0 &&
-           o->ssl_shutdown_timeout < 1e9 && cio__proxy_opts_valid(o->proxy);
+           o->ssl_shutdown_timeout < 1e9 && cio__proxy_opts_valid(o->proxy) && socks_valid(o);
 }
 
 /* Take @p o's TLS settings for the connections served from now on. */
@@ -543,7 +554,8 @@ typedef struct create_args {
     void *factory_arg;
     cio_server_opts_t opts;
     cio_proxy_opts_t proxy; /* opts.proxy points here: the caller's may go at once */
-    char **hosts; /* NULL entries mean every interface */
+    int *socks;             /* opts.socks, copied */
+    char **hosts;           /* NULL entries mean every interface */
     size_t nhosts;
     char *port;
     char *unix_path;
@@ -559,6 +571,7 @@ static void create_args_free(void *arg)
     free(a->unix_path);
     SSL_CTX_free(a->opts.ssl);
     cio__proxy_opts_clear(&a->proxy);
+    free(a->socks);
     free(a);
 }
 
@@ -652,24 +665,33 @@ static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t f
         a->opts = *opts;
     a->opts.hosts = NULL;
     a->opts.proxy = a->opts.proxy ? &a->proxy : NULL;
+    a->opts.nsocks = a->opts.use_sock ? a->opts.nsocks : 0;
+    if (a->opts.nsocks) {
+        if (!(a->socks = malloc(a->opts.nsocks * sizeof(int)))) {
+            create_args_free(a);
+            return NULL;
+        }
+        memcpy(a->socks, opts->socks, a->opts.nsocks * sizeof(int));
+    }
+    a->opts.socks = a->socks;
     if (a->opts.ssl) /* the caller may free its context at once */
         SSL_CTX_up_ref(a->opts.ssl);
     return a;
 }
 
-/* An existing listening socket: no resolution, no binding. */
+/* Existing listening sockets (sock, or socks): no resolution, no binding. */
 static int existing_sock_task(void *arg, void **result)
 {
     create_args_t *a = arg;
-    int fd = a->opts.sock;
-    if (fd < 0) { /* a server only for connections accepted elsewhere */
-        int rc = make_server(a, NULL, 0, result);
-        create_args_free(a);
-        return rc;
-    }
-    int rc = cio__set_nonblocking(fd);
-    if (rc == 0)
-        rc = make_server(a, &fd, 1, result);
+    int *fds = a->opts.nsocks ? a->socks : &a->opts.sock;
+    size_t n = a->opts.nsocks ? a->opts.nsocks : a->opts.sock >= 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cio__set_nonblocking(fds[i]);
+    for (size_t i = 0; rc < 0 && i < n; i++)
+        close(fds[i]); /* taken, as make_server() takes them */
+    if (rc == 0)       /* n 0: a server only for connections accepted elsewhere */
+        rc = make_server(a, n ? fds : NULL, n, result);
     create_args_free(a);
     return rc;
 }

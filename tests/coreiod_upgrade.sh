@@ -3,6 +3,7 @@
 # every kind of listener, and its failures. One coreiod with a tcp listener
 # per balance mode, a udp one and a unix one:
 #  - SIGUSR2: the pid file names a new process, which serves every listener
+#    (also one on *:PORT, a socket per address family on each worker)
 #    on the very same sockets (the same socket inodes, as ss(8) shows), the unix
 #    socket's file stays, the old process exits; an echo connection opened
 #    before keeps working until the old one drains it;
@@ -60,12 +61,16 @@ udp_inode() { ss -Hlune "sport = :$1" | sed -n 's/.*ino:\([0-9]*\).*/\1/p' | sor
 echo_tcp() { printf 'ping\n' | timeout 5 socat -t 2 - "TCP:127.0.0.1:$1" 2>/dev/null || true; }
 echo_udp() { printf 'ping\n' | timeout 5 socat -t 2 - "UDP:127.0.0.1:$1" 2>/dev/null || true; }
 echo_unix() { printf 'ping\n' | timeout 5 socat -t 2 - "UNIX-CONNECT:$1" 2>/dev/null || true; }
+echo_tcp6() { printf 'ping\n' | timeout 5 socat -t 2 - "TCP6:[::1]:$1" 2>/dev/null || true; }
+# Listener d (*:PORT) has a socket per family on each worker when this host has IPv6.
+if [ -e /proc/net/if_inet6 ]; then v6=yes; else v6=no; fi
 all_echo() {
     [ "$(echo_tcp "$pr")" = ping ] && [ "$(echo_tcp "$ph")" = ping ] &&
-        [ "$(echo_udp "$pu")" = ping ] && [ "$(echo_unix "$tmp/s.sock")" = ping ]
+        [ "$(echo_udp "$pu")" = ping ] && [ "$(echo_unix "$tmp/s.sock")" = ping ] &&
+        [ "$(echo_tcp "$pd")" = ping ] && { [ $v6 = no ] || [ "$(echo_tcp6 "$pd")" = ping ]; }
 }
 
-read -r pr ph pu pm < <("$py" "$srcdir/tests/coreiod_peer.py" ports 4)
+read -r pr ph pu pm pd < <("$py" "$srcdir/tests/coreiod_peer.py" ports 5)
 config() { # $1: the port of listener "moved"
     cat <<EOF
 [global]
@@ -96,6 +101,10 @@ address = $tmp/s.sock
 [listener moved]
 service = echo
 address = 127.0.0.1:$1
+
+[listener d]
+service = echo
+address = *:$pd
 EOF
 }
 config "$pm" >"$tmp/c.ini"
@@ -104,7 +113,7 @@ config "$pm" >"$tmp/c.ini"
 disown
 first=$(next_pid "" 10) || { bad "no pid file"; show "$tmp/log"; exit 1; }
 all_echo && pass "every listener echoes" || { bad "no echo"; show "$tmp/log"; exit 1; }
-before="$(tcp_inode "$pr") $(tcp_inode "$ph") $(udp_inode "$pu")"
+before="$(tcp_inode "$pr") $(tcp_inode "$ph") $(udp_inode "$pu") $(tcp_inode "$pd")"
 
 # A connection opened before the upgrade, held across it.
 "$py" - "$pr" >"$tmp/held.out" 2>&1 <<'EOF' &
@@ -127,13 +136,15 @@ wait "$held" || true
 [ "$(tr '\n' ' ' <"$tmp/held.out")" = "before during eof " ] &&
     pass "a connection held across the upgrade is served, then closed by the drain" ||
     { bad "held connection: $(cat "$tmp/held.out")"; }
-after="$(tcp_inode "$pr") $(tcp_inode "$ph") $(udp_inode "$pu")"
+after="$(tcp_inode "$pr") $(tcp_inode "$ph") $(udp_inode "$pu") $(tcp_inode "$pd")"
 [ "$before" = "$after" ] && pass "the very same listening sockets (inodes $after)" ||
     bad "the sockets changed: $before -> $after"
 [ -S "$tmp/s.sock" ] && all_echo && pass "every listener echoes, the unix socket's file kept" ||
     { bad "no echo after the upgrade"; show "$tmp/log"; }
-grep -q "upgrade: process $second took 8 of our 8 listening sockets" "$tmp/log" &&
-    pass "it took all 8 sockets (2 workers: 2+2 reuseport, 1 handoff, 2 udp, 1 unix)" ||
+nd=$([ $v6 = yes ] && echo 4 || echo 2)
+all=$((8 + nd))
+grep -q "upgrade: process $second took $all of our $all listening sockets" "$tmp/log" &&
+    pass "it took all $all sockets (2 workers: 2+2 reuseport, 1 handoff, 2 udp, 1 unix, $nd on *:PORT)" ||
     { bad "not every socket taken"; grep "took" "$tmp/log" || true; }
 
 # Descriptors stay the same over more upgrades, and the pid file outlives each old process.
@@ -172,7 +183,7 @@ config "$pm" | sed "s/^address = 127.0.0.1:$pm$/address = 127.0.0.1:$ph/" |
 kill -USR2 "$cur"
 nxt=$(next_pid "$cur" 15) || { bad "no upgrade with the changed file"; show "$tmp/log"; exit 1; }
 gone_within "$cur" 10 || bad "process $cur did not exit"
-grep -q "upgrade: process $nxt took 5 of our 8 listening sockets" "$tmp/log" &&
+grep -q "upgrade: process $nxt took $((5 + nd)) of our $all listening sockets" "$tmp/log" &&
     pass "a changed file: the sockets of unchanged listeners are taken, the others not" ||
     { bad "what was taken"; grep "took" "$tmp/log" | tail -1; }
 [ "$(echo_tcp "$ph")" = ping ] && [ "$(echo_tcp "$pr")" = ping ] &&

@@ -789,8 +789,8 @@ static int unix_fn(void *arg, void **result)
     ck_assert_uint_eq(cio_server_sockets(s, &fd, 1), 1);
     ck_assert_int_eq(family_of_fd(fd), AF_UNIX);
     cli_t c = {.base = {&cli_ops}};
-    cio_transport_t *t =
-        await_ok(cio_loop_create_unix_connection(loop, static_factory, &c.base, sun.sun_path, NULL));
+    cio_transport_t *t = await_ok(
+        cio_loop_create_unix_connection(loop, static_factory, &c.base, sun.sun_path, NULL));
     ck_assert(cio_transport_can_write_eof(t));
     ck_assert_int_eq(cio_transport_write(t, "over unix", 9), 0);
     WAIT_UNTIL(c.nrx == 9);
@@ -835,7 +835,8 @@ static int accepted_socket_fn(void *arg, void **result)
     close(l);
     ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
     srv_t srv = {0};
-    cio_transport_t *t = await_ok(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, fd, NULL));
+    cio_transport_t *t =
+        await_ok(cio_loop_connect_accepted_socket(loop, srv_factory, &srv, fd, NULL));
     ck_assert_int_eq(srv.made, 1);
     ck_assert_int_ne(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
     cio_extra_info_t info;
@@ -887,6 +888,38 @@ static int use_sock_fn(void *arg, void **result)
 START_TEST(test_use_sock_serves_an_existing_listening_socket)
 {
     ck_assert_int_eq(cio_run(use_sock_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
+/* socks: several listening sockets (two ports here) in one server, each served. */
+static int use_socks_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    int port[2], l[2] = {raw_listener(8, &port[0]), raw_listener(8, &port[1])}, bad[] = {l[0], -1};
+    srv_t srv = {0};
+    cio_server_opts_t wrong = {.use_sock = true, .socks = bad, .nsocks = 2};
+    ck_assert_ptr_null(cio_loop_create_server(loop, srv_factory, &srv, NULL, NULL, &wrong));
+    cio_server_opts_t opts = {.use_sock = true, .sock = -1, .socks = l, .nsocks = 2};
+    cio_future_t *f = cio_loop_create_server(loop, srv_factory, &srv, NULL, NULL, &opts);
+    l[0] = l[1] = -1; /* the array was copied at the call: the caller's is free again */
+    cio_server_t *s = await_ok(f);
+    int fds[3];
+    ck_assert_uint_eq(cio_server_sockets(s, fds, 3), 2);
+    for (int i = 0; i < 2; i++) {
+        int c = raw_connect(AF_INET, port[i]);
+        ck_assert_int_ge(c, 0);
+        check_echo(c, "one of two sockets");
+        close(c);
+    }
+    WAIT_UNTIL(srv.lost == 2);
+    ck_assert_int_eq(srv.accepted, 2);
+    cio_server_free(s);
+    return 0;
+}
+
+START_TEST(test_use_sock_serves_several_existing_sockets)
+{
+    ck_assert_int_eq(cio_run(use_socks_fn, NULL, false, NULL), 0);
 }
 END_TEST
 
@@ -1548,6 +1581,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_unix_server_replaces_a_stale_socket_file_and_round_trips);
     CIO_TEST(tc, test_connect_accepted_socket_wraps_an_accepted_descriptor);
     CIO_TEST(tc, test_use_sock_serves_an_existing_listening_socket);
+    CIO_TEST(tc, test_use_sock_serves_several_existing_sockets);
     CIO_TEST(tc, test_connection_to_a_closed_port_fails_with_econnrefused_naming_the_address);
     CIO_TEST(tc, test_connection_tries_each_resolved_address_in_turn);
     CIO_TEST(tc, test_happy_eyeballs_connects_when_the_first_address_is_refused);

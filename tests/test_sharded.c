@@ -526,13 +526,16 @@ END_TEST
 
 /* ---- sockets given by the caller (socket activation, a hand-over) ---------------- */
 
-/* A listening TCP socket on 127.0.0.1, any port, as systemd would pass it. */
-static int listening_socket(void)
+/* A listening TCP socket on 127.0.0.1 (or ::1), any port, as systemd would pass it. */
+static int listening_socket_of(int family)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int rc = family == AF_INET ? bind(fd, (struct sockaddr *)&a, sizeof(a))
+                               : bind(fd, (struct sockaddr *)&a6, sizeof(a6));
+    ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(listen(fd, 64), 0);
     return fd;
 }
@@ -555,8 +558,8 @@ static bool completes(int fd)
 
 typedef struct given {
     cio_workers_t *w;
-    int fds[2];
-    size_t nfds;
+    int fds[4];
+    size_t nfds, per; /* in groups of per, one a worker */
     bool shared;
     int before; /* a SYN filter on fds[0] before serving, as a stopped owner leaves one */
 } given_t;
@@ -564,23 +567,28 @@ typedef struct given {
 static int given_task(void *arg, void **result)
 {
     given_t *g = arg;
-    cio_sharded_opts_t o = {.socks = g->fds, .nsocks = g->nfds, .socks_shared = g->shared};
+    cio_sharded_opts_t o = {
+        .socks = g->fds, .nsocks = g->nfds, .socks_per_worker = g->per, .socks_shared = g->shared};
     cio_sharded_t *s = serve(g->w, "192.0.2.1", &o); /* the address is ignored: nothing binds */
     target_t t = target_of(s);
     target_t mine = {.len = sizeof(mine.addr)};
     getsockname(g->fds[0], (struct sockaddr *)&mine.addr, &mine.len);
     ck_assert_int_eq(memcmp(&t.addr, &mine.addr, t.len), 0);
-    /* Each worker serves a copy of the socket given for it. */
-    int fds[2];
-    ck_assert_uint_eq(cio_sharded_sockets(s, fds, 2), 2);
-    for (size_t i = 0; i < 2; i++) {
-        struct sockaddr_storage a;
-        socklen_t len = sizeof(a);
-        ck_assert_int_ne(fds[i], g->fds[i % g->nfds]);
-        getsockname(fds[i], (struct sockaddr *)&a, &len);
-        target_t want = {.len = sizeof(want.addr)};
-        getsockname(g->fds[i % g->nfds], (struct sockaddr *)&want.addr, &want.len);
-        ck_assert_int_eq(memcmp(&a, &want.addr, len), 0);
+    /* Each worker serves copies of the group of sockets given for it. */
+    size_t per = g->per ? g->per : 1, groups = g->nfds / per;
+    for (size_t w = 0; w < 2; w++) {
+        int fds[4];
+        ck_assert_uint_eq(cio_sharded_sockets(s, w, fds, 4), per);
+        for (size_t j = 0; j < per; j++) {
+            int given = g->fds[(w % groups) * per + j];
+            struct sockaddr_storage a;
+            socklen_t len = sizeof(a);
+            target_t want = {.len = sizeof(want.addr)};
+            ck_assert_int_ne(fds[j], given);
+            getsockname(fds[j], (struct sockaddr *)&a, &len);
+            getsockname(given, (struct sockaddr *)&want.addr, &want.len);
+            ck_assert_int_eq(memcmp(&a, &want.addr, len), 0);
+        }
     }
     for (int i = 0; i < 20; i++) {
         target_t c = {.len = sizeof(c.addr)};
@@ -595,18 +603,20 @@ static int given_task(void *arg, void **result)
     return 0;
 }
 
-/* Serve @p nfds sockets of ours on 2 workers, then close; returns whether a
- * connection to the first still completes afterwards (it is ours, open). */
-static bool serve_given(size_t nfds, bool shared, bool filtered)
+/* Serve @p nfds sockets of ours (in groups of @p per: IPv4, then IPv6) on 2 workers,
+ * then close; returns whether a connection to the first still completes afterwards
+ * (it is ours, open). */
+static bool serve_given_groups(size_t nfds, size_t per, bool shared, bool filtered)
 {
     cio_workers_opts_t wo = {.count = 2};
-    given_t g = {.w = cio_workers_new(&wo), .nfds = nfds, .shared = shared};
+    given_t g = {.w = cio_workers_new(&wo), .nfds = nfds, .per = per, .shared = shared};
     for (size_t i = 0; i < nfds; i++)
-        g.fds[i] = listening_socket();
+        g.fds[i] = listening_socket_of(per > 1 && i % per ? AF_INET6 : AF_INET);
     if (filtered) { /* what a stopped owner's drain leaves: every SYN dropped */
         struct sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
         struct sock_fprog prog = {1, drop};
-        ck_assert_int_eq(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), 0);
+        ck_assert_int_eq(setsockopt(g.fds[0], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)),
+                         0);
         ck_assert(!completes(g.fds[0]));
     }
     ck_assert_int_eq(cio_run(given_task, &g, false, NULL), 0);
@@ -617,10 +627,66 @@ static bool serve_given(size_t nfds, bool shared, bool filtered)
     return ok;
 }
 
+static bool serve_given(size_t nfds, bool shared, bool filtered)
+{
+    return serve_given_groups(nfds, 0, shared, filtered);
+}
+
 START_TEST(test_given_sockets_are_served_one_per_worker_and_shared_past_them)
 {
     serve_given(2, true, false); /* worker i: socket i */
     serve_given(1, true, false); /* both workers: the one socket */
+}
+END_TEST
+
+/* One address on both families: each worker serves a group of two sockets. */
+START_TEST(test_given_sockets_come_in_groups_per_worker)
+{
+    serve_given_groups(4, 2, true, false); /* worker i: group i */
+    serve_given_groups(2, 2, true, false); /* both workers: the one group */
+}
+END_TEST
+
+/* host NULL: a socket per family on every worker, and a successor takes them all. */
+static int dual_take_over_task(void *arg, void **result)
+{
+    cio_workers_t *w = arg;
+    cio_sharded_opts_t o = {0};
+    cio_sharded_t *old = serve(w, NULL, &o);
+    int before[2][4], after[2][4];
+    size_t n[2];
+    for (size_t i = 0; i < 2; i++)
+        n[i] = cio_sharded_sockets(old, i, before[i], 4);
+    o.adopt = old;
+    cio_sharded_t *s = serve(w, NULL, &o);
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_uint_eq(cio_sharded_sockets(s, i, after[i], 4), n[i]);
+        for (size_t j = 0; j < n[i]; j++) {
+            struct sockaddr_storage a, b;
+            socklen_t la = sizeof(a), lb = sizeof(b);
+            getsockname(before[i][j], (struct sockaddr *)&a, &la);
+            getsockname(after[i][j], (struct sockaddr *)&b, &lb);
+            ck_assert_int_eq(memcmp(&a, &b, la), 0);
+        }
+    }
+    ck_assert_int_eq(await_ok(cio_sharded_close(old)), 0);
+    target_t t = target_of(s);
+    int fd = client_ping(&t);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
+    ck_assert_int_eq(await_ok(cio_sharded_wait_closed(s)), 0);
+    cio_sharded_free(old);
+    cio_sharded_free(s);
+    return 0;
+}
+
+START_TEST(test_a_successor_takes_over_every_family_s_socket)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    cio_workers_t *w = cio_workers_new(&wo);
+    ck_assert_int_eq(cio_run(dual_take_over_task, w, false, NULL), 0);
+    cio_workers_free(w);
 }
 END_TEST
 
@@ -654,7 +720,8 @@ static int bad_args_task(void *arg, void **result)
     int minus = -1;
     cio_sharded_opts_t bad_sock = {.socks = &minus, .nsocks = 1};
     cio_sharded_opts_t no_socks = {.nsocks = 1};
-    cio_sharded_opts_t proxy_udp = {.type = SOCK_DGRAM, .proxy = &(cio_proxy_opts_t){.versions = CIO_PROXY_V1}};
+    cio_sharded_opts_t proxy_udp = {.type = SOCK_DGRAM,
+                                    .proxy = &(cio_proxy_opts_t){.versions = CIO_PROXY_V1}};
     cio_sharded_opts_t no_versions = {.proxy = &(cio_proxy_opts_t){0}};
     ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &bad_sock));
     ck_assert_ptr_null(cio_workers_serve(w, echo_factory, NULL, "127.0.0.1", "0", &no_socks));
@@ -697,6 +764,8 @@ static Suite *sharded_suite(void)
     suite_add_tcase(s, tc);
     tc = cio_test_case("given");
     CIO_TEST(tc, test_given_sockets_are_served_one_per_worker_and_shared_past_them);
+    CIO_TEST(tc, test_given_sockets_come_in_groups_per_worker);
+    CIO_TEST(tc, test_a_successor_takes_over_every_family_s_socket);
     CIO_TEST(tc, test_closing_leaves_a_shared_given_socket_unfiltered);
     CIO_TEST(tc, test_a_filter_left_on_a_given_socket_is_cleared);
     suite_add_tcase(s, tc);

@@ -36,6 +36,7 @@
 
 #define SETTLE_DEFAULT 0.05 /* seconds listeners keep accepting once new SYNs are dropped */
 #define SETTLE_ROUNDS  40   /* settle periods to wait for an accept queue to empty */
+#define GIVEN_MAX      16   /* sockets one worker may be given (one per address family, say) */
 
 typedef struct shard {
     struct cio_sharded_s *set;
@@ -46,7 +47,7 @@ typedef struct shard {
     cio_transport_t *endpoint; /* datagram: this worker's endpoint */
     _Atomic size_t inflight;   /* HANDOFF: connections on their way to this worker */
     bool adopted;              /* our socket is a copy of the one of the server we took over */
-    bool handed_over; /* our socket lives on elsewhere: close ours without draining */
+    bool handed_over;          /* our socket lives on elsewhere: close ours without draining */
 } shard_t;
 
 struct cio_sharded_s {
@@ -64,7 +65,7 @@ struct cio_sharded_s {
     struct cio_sharded_s *twin;
     bool twin_is_successor;
     _Atomic int refs; /* the owner's, plus one per message cio_sharded_free() sends */
-    int *socks; /* cio_sharded_opts_t.socks, copied; the caller owns the descriptors */
+    int *socks;       /* cio_sharded_opts_t.socks, copied; the caller owns the descriptors */
     size_t nsocks;
     cio_proxy_opts_t proxy; /* o.proxy points here; its ranges are ours */
     void **retired;         /* ranges a reconfigure replaced, freed with the set */
@@ -194,24 +195,30 @@ static int await_into(cio_future_t *fut, void **out)
     return rc;
 }
 
-/*
- * A copy of the one socket the shard we take over (cio_sharded_opts_t.adopt)
- * has in this worker, or -1 to bind a socket of our own: when nothing is to
- * be adopted, or the shard has several sockets (one per address family).
- * Runs on the shard's own worker, which owns @p from.
- */
-static int adopted_socket(const shard_t *from)
+/* The listening sockets @p sh serves into @p fds (at most @p max); their number. */
+static size_t shard_sockets(const shard_t *sh, int *fds, size_t max)
 {
-    int fds[2];
-    size_t n = 0;
-    if (from->endpoint) {
-        cio_extra_info_t info;
-        if (cio_transport_get_extra_info(from->endpoint, "socket", &info) == 0)
-            fds[n++] = info.fd;
-    } else if (from->acceptor || from->server) {
-        n = cio_server_sockets(from->acceptor ? from->acceptor : from->server, fds, 2);
+    const cio_server_t *server = sh->acceptor ? sh->acceptor : sh->server;
+    cio_extra_info_t info;
+    if (sh->endpoint && max && cio_transport_get_extra_info(sh->endpoint, "socket", &info) == 0) {
+        fds[0] = info.fd;
+        return 1;
     }
-    return n == 1 ? fcntl(fds[0], F_DUPFD_CLOEXEC, 0) : -1;
+    return server ? cio_server_sockets(server, fds, max) : 0;
+}
+
+/* Copies of @p n descriptors @p from into @p fds (all or none); 0 or -errno. */
+static int dup_all(const int *from, size_t n, int *fds)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((fds[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 0)) < 0) {
+            int err = -errno;
+            while (i-- > 0)
+                close(fds[i]);
+            return err;
+        }
+    }
+    return 0;
 }
 
 /* The shard of the server we take over that sits on @p sh's worker, or NULL. */
@@ -222,29 +229,44 @@ static shard_t *adoptee(const shard_t *sh)
 }
 
 /*
- * The socket @p sh serves instead of binding its own: a copy of the caller's
- * (cio_sharded_opts_t.socks) or of the adopted server's; -1 to bind one;
- * -errno when the copy fails. On the shard's own worker.
+ * The sockets @p sh serves instead of binding its own, copies into @p fds
+ * (GIVEN_MAX): the caller's group for this worker (cio_sharded_opts_t.socks),
+ * or every socket of the adopted server's shard; *@p n is 0 to bind. 0 or
+ * -errno when a copy fails. On the shard's own worker.
  */
-static int given_socket(shard_t *sh)
+static int given_sockets(shard_t *sh, int *fds, size_t *n)
 {
     const cio_sharded_t *s = sh->set;
-    int fd;
+    int mine[GIVEN_MAX];
+    const int *from = mine;
+    *n = 0;
     if (s->nsocks) {
-        if ((fd = fcntl(s->socks[sh->index % s->nsocks], F_DUPFD_CLOEXEC, 0)) < 0)
-            return -errno;
-    } else {
-        const shard_t *from = adoptee(sh);
-        fd = from ? adopted_socket(from) : -1;
-        sh->adopted = fd >= 0;
+        size_t per = s->o.socks_per_worker ? s->o.socks_per_worker : 1;
+        from = s->socks + (sh->index % (s->nsocks / per)) * per;
+        *n = per;
+    } else if (adoptee(sh)) {
+        *n = shard_sockets(adoptee(sh), mine, GIVEN_MAX);
+        sh->adopted = *n > 0;
     }
+    int rc = dup_all(from, *n, fds);
+    if (rc < 0)
+        return rc;
     /* A socket someone else keeps is never filtered by our close (the next server
      * would inherit the filter); one an earlier owner left filtered is cleared. */
-    sh->handed_over = fd >= 0 && s->o.socks_shared;
+    sh->handed_over = *n && s->o.socks_shared;
     int unused = 0; /* the kernel reads an int before it looks at the option */
-    if (fd >= 0 && !sh->adopted)
-        setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused));
-    return fd;
+    for (size_t i = 0; !sh->adopted && i < *n; i++)
+        setsockopt(fds[i], SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused));
+    return 0;
+}
+
+/* Serve the @p n sockets @p fds with the options @p o (one as sock, more as socks). */
+static void use_sockets(cio_server_opts_t *o, int *fds, size_t n)
+{
+    o->use_sock = n > 0;
+    o->sock = n == 1 ? fds[0] : -1;
+    o->socks = n > 1 ? fds : NULL;
+    o->nsocks = n > 1 ? n : 0;
 }
 
 static int open_dgram(shard_t *sh)
@@ -252,14 +274,20 @@ static int open_dgram(shard_t *sh)
     cio_sharded_t *s = sh->set;
     cio_datagram_opts_t o = {
         .local_host = s->host, .local_port = s->port, .family = s->o.family, .reuse_port = true};
-    if ((o.sock = given_socket(sh)) < -1)
-        return o.sock;
-    if (o.sock >= 0) {
+    int fds[GIVEN_MAX];
+    size_t n;
+    int rc = given_sockets(sh, fds, &n);
+    for (size_t i = 1; i < n; i++) /* an endpoint has one socket (a server may have more) */
+        close(fds[i]);
+    if (rc < 0)
+        return rc;
+    if (n) {
         o.use_sock = true;
+        o.sock = fds[0];
         o.local_host = o.local_port = NULL;
     }
     void *t = NULL;
-    int rc =
+    rc =
         await_into(cio_loop_create_datagram_endpoint(sh->loop, s->factory, s->factory_arg, &o), &t);
     sh->endpoint = t;
     if (rc == 0 && sh->index == 0) {
@@ -276,14 +304,17 @@ static int open_reuseport(shard_t *sh)
     cio_sharded_t *s = sh->set;
     cio_server_opts_t o = server_opts(s);
     o.reuse_port = true;
-    if ((o.sock = given_socket(sh)) < -1)
-        return o.sock;
-    o.use_sock = o.sock >= 0;
+    int fds[GIVEN_MAX];
+    size_t n;
+    int rc = given_sockets(sh, fds, &n);
+    if (rc < 0)
+        return rc;
+    use_sockets(&o, fds, n);
     void *server = NULL;
-    int rc = await_into(cio_loop_create_server(sh->loop, s->factory, s->factory_arg,
-                                               o.use_sock ? NULL : s->host,
-                                               o.use_sock ? NULL : s->port, &o),
-                        &server);
+    rc = await_into(cio_loop_create_server(sh->loop, s->factory, s->factory_arg,
+                                           o.use_sock ? NULL : s->host, o.use_sock ? NULL : s->port,
+                                           &o),
+                    &server);
     sh->server = server;
     if (rc == 0 && sh->index == 0)
         note_sockname(s, first_socket(sh->server));
@@ -314,16 +345,19 @@ static int open_acceptor(shard_t *sh)
                            .reuse_port = !s->path,
                            .on_accept = hand_off,
                            .on_accept_arg = s};
-    if ((o.sock = given_socket(sh)) < -1)
-        return o.sock;
-    o.use_sock = o.sock >= 0;
+    int fds[GIVEN_MAX];
+    size_t n;
+    int rc = given_sockets(sh, fds, &n);
+    if (rc < 0)
+        return rc;
+    use_sockets(&o, fds, n);
     cio_future_t *fut =
         s->path && !o.use_sock
             ? cio_loop_create_unix_server(sh->loop, NULL, NULL, s->path, &o)
             : cio_loop_create_server(sh->loop, NULL, NULL, o.use_sock ? NULL : s->host,
                                      o.use_sock ? NULL : s->port, &o);
     void *server = NULL;
-    int rc = await_into(fut, &server);
+    rc = await_into(fut, &server);
     sh->acceptor = server;
     struct stat st;
     if (rc == 0 && sh->adopted)
@@ -580,7 +614,9 @@ static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
         return false;
     if (type == SOCK_DGRAM && (o->ssl || o->proxy))
         return false;
-    if ((o->nsocks && (!o->socks || o->adopt)) || !proxy_valid(o->proxy))
+    size_t per = o->socks_per_worker ? o->socks_per_worker : 1;
+    if ((o->nsocks && (!o->socks || o->adopt || o->nsocks % per)) || per > GIVEN_MAX ||
+        (type == SOCK_DGRAM && per > 1) || !proxy_valid(o->proxy))
         return false;
     for (size_t i = 0; i < o->nsocks; i++)
         if (o->socks[i] < 0)
@@ -840,20 +876,9 @@ void cio_sharded_close_clients(cio_sharded_t *s, bool abort)
                                       abort ? abort_clients_cb : close_clients_cb, &s->shards[i]);
 }
 
-size_t cio_sharded_sockets(const cio_sharded_t *s, int *fds, size_t n)
+size_t cio_sharded_sockets(const cio_sharded_t *s, size_t worker, int *fds, size_t max)
 {
-    for (size_t i = 0; i < n && i < s->n; i++) {
-        const shard_t *sh = &s->shards[i];
-        const cio_server_t *server = sh->acceptor ? sh->acceptor : sh->server;
-        int two[2];
-        cio_extra_info_t info;
-        fds[i] = -1;
-        if (sh->endpoint && cio_transport_get_extra_info(sh->endpoint, "socket", &info) == 0)
-            fds[i] = info.fd;
-        else if (server && cio_server_sockets(server, two, 2) == 1)
-            fds[i] = two[0];
-    }
-    return s->n;
+    return s && worker < s->n ? shard_sockets(&s->shards[worker], fds, max) : 0;
 }
 
 void cio_sharded_handed_over(cio_sharded_t *s, size_t i)

@@ -58,23 +58,24 @@ typedef struct cio_sharded_opts {
     /**
      * Take over the listening sockets of this open server on the same
      * workers, type and balance (its address is then ignored): each worker
-     * serves a copy of the socket it had, so nothing is re-bound and no
+     * serves copies of the sockets it had, so nothing is re-bound and no
      * queued connection is lost. Closing the old server afterwards stops its
      * accepting without refusing connections (the sockets live on here) and
-     * lets its connections drain. A worker whose old server had several
-     * sockets (one per address family) binds its own instead.
+     * lets its connections drain.
      */
     struct cio_sharded_s *adopt;
     /**
      * Serve these listening sockets instead of binding (socket activation, or
-     * a process handing its sockets over): worker i serves a copy of
-     * socks[i], workers past nsocks share socks[i % nsocks], a HANDOFF
-     * acceptor takes socks[0]; the address is then ignored, sockets past the
-     * workers are not used, and the caller keeps its descriptors. Not with
-     * adopt.
+     * a process handing its sockets over), in groups of socks_per_worker (0:
+     * 1; several for one address on every family, stream only): worker i
+     * serves copies of group i, workers past the groups share group
+     * i % groups, a HANDOFF acceptor takes group 0; the address is then
+     * ignored, groups past the workers are not used, and the caller keeps its
+     * descriptors. Not with adopt.
      */
     const int *socks;
     size_t nsocks;
+    size_t socks_per_worker;
     /**
      * The giver of socks keeps them open for good (systemd's socket
      * activation): closing only lets go of this server's copies, without
@@ -149,12 +150,12 @@ CIO_EXTERN cio_future_t *cio_sharded_wait_closed(cio_sharded_t *s);
 CIO_EXTERN void cio_sharded_close_clients(cio_sharded_t *s, bool abort);
 
 /**
- * The listening socket each worker serves, into @p fds[i] for the first @p n
- * workers (-1 where a worker has none, or several: one per address family);
- * returns the number of workers. The descriptors stay the server's. Any
- * thread, while the server is open.
+ * The listening sockets worker @p worker serves (one per address family it
+ * listens on; none for a HANDOFF worker other than 0): at most @p max into
+ * @p fds, and their number. The descriptors stay the server's. Any thread,
+ * while the server is open.
  */
-CIO_EXTERN size_t cio_sharded_sockets(const cio_sharded_t *s, int *fds, size_t n);
+CIO_EXTERN size_t cio_sharded_sockets(const cio_sharded_t *s, size_t worker, int *fds, size_t max);
 
 /**
  * Worker @p i's listening socket lives on elsewhere (another process took a
