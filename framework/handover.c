@@ -277,20 +277,22 @@ static ssize_t await_answer(upgrade_t *u, char *buf, size_t cap)
     return (uintptr_t)n ? (ssize_t)(uintptr_t)n : -EPIPE; /* EOF: it exited */
 }
 
-/* The answer "R" id... : the listeners' sockets it took live on there. */
+/* The answer "R" id... : the listeners' sockets it took live on there. All of it is
+ * checked before any socket is marked: a bad answer changes nothing. */
 static int apply_answer(upgrade_t *u, const char *buf, size_t len)
 {
     const char *f = field(buf, len, 0);
+    long id;
     if (!f || strcmp(f, "R") != 0)
         return -EPROTO;
-    size_t taken = 0;
-    for (size_t i = 1; (f = field(buf, len, i)); i++) {
-        long id;
+    for (size_t i = 1; (f = field(buf, len, i)); i++)
         if (!number(f, (long)u->nsent - 1, &id))
             return -EPROTO;
+    size_t taken = 0;
+    for (size_t i = 1; (f = field(buf, len, i)); i++, taken++) {
+        number(f, (long)u->nsent - 1, &id);
         if (u->sent[id].l)
             cio_sharded_handed_over(u->sent[id].l->sharded, u->sent[id].worker);
-        taken++;
     }
     cio__log(CIO_LOG_INFO, "upgrade: process %ld took %zu of our %zu listening sockets",
              (long)u->pid, taken, u->nsent);

@@ -138,9 +138,13 @@ void cio__proxy_free(cio_transport_t *t)
     t->proxy = NULL;
 }
 
-/* The connection ends here: logged (rate-limited), closed, the protocol told. */
+/* The connection ends here: logged (rate-limited), closed, the protocol told; once. */
 static void refuse(cio_transport_t *t, int err)
 {
+    cio_handle_cancel(t->proxy->timer);
+    t->proxy->timer = (cio_handle_t){0};
+    if (t->closing)
+        return;
     cio__proxy_log_refusal(t->loop, t->fd, err);
     cio__transport_fatal(t, err, "PROXY protocol header refused", false);
 }
@@ -252,7 +256,7 @@ static int read_some(cio_transport_t *t)
 int cio__proxy_on_readable(cio_transport_t *t)
 {
     int rc = read_some(t);
-    if (rc < 0 && !t->lost)
+    if (rc < 0)
         refuse(t, rc);
     return 0;
 }
