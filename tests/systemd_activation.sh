@@ -214,7 +214,9 @@ if command -v systemd-analyze >/dev/null 2>&1; then
         "$srcdir/tools/coreiod.service.in" >"$tmp/units/coreiod.service"
     [ -x "$bindir/coreiod" ] || sed -i 's|/bin/coreiod|/bin/true|' "$tmp/units/coreiod.service"
     cp "$srcdir/examples/systemd/coreiod.socket" "$tmp/units/"
-    if (cd "$tmp/units" && systemd-analyze verify coreiod.service coreiod.socket) >"$tmp/verify" 2>&1 &&
+    # --man=no: Documentation= names man pages that are installed only by
+    # `make install`; whether they resolve depends on the machine, not the units.
+    if (cd "$tmp/units" && systemd-analyze verify --man=no coreiod.service coreiod.socket) >"$tmp/verify" 2>&1 &&
         [ ! -s "$tmp/verify" ]; then
         pass "systemd-analyze verify: coreiod.service and coreiod.socket"
     else
