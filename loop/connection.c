@@ -26,6 +26,7 @@ typedef struct conn_args {
     cio_connection_opts_t opts;
     char *host, *port, *local_host, *local_port, *path, *server_hostname;
     bool server_side; /* connect_accepted_socket: the TLS server's side */
+    int sock;         /* the caller's socket until the task takes it: closed with us; or -1 */
 } conn_args_t;
 
 static void conn_args_free(void *arg)
@@ -39,6 +40,8 @@ static void conn_args_free(void *arg)
     free(a->server_hostname);
     SSL_CTX_free(a->opts.ssl);
     SSL_SESSION_free(a->opts.ssl_session);
+    if (a->sock >= 0) /* the task never ran: the socket was ours all the same */
+        close(a->sock);
     free(a);
 }
 
@@ -325,6 +328,16 @@ static int attach(conn_args_t *a, int fd, void **result)
     return rc;
 }
 
+/* The caller's socket (use_sock), non-blocking: the descriptor, or -errno after closing it. */
+static int take_sock(conn_args_t *a)
+{
+    int fd = a->sock, rc = cio__set_nonblocking(fd);
+    a->sock = -1;
+    if (rc < 0)
+        close(fd);
+    return rc < 0 ? rc : fd;
+}
+
 static int create_connection_task(void *arg, void **result)
 {
     conn_args_t *a = arg;
@@ -335,9 +348,7 @@ static int create_connection_task(void *arg, void **result)
     struct addrinfo *res = NULL, *local = NULL;
     int rc = 0;
     if (a->opts.use_sock) {
-        rc = cio__set_nonblocking(a->opts.sock);
-        if (rc == 0)
-            rc = a->opts.sock;
+        rc = take_sock(a);
     } else {
         rc = cio__resolve(a->loop, a->host, a->port, &hints, &res);
         if (rc == 0 && (a->local_host || a->local_port)) {
@@ -365,6 +376,7 @@ static conn_args_t *conn_args_new(cio_loop_t *loop, cio_protocol_factory_t facto
     if (!a)
         return NULL;
     a->loop = loop;
+    a->sock = -1;
     a->factory = factory;
     a->factory_arg = arg;
     return a;
@@ -373,6 +385,16 @@ static conn_args_t *conn_args_new(cio_loop_t *loop, cio_protocol_factory_t facto
 static cio_future_t *start(conn_args_t *a, cio_task_fn fn)
 {
     return cio__spawn(a->loop, fn, a, conn_args_free);
+}
+
+/* As start(), for a task that takes the caller's socket @p fd: from the moment
+ * the future exists the socket is the loop's (on NULL it is still the caller's). */
+static cio_future_t *start_with_sock(conn_args_t *a, cio_task_fn fn, int fd)
+{
+    cio_future_t *f = start(a, fn);
+    if (f) /* the task has not run yet: it runs on the loop, later */
+        a->sock = fd;
+    return f;
 }
 
 static bool dup_opt(char **dst, const char *src)
@@ -430,6 +452,8 @@ cio_future_t *cio_loop_create_connection(cio_loop_t *loop, cio_protocol_factory_
         return NULL;
     }
     a->opts.local_host = a->opts.local_port = a->opts.server_hostname = NULL;
+    if (a->opts.use_sock)
+        return start_with_sock(a, create_connection_task, a->opts.sock);
     return start(a, create_connection_task);
 }
 
@@ -477,7 +501,9 @@ cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop, cio_protocol_fac
 static int accepted_task(void *arg, void **result)
 {
     conn_args_t *a = arg;
-    int rc = attach(a, a->opts.sock, result);
+    int fd = a->sock;
+    a->sock = -1;
+    int rc = attach(a, fd, result);
     conn_args_free(a);
     return rc;
 }
@@ -497,6 +523,5 @@ cio_future_t *cio_loop_connect_accepted_socket(cio_loop_t *loop, cio_protocol_fa
         return NULL;
     }
     a->server_side = true;
-    a->opts.sock = fd;
-    return start(a, accepted_task);
+    return start_with_sock(a, accepted_task, fd);
 }

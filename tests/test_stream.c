@@ -1609,6 +1609,56 @@ START_TEST(test_closing_the_loop_delivers_connection_lost_to_open_transports)
 }
 END_TEST
 
+/*
+ * A socket given to connect_accepted_socket, or to create_connection with
+ * use_sock, belongs to the loop once the call returned a future: cancelled
+ * before the task ran, or with the loop closed first, it is closed (the peer
+ * sees the end), never leaked.
+ */
+START_TEST(test_a_given_socket_is_closed_when_its_connection_never_starts)
+{
+    cio_loop_t *loop = cio_loop_new();
+    rec_t r;
+    rec_init(&r);
+    int a[2], b[2], c[2];
+    tcp_pair(a, 0);
+    tcp_pair(b, 0);
+    tcp_pair(c, 0);
+    cio_future_t *f1 = cio_loop_connect_accepted_socket(loop, static_factory, &r, a[0], NULL);
+    cio_connection_opts_t o = {.use_sock = true, .sock = b[0]};
+    cio_future_t *f2 = cio_loop_create_connection(loop, static_factory, &r, NULL, NULL, &o);
+    ck_assert_ptr_nonnull(f1);
+    ck_assert_ptr_nonnull(f2);
+    ck_assert(cio_future_cancel(f1, NULL));
+    ck_assert(cio_future_cancel(f2, NULL));
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f1, NULL), -ECANCELED);
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f2, NULL), -ECANCELED);
+    cio_future_unref(f1);
+    cio_future_unref(f2);
+    ck_assert_int_eq(cio_loop_free(loop), 0);
+    /* A loop closed before it ever ran the task. */
+    loop = cio_loop_new();
+    cio_future_t *f3 = cio_loop_connect_accepted_socket(loop, static_factory, &r, c[0], NULL);
+    ck_assert_ptr_nonnull(f3);
+    ck_assert_int_eq(cio_loop_free(loop), 0);
+    cio_future_unref(f3);
+    ck_assert_int_eq(r.made, 0);
+    struct pollfd p[3] = {{a[1], POLLIN, 0}, {b[1], POLLIN, 0}, {c[1], POLLIN, 0}};
+    for (int i = 0; i < 3; i++) {
+        char ch;
+        ck_assert_int_eq(poll(&p[i], 1, 5000), 1);
+        ck_assert_int_eq(recv(p[i].fd, &ch, 1, 0), 0);
+    }
+    ck_assert_int_eq(fcntl(a[0], F_GETFD), -1);
+    ck_assert_int_eq(fcntl(b[0], F_GETFD), -1);
+    ck_assert_int_eq(fcntl(c[0], F_GETFD), -1);
+    close(a[1]);
+    close(b[1]);
+    close(c[1]);
+    rec_fini(&r);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -1638,6 +1688,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_writelines_sends_the_buffers_in_order);
     CIO_TEST(tc, test_a_thousand_concurrent_connections_echo_on_one_loop);
     CIO_TEST(tc, test_closing_the_loop_delivers_connection_lost_to_open_transports);
+    CIO_TEST(tc, test_a_given_socket_is_closed_when_its_connection_never_starts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,7 +28,9 @@ typedef struct cio_connection_opts {
     const char *local_port;
     double happy_eyeballs_delay; /* > 0: race addresses this many seconds apart (RFC 8305) */
     int interleave;              /* addresses of the first family before alternating; 0: 1 */
-    bool use_sock;               /* use the connected socket @c sock instead */
+    /* use the connected socket @c sock instead: the loop's once a future is
+     * returned (closed if the connection fails or never starts) */
+    bool use_sock;
     int sock;
     /*
      * TLS (coreio/tls.h): a client context makes the connection TLS; the
@@ -73,8 +75,10 @@ CIO_EXTERN cio_future_t *cio_loop_create_unix_connection(cio_loop_t *loop,
 
 /**
  * Wrap @p fd, a connected stream socket accepted elsewhere, in a transport
- * (asyncio: connect_accepted_socket); it is made non-blocking and owned by the
- * transport from then on. Of @p opts (NULL: none) only ssl and the TLS
+ * (asyncio: connect_accepted_socket); it is made non-blocking and is the
+ * loop's once a future is returned: the transport's, or closed if the
+ * connection fails or is cancelled before it starts (on NULL it is still the
+ * caller's). Of @p opts (NULL: none) only ssl and the TLS
  * timeouts apply: the socket is then the server side of a TLS connection,
  * as in asyncio.
  */
