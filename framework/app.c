@@ -703,12 +703,15 @@ static void upgrade(cio_app_t *app)
 
 /* ---- the control loop -------------------------------------------------------------- */
 
-/* Wake the control loop's main task (on the control loop). */
+/* Wake the control loop's main task (on the control loop); a stop also ends
+ * the wait for an upgrade's answer. */
 static int poke(void *arg)
 {
     cio_app_t *app = arg;
     if (app->wake && !cio_future_done(app->wake))
         cio_future_set_result(app->wake, NULL);
+    if (app->upgrading && atomic_load(&app->stop_requested))
+        cio_future_cancel(app->upgrading, "stop requested");
     return 0;
 }
 

@@ -15,7 +15,9 @@
  * anything on them (the new process serves their queues), drains what it
  * took nothing of, and stops as on SIGTERM. No socket is closed while nobody
  * serves it, so no queued connection is lost. If the new process fails (it
- * exits, or says nothing within UPGRADE_TIMEOUT), the old one goes on.
+ * exits, or says nothing within UPGRADE_TIMEOUT), the old one ends it and goes
+ * on; a stop asked for meanwhile ends the wait at once, and the new process
+ * with it, before the old one stops.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,8 @@
 #define UPGRADE_TIMEOUT 120.0 /* seconds the new process has to start and answer */
 #define ID_MAX          11    /* an id in the answer: 10 digits and its NUL */
 #define GROUP_MAX       16    /* sockets of one worker sent (one per address family, say) */
+#define END_GRACE       5.0   /* seconds past drain_timeout a failed new process has to exit */
+#define END_POLL        0.05  /* seconds between looks at whether it has */
 
 extern char **environ;
 
@@ -269,7 +273,9 @@ static ssize_t await_answer(upgrade_t *u, char *buf, size_t cap)
     cio_future_t *r = cio_loop_sock_recv_into(u->app->loop, u->chan, buf, cap);
     cio_future_t *w = r ? cio_wait_for(r, UPGRADE_TIMEOUT) : NULL;
     void *n = NULL;
+    u->app->upgrading = w; /* a stop cancels it (app.c) */
     int rc = w ? cio_await(w, &n) : -ENOMEM;
+    u->app->upgrading = NULL;
     cio_future_unref(w);
     cio_future_unref(r);
     if (rc < 0)
@@ -299,14 +305,26 @@ static int apply_answer(upgrade_t *u, const char *buf, size_t len)
     return 0;
 }
 
-/* The new process failed: make sure it is gone, and reaped. */
-static void reap(pid_t pid)
+/*
+ * The new process failed, or we stop: end it as we would be ended, SIGTERM
+ * first (it may serve connections of its own already, which it then drains),
+ * SIGKILL when it outlives its drain; it is reaped either way. The control
+ * loop sleeps meanwhile, so our workers serve on.
+ */
+static void end_new(const cio_app_t *app, pid_t pid)
 {
     int status;
-    if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
+    if (waitpid(pid, &status, WNOHANG) != 0)
+        return;
+    kill(pid, SIGTERM);
+    for (double t = 0; t < app->cfg->drain_timeout + END_GRACE; t += END_POLL) {
+        if (waitpid(pid, &status, WNOHANG) != 0)
+            return;
+        if (cio_sleep(END_POLL) < 0)
+            break;
     }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
 }
 
 int cio__handover_upgrade(cio_app_t *app)
@@ -326,8 +344,10 @@ int cio__handover_upgrade(cio_app_t *app)
     }
     free(buf);
     if (rc < 0 && u.pid > 0)
-        reap(u.pid);
-    if (rc < 0)
+        end_new(app, u.pid);
+    if (rc == -ECANCELED)
+        cio__log(CIO_LOG_INFO, "upgrade: stop requested; process %ld ended", (long)u.pid);
+    else if (rc < 0)
         cio__log(CIO_LOG_ERROR, "upgrade failed, going on as before: %s", cio_strerror(rc));
     else
         cio__log(CIO_LOG_INFO, "upgrade: process %ld serves now; draining and stopping",

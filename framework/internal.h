@@ -352,11 +352,12 @@ struct cio_app_s {
      * services' children cannot speak for us (an upgrade's process gets it back). */
     char *notify_socket;
     _Atomic int upgrade_requested;
-    cio_server_t *agent;    /* the agent-check listener (agent.c), NULL when off */
-    _Atomic bool draining;  /* cio_app_drain(): health checks fail */
-    cio_future_t **drains;  /* listeners draining after a reload, finished ones released */
-    _Atomic size_t ndrains; /* written by the control loop; atomic so tests may read it */
-    cio_future_t *wake;     /* settled when a signal or a request needs the app's attention */
+    cio_server_t *agent;     /* the agent-check listener (agent.c), NULL when off */
+    _Atomic bool draining;   /* cio_app_drain(): health checks fail */
+    cio_future_t **drains;   /* listeners draining after a reload, finished ones released */
+    _Atomic size_t ndrains;  /* written by the control loop; atomic so tests may read it */
+    cio_future_t *wake;      /* settled when a signal or a request needs the app's attention */
+    cio_future_t *upgrading; /* the wait for an upgrade's answer, which a stop cancels */
     _Atomic int stop_requested, reload_requested;
     /* The listeners; the control loop changes the list under @mu, other
      * threads (the stats service) read it under @mu. */

@@ -14,7 +14,9 @@
 #  - a file that moves one listener to another port and drops one: the new
 #    process takes the sockets of the others, binds the moved one anew, and
 #    the old one drains the rest;
-#  - SIGTERM after all that: a clean exit and the pid file removed.
+#  - a new process that hangs before it answers (a module whose constructor
+#    never returns): SIGTERM to the old one stops it at once, not after the
+#    120 s the answer may take, and ends the new one too; the pid file goes.
 # Exit 0: pass, 1: fail.
 set -euo pipefail
 
@@ -191,7 +193,27 @@ grep -q "upgrade: process $nxt took $((5 + nd)) of our $all listening sockets" "
     { bad "no echo on the moved listener"; show "$tmp/log"; }
 [ "$(echo_tcp "$pm")" = "" ] && pass "nothing serves the old port any more" || bad "the old port answers"
 
+# A new process that never answers; SIGTERM meanwhile.
+printf '#include <unistd.h>\n__attribute__((constructor)) static void hang(void) { for (;;) pause(); }\n' \
+    >"$tmp/hang.c"
+${CC:-cc} -shared -fPIC -o "$tmp/hang.so" "$tmp/hang.c"
+printf '[module hang]\npath = hang.so\n' >>"$tmp/c.ini"
+kill -USR2 "$nxt"
+wait_line "$tmp/log" "upgrade: starting" 10 || bad "the upgrade does not start"
+hung=""
+for _ in $(seq 100); do
+    hung=$(pgrep -P "$nxt" | head -1) && [ -n "$hung" ] && break
+    sleep 0.05
+done
+sleep 0.5
+kill -0 "$hung" 2>/dev/null && pass "the new process hangs before answering (pid $hung)" ||
+    bad "no hanging new process"
+t0=$(date +%s%N)
 kill -TERM "$nxt"
-gone_within "$nxt" 10 && pass "SIGTERM: the last process exits" || bad "it does not exit"
+gone_within "$nxt" 10 &&
+    pass "SIGTERM while the upgrade waits: the old process exits in $((($(date +%s%N) - t0) / 1000000)) ms" ||
+    bad "it does not exit"
+grep -q "upgrade: stop requested; process $hung ended" "$tmp/log" && ! kill -0 "$hung" 2>/dev/null &&
+    pass "and ends the new process" || { bad "the new process was not ended"; show "$tmp/log"; }
 [ ! -e "$tmp/pid" ] && pass "and removes its pid file" || bad "the pid file is left"
 exit $fail
