@@ -31,6 +31,7 @@ cleanup() {
     local p
     p=$(cat "$tmp/pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null || true
     [ -n "${first:-}" ] && kill -KILL "$first" 2>/dev/null || true
+    [ -n "${hung:-}" ] && kill -KILL "$hung" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
