@@ -256,7 +256,9 @@ static int read_some(cio_transport_t *t)
 int cio__proxy_on_readable(cio_transport_t *t)
 {
     int rc = read_some(t);
-    if (rc < 0)
+    if (rc == -ECONNRESET && t->proxy->have == 0) /* gone before a byte: nothing to refuse */
+        cio__transport_fatal(t, rc, "connection reset before its PROXY header", false);
+    else if (rc < 0)
         refuse(t, rc);
     return 0;
 }

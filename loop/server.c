@@ -151,23 +151,26 @@ static int refuse(cio_server_t *s, int fd, const char *message)
 }
 
 /*
- * With PROXY headers: 0 if the peer of @p fd may send one, CIO_EPROXYUNTRUSTED
- * if not, or -errno when the connection is gone already (a peer that reset it
- * before we got to it: nothing to serve, nobody to blame).
+ * With PROXY headers: 0 if the peer of @p fd (at @p peer, as accept4 gave it;
+ * NULL: ask the socket) may send one, CIO_EPROXYUNTRUSTED if not, or -errno
+ * when the connection is gone already (a peer that reset it before we got to
+ * it: nothing to serve, nobody to blame).
  */
-static int check_peer(const cio_server_t *s, int fd)
+static int check_peer(const cio_server_t *s, int fd, const struct sockaddr *peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+    if (!peer && getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return -errno;
-    return cio_proxy_trusted(&s->proxy, (struct sockaddr *)&ss) ? 0 : CIO_EPROXYUNTRUSTED;
+    return cio_proxy_trusted(&s->proxy, peer ? peer : (struct sockaddr *)&ss) ? 0
+                                                                              : CIO_EPROXYUNTRUSTED;
 }
 
-/* Serve the accepted socket @p fd here (consumed): a transport with a new protocol. */
-static int serve(cio_server_t *s, int fd)
+/* Serve the accepted socket @p fd (from @p peer, or NULL: not known) here (consumed):
+ * a transport with a new protocol. */
+static int serve(cio_server_t *s, int fd, const struct sockaddr *peer)
 {
-    int rc = s->proxy.versions ? check_peer(s, fd) : 0;
+    int rc = s->proxy.versions ? check_peer(s, fd, peer) : 0;
     if (rc < 0) {
         if (rc == CIO_EPROXYUNTRUSTED)
             cio__proxy_log_refusal(s->loop, fd, rc);
@@ -198,7 +201,7 @@ static int serve(cio_server_t *s, int fd)
     return rc;
 }
 
-static void accept_one(cio_server_t *s, int fd)
+static void accept_one(cio_server_t *s, int fd, const struct sockaddr *peer)
 {
     if (s->on_accept) {
         int rc = s->on_accept(s->on_accept_arg, fd);
@@ -206,7 +209,7 @@ static void accept_one(cio_server_t *s, int fd)
             cio__log(CIO_LOG_ERROR, "on_accept failed: %s", cio_strerror(rc));
         return;
     }
-    serve(s, fd);
+    serve(s, fd, peer);
 }
 
 int cio_server_serve_accepted(cio_server_t *s, int fd)
@@ -225,7 +228,7 @@ int cio_server_serve_accepted(cio_server_t *s, int fd)
         close(fd);
         return rc;
     }
-    return serve(s, fd);
+    return serve(s, fd, NULL);
 }
 
 /* Close, or abort, every connection of @p s. */
@@ -253,10 +256,15 @@ static int on_acceptable(void *arg)
 {
     listener_t *l = arg;
     cio_server_t *s = l->server;
+    /* The PROXY trust check needs the peer's address: accept4 gives it for free. */
+    bool want_peer = s->proxy.versions && !s->on_accept;
+    struct sockaddr_storage peer;
     for (int i = 0; i < s->backlog && s->serving; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        socklen_t len = sizeof(peer);
+        int fd = accept4(l->fd, want_peer ? (struct sockaddr *)&peer : NULL,
+                         want_peer ? &len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_one(s, fd);
+            accept_one(s, fd, want_peer ? (struct sockaddr *)&peer : NULL);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
