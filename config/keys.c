@@ -93,6 +93,7 @@ enum {
     G_ADMIN,
     G_IDLE_POLL,
     G_AGENT,
+    G_UPGRADE,
     G_N
 };
 
@@ -246,6 +247,17 @@ static bool set_drain_timeout(cio__parser_t *p, const char *key, const char *val
     return read_duration(p, key, value, &g->drain_timeout);
 }
 
+/* upgrade_timeout: a wait of none would fail every upgrade. */
+static bool set_upgrade_timeout(cio__parser_t *p, const char *key, const char *value)
+{
+    cio_config_t *g = p->sec.target;
+    int rc = cio__config_duration(value, CIO__CONFIG_DURATION_MAX, &g->upgrade_timeout);
+    if (rc == 0 && g->upgrade_timeout < 1e-3)
+        rc = -ERANGE;
+    return rc == 0 ||
+           refuse(p, key, value, rc, "a duration (a number with ms, s or m)", "1ms..365 days");
+}
+
 static bool set_idle_poll(cio__parser_t *p, const char *key, const char *value)
 {
     cio_config_t *g = p->sec.target;
@@ -304,6 +316,7 @@ static const key_def_t global_keys[G_N] = {
     [G_ADMIN] = {"admin", set_admin},
     [G_IDLE_POLL] = {"idle_poll", set_idle_poll},
     [G_AGENT] = {"agent", set_agent},
+    [G_UPGRADE] = {"upgrade_timeout", set_upgrade_timeout},
 };
 
 void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
@@ -316,6 +329,7 @@ void cio__config_global_defaults(cio__parser_t *p, cio_config_t *c)
     c->log_format = CIO_LOG_TEXT;
     c->debug = false;
     c->drain_timeout = 10.0;
+    c->upgrade_timeout = 120.0;
     c->idle_poll = 50e-6;
     c->admin_host = cio__config_strdup(p, "127.0.0.1");
     c->admin_port = cio__config_strdup(p, "9100");

@@ -15,7 +15,7 @@
  * anything on them (the new process serves their queues), drains what it
  * took nothing of, and stops as on SIGTERM. No socket is closed while nobody
  * serves it, so no queued connection is lost. If the new process fails (it
- * exits, or says nothing within UPGRADE_TIMEOUT), the old one ends it and goes
+ * exits, or says nothing within upgrade_timeout), the old one ends it and goes
  * on; a stop asked for meanwhile ends the wait at once, and the new process
  * with it, before the old one stops.
  */
@@ -32,15 +32,14 @@
 
 #include "internal.h"
 
-#define UPGRADE_ENV     "COREIO_UPGRADE_FD"
-#define CHILD_FD        3     /* where the new process finds its end of the pair */
-#define MSG_MAX         1024  /* a message: the fields below, each bounded by the config */
-#define SEND_TIMEOUT    10    /* seconds the new process has to read what we send */
-#define UPGRADE_TIMEOUT 120.0 /* seconds the new process has to start and answer */
-#define ID_MAX          11    /* an id in the answer: 10 digits and its NUL */
-#define GROUP_MAX       16    /* sockets of one worker sent (one per address family, say) */
-#define END_GRACE       5.0   /* seconds past drain_timeout a failed new process has to exit */
-#define END_POLL        0.05  /* seconds between looks at whether it has */
+#define UPGRADE_ENV  "COREIO_UPGRADE_FD"
+#define CHILD_FD     3    /* where the new process finds its end of the pair */
+#define MSG_MAX      1024 /* a message: the fields below, each bounded by the config */
+#define SEND_TIMEOUT 10   /* seconds the new process has to read what we send */
+#define ID_MAX       11   /* an id in the answer: 10 digits and its NUL */
+#define GROUP_MAX    16   /* sockets of one worker sent (one per address family, say) */
+#define END_GRACE    5.0  /* seconds past drain_timeout a failed new process has to exit */
+#define END_POLL     0.05 /* seconds between looks at whether it has */
 
 extern char **environ;
 
@@ -271,7 +270,7 @@ static ssize_t await_answer(upgrade_t *u, char *buf, size_t cap)
     if (flags < 0 || fcntl(u->chan, F_SETFL, flags | O_NONBLOCK) < 0)
         return -errno;
     cio_future_t *r = cio_loop_sock_recv_into(u->app->loop, u->chan, buf, cap);
-    cio_future_t *w = r ? cio_wait_for(r, UPGRADE_TIMEOUT) : NULL;
+    cio_future_t *w = r ? cio_wait_for(r, u->app->cfg->upgrade_timeout) : NULL;
     void *n = NULL;
     u->app->upgrading = w; /* a stop cancels it (app.c) */
     int rc = w ? cio_await(w, &n) : -ENOMEM;

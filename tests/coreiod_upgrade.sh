@@ -15,8 +15,10 @@
 #    process takes the sockets of the others, binds the moved one anew, and
 #    the old one drains the rest;
 #  - a new process that hangs before it answers (a module whose constructor
-#    never returns): SIGTERM to the old one stops it at once, not after the
-#    120 s the answer may take, and ends the new one too; the pid file goes.
+#    never returns): after upgrade_timeout (5 s here) the old one ends it and
+#    serves on; and with another such upgrade under way, SIGTERM to the old
+#    one stops it at once, not after upgrade_timeout, and ends the new one
+#    too; the pid file goes.
 # Exit 0: pass, 1: fail.
 set -euo pipefail
 
@@ -80,6 +82,7 @@ config() { # $1: the port of listener "moved"
 workers = 2
 admin = off
 drain_timeout = 1s
+upgrade_timeout = 5s
 
 [listener r]
 service = echo
@@ -199,13 +202,26 @@ printf '#include <unistd.h>\n__attribute__((constructor)) static void hang(void)
     >"$tmp/hang.c"
 ${CC:-cc} -shared -fPIC -o "$tmp/hang.so" "$tmp/hang.c"
 printf '[module hang]\npath = hang.so\n' >>"$tmp/c.ini"
-kill -USR2 "$nxt"
-wait_line "$tmp/log" "upgrade: starting" 10 || bad "the upgrade does not start"
-hung=""
-for _ in $(seq 100); do
-    hung=$(pgrep -P "$nxt" | head -1) && [ -n "$hung" ] && break
-    sleep 0.05
-done
+# Start an upgrade to the hanging program; print the new process's pid.
+hang_upgrade() {
+    local n=$(grep -c "upgrade: starting" "$tmp/log") p=""
+    kill -USR2 "$nxt"
+    for _ in $(seq 200); do
+        [ "$(grep -c "upgrade: starting" "$tmp/log")" -gt "$n" ] && p=$(pgrep -P "$nxt" | head -1) &&
+            [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+hung=$(hang_upgrade) || bad "the upgrade does not start"
+if wait_line "$tmp/log" "upgrade failed, going on as before: .*timed out" 15; then
+    pass "a new process silent for upgrade_timeout: the upgrade fails and says so"
+else
+    bad "no timeout logged"; show "$tmp/log"
+fi
+! kill -0 "$hung" 2>/dev/null && [ "$(cat "$tmp/pid")" = "$nxt" ] && all_echo &&
+    pass "it was ended, and the old process serves on" || bad "after the timeout"
+hung=$(hang_upgrade) || bad "the second upgrade does not start"
 sleep 0.5
 kill -0 "$hung" 2>/dev/null && pass "the new process hangs before answering (pid $hung)" ||
     bad "no hanging new process"

@@ -146,6 +146,7 @@ START_TEST(test_config_empty_text_has_every_global_default)
     ck_assert_int_eq(c->log_level, CIO_LOG_INFO);
     ck_assert(!c->debug);
     ck_assert_double_eq(c->drain_timeout, 10.0);
+    ck_assert_double_eq(c->upgrade_timeout, 120.0);
     ck_assert_double_eq(c->idle_poll, 50e-6);
     ck_assert_str_eq(c->admin_host, "127.0.0.1");
     ck_assert_str_eq(c->admin_port, "9100");
@@ -225,6 +226,7 @@ START_TEST(test_config_every_global_key_is_read)
                                "log_level = Debug\n"
                                "debug = yes\n"
                                "drain_timeout = 1.5m\n"
+                               "upgrade_timeout = 750ms\n"
                                "admin = [::1]:9200\n"
                                "agent = 127.0.0.1:9201\n");
     ck_assert_uint_eq(c->workers, 3);
@@ -238,6 +240,7 @@ START_TEST(test_config_every_global_key_is_read)
     ck_assert_int_eq(c->log_level, CIO_LOG_DEBUG);
     ck_assert(c->debug);
     ck_assert_double_eq(c->drain_timeout, 90.0);
+    ck_assert_double_eq(c->upgrade_timeout, 0.75);
     ck_assert_str_eq(c->admin_host, "::1");
     ck_assert_str_eq(c->admin_port, "9200");
     ck_assert_str_eq(c->agent_host, "127.0.0.1");
@@ -402,6 +405,7 @@ START_TEST(test_config_good_file_loads)
     ck_assert_int_eq(c->placement, CIO_PLACE_LIST);
     ck_assert_uint_eq(c->ncores, 1);
     ck_assert_double_eq(c->drain_timeout, 2.5);
+    ck_assert_double_eq(c->upgrade_timeout, 30.0);
     ck_assert_uint_eq(c->nlisteners, 5);
     const cio_config_listener_t *u = cio_config_find_listener(c, "echo_unix");
     ck_assert_ptr_nonnull(u);
@@ -517,6 +521,10 @@ START_TEST(test_config_global_value_errors)
         {"[global]\nidle_poll = 2ms\n", "t:2: idle_poll: 2ms is out of range (0..1ms)\n"},
         {"[global]\ndrain_timeout = soon\n",
          "t:2: drain_timeout: \"soon\" is not a duration (a number with ms, s or m)\n"},
+        {"[global]\nupgrade_timeout = 0\n",
+         "t:2: upgrade_timeout: 0 is out of range (1ms..365 days)\n"},
+        {"[global]\nupgrade_timeout = later\n",
+         "t:2: upgrade_timeout: \"later\" is not a duration (a number with ms, s or m)\n"},
         {"[global]\nadmin = 9100\n", "t:2: admin: expected HOST:PORT\n"},
         {"[global]\nadmin = none\n", "t:2: admin: expected HOST:PORT\n"},
         {"[global]\nagent = 9101\n", "t:2: agent: expected HOST:PORT\n"},

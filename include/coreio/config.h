@@ -148,6 +148,8 @@ typedef struct cio_config {
     size_t nservices;
     cio_config_module_t *modules; /* [module NAME] sections, in file order */
     size_t nmodules;
+    double upgrade_timeout; /* upgrade_timeout = duration, > 0 (2m): SIGUSR2's wait for the
+                               new process's answer */
 } cio_config_t;
 
 /* ---- typed keys: what a service declares and its sections hold ------------------- */
