@@ -5,9 +5,14 @@
 #ifndef CIO_WORKERS_INTERNAL_H
 #define CIO_WORKERS_INTERNAL_H
 
+#include <stddef.h>
+
 #include "coreio.h"
+#include "../loop/queue.h"
 /* After every header that includes system ones: allocations go through the failure hook. */
 #include "../loop/alloc.h"
+
+#define cio_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* A message whose argument is released, on the target loop's thread, if that
  * loop closes before running it. */
@@ -36,6 +41,38 @@ void *cio__mailbox_attached(cio_loop_t *loop);
 
 /* A result the future owns and frees with @p result_free when it goes (loop/future.c). */
 int cio__future_set_owned_result(cio_future_t *fut, void *result, void (*result_free)(void *));
+
+/* @p fn(@p arg) as a task whose @p free_arg(@p arg) runs if fn never will, even when the
+ * task cannot be made (NULL then) (loop/task.c). */
+cio_future_t *cio__spawn(cio_loop_t *loop, cio_task_fn fn, void *arg, void (*free_arg)(void *));
+
+/*
+ * A calling loop's home (workers/home.c): what the files that send calls to
+ * other loops keep per calling loop, one part each, hung on the loop's
+ * mailbox port. Answers travel through the port, so they never touch a loop
+ * that has gone; and when the loop closes, each part's @closed runs on the
+ * closing thread, once no answer can get into the mailbox any more, to
+ * cancel and let go of the futures still waiting (only that thread may touch
+ * them) and free the part. The loop thread's only, and the closing thread's
+ * at the end.
+ */
+enum cio__home_slot { CIO__HOME_SUBMIT, CIO__HOME_SHARD, CIO__HOME_SLOTS };
+
+typedef struct cio__home cio__home_t;
+
+typedef struct cio__home_part {
+    cio__home_t *home;
+    void (*closed)(struct cio__home_part *part);
+} cio__home_part_t;
+
+struct cio__home {
+    cio__mbox_port_t *port; /* the loop's own, a reference: where answers are posted */
+    cio__home_part_t *part[CIO__HOME_SLOTS];
+};
+
+cio__home_t *cio__home_get(cio_loop_t *loop);
+void cio__home_add(cio__home_t *h, enum cio__home_slot slot, cio__home_part_t *part,
+                   void (*closed)(cio__home_part_t *part));
 
 void cio__log(cio_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

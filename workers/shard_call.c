@@ -2,17 +2,17 @@
  * workers/shard_call.c: cross-shard calls (Seastar's submit_to, invoke_on_all
  * and map_reduce), batched.
  *
- * Each calling loop has a home, hung on its mailbox port: the batches it is
- * filling, one per target loop, and those out on a worker. A call takes a
- * slot in the open batch for its target; the first batch opened in an
- * iteration schedules a flush (call_soon), which posts each open batch as
- * one message (a full batch goes at once). The worker runs the whole batch
- * in one callback, writing the outcomes into the batch, and posts it
- * back to the caller's port in a node reserved when the batch was opened, so
- * no outcome is lost for want of memory. Back home one callback settles every
- * future of the batch, in the order of the calls. Messages travel through
- * ports, never raw loops: either loop may close, and be freed, while a batch
- * is on its way.
+ * Each calling loop keeps its part of its home (home.c), hung on its mailbox
+ * port: the batches it is filling, one per target loop, and those out on a
+ * worker. A call takes a slot in the open batch for its target; the first
+ * batch opened in an iteration schedules a flush (call_soon), which posts
+ * each open batch as one message (a full batch goes at once). The worker
+ * runs the whole batch in one callback, writing the outcomes into the batch,
+ * and posts it back to the caller's port in a node reserved when the batch
+ * was opened, so no outcome is lost for want of memory. Back home one
+ * callback settles every future of the batch, in the order of the calls.
+ * Messages travel through ports, never raw loops: either loop may close, and
+ * be freed, while a batch is on its way.
  *
  * A batch belongs to one thread at a time: the caller's while open and once
  * back, the worker's in between. The exception is the caller's loop closing
@@ -32,19 +32,15 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "../loop/queue.h"
 #include "internal.h"
 
 #define BATCH_CAP 64    /* calls per message; a full batch is sent at once */
 #define SPARE_MAX 4     /* empty batches a home keeps for reuse */
 #define AWAKE_NS  50000 /* by default, how long a loop stays awake for the next batch */
 #define AWAKE_MAX 1e-3  /* seconds cio_workers_set_idle_poll() accepts at most */
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* The argument every worker gets in a fan-out, freed by the last one done with it. */
 typedef struct share {
@@ -117,13 +113,13 @@ typedef struct batch {
     _Alignas(64) waiter_t wait[BATCH_CAP];
 } batch_t;
 
-/* A loop's state for cross-shard calls, made when it first calls or answers; its
- * thread's only (and the closing thread's, at the end). */
+/* A loop's part of its home for cross-shard calls, made when it first calls or
+ * answers; its thread's only (and the closing thread's, at the end). */
 typedef struct home {
+    cio__home_part_t part;
     cio_loop_t *loop;
-    cio__mbox_port_t *port; /* the loop's own, a reference */
-    cio__queue_t open;      /* batches being filled */
-    cio__queue_t out;       /* batches sent and not back */
+    cio__queue_t open; /* batches being filled */
+    cio__queue_t out;  /* batches sent and not back */
     cio__queue_t spare;
     size_t nspare;
     bool flush_scheduled;
@@ -131,7 +127,7 @@ typedef struct home {
     uint64_t awake_until; /* CLOCK_MONOTONIC ns */
 } home_t;
 
-static void home_closed(void *arg);
+static void home_closed(cio__home_part_t *part);
 static int flush_cb(void *arg);
 static home_t *home_get(cio_loop_t *loop);
 
@@ -277,7 +273,7 @@ static int batch_unrun(void *arg)
 
 static void results_free(void *v)
 {
-    results_t *r = container_of(v, results_t, v);
+    results_t *r = cio_container_of(v, results_t, v);
     for (size_t k = 0; k < r->n; k++)
         if (r->v[k] && r->free_result)
             r->free_result(r->v[k]);
@@ -438,7 +434,7 @@ static int flush_cb(void *arg)
     home_t *h = arg;
     h->flush_scheduled = false;
     while (!cio__queue_empty(&h->open)) {
-        batch_t *b = container_of(h->open.next, batch_t, link);
+        batch_t *b = cio_container_of(h->open.next, batch_t, link);
         if (b->n == 0) {
             cio__queue_remove(&b->link);
             batch_recycle(h, b);
@@ -460,7 +456,7 @@ static int batch_open(home_t *h, cio_loop_t *to, batch_t **out)
     }
     batch_t *b;
     if (h->nspare > 0) {
-        b = container_of(h->spare.next, batch_t, link);
+        b = cio_container_of(h->spare.next, batch_t, link);
         cio__queue_remove(&b->link);
         h->nspare--;
     } else if (!(b = aligned_alloc(_Alignof(batch_t), sizeof(*b)))) {
@@ -477,8 +473,8 @@ static int batch_open(home_t *h, cio_loop_t *to, batch_t **out)
         batch_free(b);
         return -ENOMEM;
     }
-    cio__mailbox_port_ref(h->port);
-    b->caller = h->port;
+    cio__mailbox_port_ref(h->part.home->port);
+    b->caller = h->part.home->port;
     b->home = h;
     b->to = to;
     b->n = 0;
@@ -493,7 +489,7 @@ static batch_t *batch_for(home_t *h, cio_loop_t *to)
     cio__queue_t *q;
     cio__queue_foreach(q, &h->open)
     {
-        batch_t *b = container_of(q, batch_t, link);
+        batch_t *b = cio_container_of(q, batch_t, link);
         if (b->to == to && b->n < BATCH_CAP)
             return b;
     }
@@ -516,23 +512,22 @@ static void batch_add(home_t *h, batch_t *b, const request_t *r, const waiter_t 
 
 /* ---- homes ------------------------------------------------------------------------ */
 
-/* The calling loop's home, made on first use; NULL when out of memory. */
+/* The calling loop's part of its home, made on first use; NULL when out of memory. */
 static home_t *home_get(cio_loop_t *loop)
 {
-    home_t *h = cio__mailbox_attached(loop);
-    if (h)
-        return h;
-    if (!(h = calloc(1, sizeof(*h))))
+    cio__home_t *home = cio__home_get(loop);
+    if (!home)
         return NULL;
-    if (cio__mailbox_port(loop, &h->port) < 0) {
-        free(h);
+    if (home->part[CIO__HOME_SHARD])
+        return cio_container_of(home->part[CIO__HOME_SHARD], home_t, part);
+    home_t *h = calloc(1, sizeof(*h));
+    if (!h)
         return NULL;
-    }
     h->loop = loop;
     cio__queue_init(&h->open);
     cio__queue_init(&h->out);
     cio__queue_init(&h->spare);
-    cio__mailbox_port_attach(h->port, h, home_closed);
+    cio__home_add(home, CIO__HOME_SHARD, &h->part, home_closed);
     return h;
 }
 
@@ -560,11 +555,11 @@ static void orphan(const waiter_t *wt)
  * run, and the batches out are left to their workers, which free what comes
  * back (batch_lost(), or send_home() failing).
  */
-static void home_closed(void *arg)
+static void home_closed(cio__home_part_t *part)
 {
-    home_t *h = arg;
+    home_t *h = cio_container_of(part, home_t, part);
     while (!cio__queue_empty(&h->open)) {
-        batch_t *b = container_of(h->open.next, batch_t, link);
+        batch_t *b = cio_container_of(h->open.next, batch_t, link);
         cio__queue_remove(&b->link);
         for (uint32_t k = 0; k < b->n; k++) {
             release_arg(&b->req[k]);
@@ -573,18 +568,17 @@ static void home_closed(void *arg)
         batch_free(b);
     }
     while (!cio__queue_empty(&h->out)) {
-        batch_t *b = container_of(h->out.next, batch_t, link);
+        batch_t *b = cio_container_of(h->out.next, batch_t, link);
         cio__queue_remove(&b->link);
         for (uint32_t k = 0; k < b->n; k++)
             orphan(&b->wait[k]);
         batch_drop(b);
     }
     while (!cio__queue_empty(&h->spare)) {
-        batch_t *b = container_of(h->spare.next, batch_t, link);
+        batch_t *b = cio_container_of(h->spare.next, batch_t, link);
         cio__queue_remove(&b->link);
         free(b);
     }
-    cio__mailbox_port_unref(h->port);
     free(h);
 }
 

@@ -57,8 +57,10 @@ CIO_EXTERN int cio_workers_core(const cio_workers_t *w, size_t i);
 /**
  * Run @p fn(@p arg) as a task on worker @p i's loop; the returned future,
  * on the calling thread's running loop, gets its outcome (CIO_ECLOSED if the
- * workers stop before it starts). NULL outside a running loop or for a bad
- * index. Loop thread only (the caller's).
+ * workers stop before it starts). If the calling loop closes first, the
+ * future ends cancelled there; the job still runs, and a result it gives is
+ * not freed (the library does not know how). NULL outside a running loop or
+ * for a bad index. Loop thread only (the caller's).
  */
 CIO_EXTERN cio_future_t *cio_workers_submit(cio_workers_t *w, size_t i, cio_task_fn fn, void *arg);
 
