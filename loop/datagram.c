@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "coreio/proxy.h"
 #include "internal.h"
 
 /* The head of one buffered datagram in the write buffer. */
@@ -37,6 +38,23 @@ static void report_error(cio_transport_t *t, int err)
     }
 }
 
+/* datagram_received(@p buf[0..@p n)), after its PROXY header if the endpoint reads them. */
+static void deliver(cio_transport_t *t, const uint8_t *buf, size_t n, const struct sockaddr *from,
+                    socklen_t fromlen)
+{
+    cio_proxy_header_t h;
+    ssize_t skip = t->dproxy ? cio__dgram_proxy_strip(t, from, fromlen, buf, n, &h) : 0;
+    if (skip < 0 || !ops_of(t)->datagram_received)
+        return;
+    if (t->dproxy)
+        cio__dgram_proxy_set_current(t, &h);
+    int rc = ops_of(t)->datagram_received(t->protocol, buf + skip, n - (size_t)skip, from, fromlen);
+    if (t->dproxy) /* the transport outlives the call, closed or not (its close is deferred) */
+        cio__dgram_proxy_set_current(t, NULL);
+    if (rc < 0)
+        cio__transport_fatal(t, rc, "protocol.datagram_received() call failed", true);
+}
+
 int cio__dgram_on_readable(void *arg)
 {
     cio_transport_t *t = arg;
@@ -54,12 +72,7 @@ int cio__dgram_on_readable(void *arg)
         return 0;
     }
     cio__transport_traffic(t, (size_t)n, 0);
-    if (ops_of(t)->datagram_received) {
-        int rc = ops_of(t)->datagram_received(t->protocol, t->loop->read_buf, (size_t)n,
-                                              fromlen ? (struct sockaddr *)&from : NULL, fromlen);
-        if (rc < 0)
-            cio__transport_fatal(t, rc, "protocol.datagram_received() call failed", true);
-    }
+    deliver(t, t->loop->read_buf, (size_t)n, fromlen ? (struct sockaddr *)&from : NULL, fromlen);
     return 0;
 }
 
@@ -148,7 +161,8 @@ typedef struct dgram_args {
     cio_protocol_factory_t factory;
     void *factory_arg;
     cio_datagram_opts_t opts;
-    char *strings[6]; /* the copied address strings of opts */
+    char *strings[6];       /* the copied address strings of opts */
+    cio_proxy_opts_t proxy; /* a copy of *opts.proxy, which then points here */
 } dgram_args_t;
 
 static void dgram_args_free(void *arg)
@@ -156,6 +170,7 @@ static void dgram_args_free(void *arg)
     dgram_args_t *a = arg;
     for (int i = 0; i < 6; i++)
         free(a->strings[i]);
+    cio__proxy_opts_clear(&a->proxy);
     free(a);
 }
 
@@ -262,7 +277,8 @@ static int attach(dgram_args_t *a, int fd, const struct sockaddr_storage *rsa, s
     struct sockaddr_storage *remote = rlen ? malloc(sizeof(*remote)) : NULL;
     cio_future_t *waiter = !rlen || remote ? cio_loop_create_future(a->loop) : NULL;
     cio_transport_t *t = waiter ? cio__transport_alloc(a->loop) : NULL;
-    cio_protocol_t *p = t ? a->factory(a->factory_arg) : NULL;
+    bool proxied = !a->opts.proxy || (t && cio__dgram_proxy_attach(t, a->opts.proxy) == 0);
+    cio_protocol_t *p = t && proxied ? a->factory(a->factory_arg) : NULL;
     if (!p || !p->ops) {
         cio__transport_discard(t);
         cio_future_unref(waiter);
@@ -329,6 +345,8 @@ cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop, cio_protocol_f
     bool inet = opts->local_host || opts->local_port || opts->remote_host || opts->remote_port;
     if (!opts->use_sock && (paths ? opts->family != AF_UNIX || inet : !inet))
         return NULL;
+    if (!cio__dgram_proxy_opts_valid(opts->proxy))
+        return NULL;
     dgram_args_t *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
@@ -345,5 +363,10 @@ cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop, cio_protocol_f
         }
         *fields[i] = a->strings[i];
     }
+    if (opts->proxy && cio__proxy_opts_copy(&a->proxy, opts->proxy) < 0) {
+        dgram_args_free(a);
+        return NULL;
+    }
+    a->opts.proxy = opts->proxy ? &a->proxy : NULL;
     return cio__spawn(loop, datagram_task, a, dgram_args_free);
 }

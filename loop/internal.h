@@ -215,6 +215,8 @@ struct cio_transport_s {
     struct cio__tls *tls; /* the TLS layer (loop/tls.c), or NULL for plaintext */
     struct cio__proxy *proxy; /* the PROXY header stage (loop/proxy.c), or NULL */
     bool proxy_pending;       /* its header is not in yet: reads go to it */
+    /* A datagram endpoint's PROXY v2 (loop/proxy_dgram.c), or NULL. */
+    struct cio__dgram_proxy *dproxy;
     uint8_t pipe;         /* CIO__PIPE_READ or _WRITE for a pipe transport (loop/pipe.c), else 0 */
     bool sigpipe_ignored; /* a write pipe in a process that ignores SIGPIPE */
 };
@@ -479,8 +481,21 @@ int cio__proxy_on_readable(cio_transport_t *t);
 /* 0 with @p info filled, -ENOENT, or 1: the key is the socket's to answer. */
 int cio__proxy_extra_info(const cio_transport_t *t, const char *name, cio_extra_info_t *info);
 void cio__proxy_log_refusal(cio_loop_t *loop, int fd, int err);
+void cio__proxy_log_dropped(cio_loop_t *loop, const struct sockaddr *from, socklen_t len, int err);
 /* A peer's bad header is its own business: the stage logs it, rate-limited. */
 bool cio__proxy_quiet_error(int err);
+
+/* loop/proxy_dgram.c: PROXY v2 on a datagram endpoint, a header in each datagram. */
+struct cio_proxy_header;
+bool cio__dgram_proxy_opts_valid(const struct cio_proxy_opts *o); /* NULL is valid: none */
+int cio__dgram_proxy_attach(cio_transport_t *t, const struct cio_proxy_opts *o);
+void cio__dgram_proxy_free(cio_transport_t *t);
+/* The header's length in @p buf[0..@p n) from @p from, or < 0: drop it (logged). */
+ssize_t cio__dgram_proxy_strip(cio_transport_t *t, const struct sockaddr *from, socklen_t fromlen,
+                               const uint8_t *buf, size_t n, struct cio_proxy_header *h);
+/* The header get_extra_info("proxy") answers with, while its datagram is delivered. */
+void cio__dgram_proxy_set_current(cio_transport_t *t, const struct cio_proxy_header *h);
+int cio__dgram_proxy_extra_info(const cio_transport_t *t, const char *name, cio_extra_info_t *info);
 
 /* loop/connection.c: inside a task, waiting on descriptors. */
 int cio__await_fd(cio_loop_t *loop, int fd, void *owner, int dir);

@@ -84,11 +84,12 @@ static void address_text(const struct sockaddr *sa, socklen_t len, char *out, si
 }
 
 /*
- * One line per refused connection, but at most LOG_PER_SECOND a second on a
- * loop: a flood of bad peers must not turn into a flood of log lines (the
- * next line that gets through says how many were left out).
+ * One line per refused connection or dropped datagram, but at most
+ * LOG_PER_SECOND a second on a loop: a flood of bad peers must not turn into
+ * a flood of log lines (the next line that gets through says how many were
+ * left out). True if this one may be logged.
  */
-void cio__proxy_log_refusal(cio_loop_t *loop, int fd, int err)
+static bool log_allowed(cio_loop_t *loop)
 {
     double now = cio__now();
     if (now - loop->proxy_log_second >= 1.0) {
@@ -97,16 +98,37 @@ void cio__proxy_log_refusal(cio_loop_t *loop, int fd, int err)
     }
     if (loop->proxy_log_count++ >= LOG_PER_SECOND) {
         loop->proxy_log_dropped++;
-        return;
+        return false;
     }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
+    return true;
+}
+
+/* "@p what from PEER @p fate: why", PEER from @p sa (NULL: not known). */
+static void log_refusal(cio_loop_t *loop, const char *what, const struct sockaddr *sa,
+                        socklen_t len, const char *fate, int err)
+{
     char who[NI_MAXHOST + NI_MAXSERV + 4] = "an unknown peer";
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-        address_text((struct sockaddr *)&ss, len, who, sizeof(who));
-    cio__log(CIO_LOG_WARNING, "connection from %s closed: %s%s", who, cio_strerror(err),
+    if (sa)
+        address_text(sa, len, who, sizeof(who));
+    cio__log(CIO_LOG_WARNING, "%s from %s %s: %s%s", what, who, fate, cio_strerror(err),
              loop->proxy_log_dropped ? " (and earlier refusals not logged)" : "");
     loop->proxy_log_dropped = 0;
+}
+
+void cio__proxy_log_refusal(cio_loop_t *loop, int fd, int err)
+{
+    if (!log_allowed(loop))
+        return;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    bool known = getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+    log_refusal(loop, "connection", known ? (struct sockaddr *)&ss : NULL, len, "closed", err);
+}
+
+void cio__proxy_log_dropped(cio_loop_t *loop, const struct sockaddr *from, socklen_t len, int err)
+{
+    if (log_allowed(loop))
+        log_refusal(loop, "datagram", from, len, "dropped", err);
 }
 
 /* ---- the stage ------------------------------------------------------------------------- */

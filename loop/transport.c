@@ -50,6 +50,8 @@ static void transport_free(cio_transport_t *t)
         cio__tls_free(t);
     if (t->proxy)
         cio__proxy_free(t);
+    if (t->dproxy)
+        cio__dgram_proxy_free(t);
     if (t->drained) {
         cio_future_cancel(t->drained, NULL);
         cio_future_unref(t->drained);
@@ -396,8 +398,9 @@ int cio_transport_get_extra_info(cio_transport_t *t, const char *name, cio_extra
     memset(info, 0, sizeof(*info));
     info->fd = -1;
     info->addrlen = sizeof(info->addr);
-    if (t->proxy) {
-        int rc = cio__proxy_extra_info(t, name, info);
+    if (t->proxy || t->dproxy) {
+        int rc = t->proxy ? cio__proxy_extra_info(t, name, info)
+                          : cio__dgram_proxy_extra_info(t, name, info);
         if (rc <= 0)
             return rc;
     }
@@ -508,6 +511,8 @@ void cio__transport_discard(cio_transport_t *t)
         cio__tls_free(t);
     if (t->proxy)
         cio__proxy_free(t);
+    if (t->dproxy)
+        cio__dgram_proxy_free(t);
     cio__slot_unreserve(t->loop, t->made_slot);
     cio__slot_unreserve(t->loop, t->lost_slot);
     free(t);

@@ -16,6 +16,9 @@ Prints "OK ..." on success; exits with a message otherwise.
   refusals PORT UNTRUSTED V1ONLY  bad peers beside one good connection
   burst PORT                   30 peers without a header at once, 1 more later
   sharded PORT                 4 connections held open, each its own client
+  udp PORT                     datagrams with v2 headers (UDP4, UDP6, TLVs,
+                               LOCAL), and bad ones, each followed by a good
+                               one: only the good ones are answered
 """
 import socket
 import ssl
@@ -371,6 +374,57 @@ def sharded(port):
     print("OK 4")
 
 
+# ---- datagrams ----------------------------------------------------------------------
+
+
+def udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(TIMEOUT)
+    to = ("127.0.0.1", port)
+    udp4 = v2(1, 0x12, inet("192.0.2.1", "198.51.100.2", 5353, 53))
+    answered = 0
+
+    def ask(data, want, what):
+        nonlocal answered
+        s.sendto(data, to)
+        got, frm = s.recvfrom(4096)
+        if got != want or frm != to:
+            fail(f"{what}: {got!r} from {frm}, want {want!r}")
+        answered += 1
+
+    ask(udp4 + b"query1", b"src=192.0.2.1:5353 dst=198.51.100.2:53|query1", "UDP4")
+    body6 = inet("2001:db8::1", "2001:db8::2", 40000, 53, socket.AF_INET6)
+    ask(v2(1, 0x22, body6 + tlv(0x02, b"dns.example")) + b"q6",
+        b"src=[2001:db8::1]:40000 dst=[2001:db8::2]:53 auth=dns.example|q6", "UDP6 + TLV")
+    ask(v2(0, 0x00, b"") + b"ping", b"local|ping", "LOCAL")
+    ask(udp4, b"src=192.0.2.1:5353 dst=198.51.100.2:53|", "a header alone")
+    ask(with_crc(0x12, inet("192.0.2.9", "198.51.100.2", 1, 53)) + b"crc",
+        b"src=192.0.2.9:1 dst=198.51.100.2:53|crc", "a good CRC32C")
+    bad = [(b"no header at all", "no header"),
+           (v1("TCP4", "192.0.2.1", "198.51.100.2", 1, 2) + b"v1", "a v1 line"),
+           (v2(1, 0x11, inet("192.0.2.1", "198.51.100.2", 1, 2)) + b"tcp", "a stream's header"),
+           (udp4[:20], "a header cut short"),
+           (with_crc(0x12, inet("192.0.2.9", "198.51.100.2", 1, 53), good=False) + b"x",
+            "a bad CRC32C")]
+    for k, (data, what) in enumerate(bad):
+        s.sendto(data, to)
+        # Had it been answered, that answer would come before this one.
+        ask(udp4 + b"after %d" % k, b"src=192.0.2.1:5353 dst=198.51.100.2:53|after %d" % k, what)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    stranger.settimeout(0.5)
+    stranger.sendto(udp4 + b"stranger", to)
+    ask(udp4 + b"after stranger", b"src=192.0.2.1:5353 dst=198.51.100.2:53|after stranger",
+        "an untrusted sender")
+    try:
+        got = stranger.recv(4096)
+        fail(f"the untrusted sender was answered: {got!r}")
+    except socket.timeout:
+        pass
+    print(f"OK udp {answered}")
+
+
 def main():
     try:
         run(sys.argv[1], sys.argv[2:])
@@ -395,6 +449,8 @@ def run(what, args):
         burst(int(args[0]))
     elif what == "sharded":
         sharded(int(args[0]))
+    elif what == "udp":
+        udp(int(args[0]))
     else:
         fail("unknown scenario " + what)
 

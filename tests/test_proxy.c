@@ -1115,6 +1115,129 @@ START_TEST(test_sharded_handoff_workers_read_the_header)
 }
 END_TEST
 
+/* ---- datagrams ------------------------------------------------------------------------ */
+
+/* A datagram endpoint's protocol: each datagram is answered, to its sender, with what
+ * the header said ("src=... dst=... auth=...", or "local") and the payload. */
+typedef struct dgram_rec {
+    cio_protocol_t base;
+    cio_transport_t *t;
+    int received;
+    int outside_rc; /* get_extra_info("proxy") outside datagram_received */
+} dgram_rec_t;
+
+static int dgram_made(cio_protocol_t *p, cio_transport_t *t)
+{
+    ((dgram_rec_t *)p)->t = t;
+    return 0;
+}
+
+/* What the header of the datagram being delivered says, into @p out. */
+static void header_text(cio_transport_t *t, char *out, size_t n)
+{
+    cio_extra_info_t info;
+    ck_assert_int_eq(cio_transport_get_extra_info(t, "proxy", &info), 0);
+    const cio_proxy_header_t *h = info.object;
+    ck_assert_int_eq(h->version, 2);
+    if (h->local) {
+        snprintf(out, n, "local");
+        return;
+    }
+    ck_assert_int_eq(h->socktype, SOCK_DGRAM);
+    char src[160], dst[160];
+    addr_text(&h->src, h->src_len, src, sizeof(src));
+    addr_text(&h->dst, h->dst_len, dst, sizeof(dst));
+    int k = snprintf(out, n, "src=%s dst=%s", src, dst);
+    const void *v;
+    size_t vlen;
+    if (cio_proxy_tlv(h, CIO_PP2_TYPE_AUTHORITY, &v, &vlen) == 0)
+        snprintf(out + k, n - (size_t)k, " auth=%.*s", (int)vlen, (const char *)v);
+}
+
+static int dgram_received(cio_protocol_t *p, const void *data, size_t len,
+                          const struct sockaddr *addr, socklen_t addrlen)
+{
+    dgram_rec_t *r = (dgram_rec_t *)p;
+    char reply[1024];
+    header_text(r->t, reply, sizeof(reply));
+    size_t k = strlen(reply);
+    ck_assert_uint_lt(k + 1 + len, sizeof(reply));
+    reply[k++] = '|';
+    memcpy(reply + k, data, len);
+    r->received++;
+    return cio_transport_sendto(r->t, reply, k + len, addr, addrlen);
+}
+
+static void dgram_lost(cio_protocol_t *p, int err)
+{
+    (void)p;
+    (void)err;
+}
+
+static const cio_protocol_ops_t dgram_ops = {
+    .connection_made = dgram_made,
+    .datagram_received = dgram_received,
+    .connection_lost = dgram_lost,
+};
+
+static cio_protocol_t *dgram_factory(void *arg)
+{
+    return arg;
+}
+
+static int udp_fn(void *arg, void **result)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    logbuf_t *log = calloc(1, sizeof(*log));
+    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    trust_t t, bad;
+    trust_init(&t, CIO_PROXY_V2, 0, "127.0.0.1/32", NULL);
+    trust_init(&bad, CIO_PROXY_ANY, 0, "127.0.0.1/32", NULL);
+    cio_datagram_opts_t o = {.local_host = "127.0.0.1", .local_port = "0", .proxy = &bad.o};
+    /* v1 is a stream's: a datagram endpoint takes v2 only. */
+    ck_assert_ptr_null(cio_loop_create_datagram_endpoint(loop, dgram_factory, NULL, &o));
+    dgram_rec_t r = {.base = {&dgram_ops}};
+    o.proxy = &t.o;
+    cio_future_t *f = cio_loop_create_datagram_endpoint(loop, dgram_factory, &r, &o);
+    memset(&t, 0, sizeof(t)); /* copied at the call */
+    ck_assert_int_eq(await_ok(f), 0);
+    cio_extra_info_t info;
+    ck_assert_int_eq(cio_transport_get_extra_info(r.t, "proxy", &info), -ENOENT);
+    ck_assert_int_eq(cio_transport_get_extra_info(r.t, "sockname", &info), 0);
+    char port[16], out[4096];
+    snprintf(port, sizeof(port), "%u", ntohs(((struct sockaddr_in *)&info.addr)->sin_port));
+    run_peer(out, sizeof(out), "udp", port, NULL);
+    ck_assert_int_eq(r.received, 11); /* 5 good, 5 after a bad one, 1 after the stranger */
+    ck_assert_int_eq(cio_transport_get_extra_info(r.t, "proxy", &info), -ENOENT);
+    /* One line per dropped datagram, naming its sender and why. */
+    ck_assert_int_eq(count_of(log->text, "datagram from 127.0.0.1:"), 5);
+    ck_assert_int_eq(count_of(log->text, "datagram from 127.0.0.2:"), 1);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "dropped: %s", cio_strerror(CIO_EPROXYMISSING));
+    ck_assert_int_eq(count_of(log->text, needle), 1);
+    snprintf(needle, sizeof(needle), "dropped: %s", cio_strerror(CIO_EPROXYUNTRUSTED));
+    ck_assert_int_eq(count_of(log->text, needle), 1);
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    cio_transport_close(r.t);
+    cio_sleep(0.01);
+    free(log);
+    return 0;
+}
+
+/*
+ * PROXY v2 over UDP, from python3: each datagram's header gives the client's
+ * addresses and TLVs for the time of its datagram_received, the reply goes
+ * back to the sender; datagrams without a good v2 header for a datagram, or
+ * from an untrusted sender, are dropped with a log line and answer nothing.
+ */
+START_TEST(test_datagrams_carry_a_v2_header_each)
+{
+    if (!have_python())
+        return;
+    ck_assert_int_eq(cio_run(udp_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 static Suite *proxy_suite(void)
 {
     Suite *s = suite_create("proxy");
@@ -1130,6 +1253,7 @@ static Suite *proxy_suite(void)
     CIO_TEST(tc, test_a_peer_gone_before_accept_is_not_called_untrusted);
     CIO_TEST(tc, test_sharded_reuseport_workers_read_the_header);
     CIO_TEST(tc, test_sharded_handoff_workers_read_the_header);
+    CIO_TEST(tc, test_datagrams_carry_a_v2_header_each);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -31,6 +31,16 @@ typedef struct cio_datagram_opts {
     bool allow_broadcast; /* SO_BROADCAST */
     bool use_sock;        /* use the datagram socket @c sock instead */
     int sock;
+    /*
+     * PROXY protocol v2 in every datagram (coreio/proxy.h; versions must be
+     * CIO_PROXY_V2, copied at the call), NULL for none: datagrams from
+     * senders outside the trusted ranges, or without a good header, are
+     * dropped (logged, at most ten lines a second per loop). datagram_received
+     * gets what follows the header, with the sender's address (the proxy,
+     * where replies must go); during that call get_extra_info("proxy") gives
+     * the header: the client's address and the TLVs. A coreio extension.
+     */
+    const struct cio_proxy_opts *proxy;
 } cio_datagram_opts_t;
 
 /**

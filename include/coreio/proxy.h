@@ -13,8 +13,9 @@
  *  - "proxy": the parsed header (info.object is a const cio_proxy_header_t *,
  *    valid while the transport lives).
  *
- * The parser is also usable on its own (cio_proxy_parse()), for instance on
- * datagrams that carry a v2 header.
+ * A datagram endpoint with cio_datagram_opts_t.proxy reads a v2 header in
+ * each datagram instead (coreio/datagram.h); the parser is also usable on its
+ * own (cio_proxy_parse()).
  */
 #ifndef COREIO_PROXY_H
 #define COREIO_PROXY_H
