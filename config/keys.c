@@ -800,21 +800,19 @@ static void check_tls(cio__parser_t *p, const cio_config_listener_t *l)
 /*
  * The PROXY keys together. A listener that believes every peer's header
  * would let anyone claim any address, so a header needs trusted peers; the
- * ranges alone would do nothing; and datagrams carry no header here.
+ * ranges alone would do nothing; and datagrams carry v2 headers only.
  */
 static void check_proxy(cio__parser_t *p, const cio_config_listener_t *l)
 {
     static const char *const names[] = {"off", "v1", "v2", "any"};
     const unsigned *seen = p->sec.seen, failed = p->sec.failed;
     bool on = l->proxy_protocol != 0 || (failed & (1u << L_PROXY_PROTOCOL));
-    if (l->protocol == CIO_CONFIG_UDP && !(failed & (1u << L_PROTOCOL))) {
-        if (l->proxy_protocol)
-            cio__config_error(p, seen[L_PROXY_PROTOCOL], "proxy_protocol: not for udp listeners");
-        if (seen[L_PROXY_TRUSTED])
-            cio__config_error(p, seen[L_PROXY_TRUSTED], "proxy_trusted: not for udp listeners");
-        return;
-    }
-    if (l->proxy_protocol && !seen[L_PROXY_TRUSTED])
+    if (l->protocol == CIO_CONFIG_UDP && !(failed & (1u << L_PROTOCOL)) && l->proxy_protocol &&
+        l->proxy_protocol != CIO_PROXY_V2)
+        cio__config_error(p, seen[L_PROXY_PROTOCOL],
+                          "proxy_protocol = %s: udp listeners take v2 only (v1 is for streams)",
+                          names[l->proxy_protocol]);
+    else if (l->proxy_protocol && !seen[L_PROXY_TRUSTED])
         cio__config_error(p, seen[L_PROXY_PROTOCOL],
                           "proxy_protocol = %s needs proxy_trusted (the peers that may send "
                           "a header)",

@@ -480,6 +480,9 @@ static reload_how_t classify(const cio__listener_t *l, const cio_config_listener
         return RELOAD_OPEN;
     if (l->inst != inst) /* another service, or the service restarted */
         return RELOAD_TAKE_OVER;
+    /* A datagram endpoint reads its PROXY options once: new endpoints, the same socket. */
+    if (c->protocol == CIO_CONFIG_UDP && !cio_config_listener_same_proxy(o, c))
+        return RELOAD_TAKE_OVER;
     if (o->backlog != c->backlog || o->idle_timeout != c->idle_timeout ||
         o->write_high != c->write_high || o->write_low != c->write_low ||
         !cio_config_listener_same_proxy(o, c))

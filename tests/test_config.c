@@ -734,16 +734,18 @@ START_TEST(test_config_proxy_errors_name_their_line)
          "t:4: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
         {LISTENER_HEAD "proxy_trusted = 10.0.0.0/8\nproxy_protocol = off\n",
          "t:4: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
-        {UDP_HEAD "proxy_protocol = v2\n", "t:5: proxy_protocol: not for udp listeners\n"},
+        {UDP_HEAD "proxy_protocol = v2\n",
+         "t:5: proxy_protocol = v2 needs proxy_trusted (the peers that may send a header)\n"},
         {UDP_HEAD "proxy_protocol = any\nproxy_trusted = 10.0.0.1\n",
-         "t:5: proxy_protocol: not for udp listeners\n"
-         "t:6: proxy_trusted: not for udp listeners\n"},
-        {UDP_HEAD "proxy_trusted = 10.0.0.1\n", "t:5: proxy_trusted: not for udp listeners\n"},
-        /* The protocol may come after the keys it forbids. */
+         "t:5: proxy_protocol = any: udp listeners take v2 only (v1 is for streams)\n"},
+        {UDP_HEAD "proxy_protocol = v1\nproxy_trusted = 10.0.0.1\n",
+         "t:5: proxy_protocol = v1: udp listeners take v2 only (v1 is for streams)\n"},
+        {UDP_HEAD "proxy_trusted = 10.0.0.1\n",
+         "t:5: proxy_trusted: only used with proxy_protocol = v1, v2 or any\n"},
+        /* The protocol may come after the keys it limits. */
         {"[listener d]\nservice = echo\naddress = *:7\nproxy_protocol = v1\n"
          "proxy_trusted = ::1\nprotocol = udp\n",
-         "t:4: proxy_protocol: not for udp listeners\n"
-         "t:5: proxy_trusted: not for udp listeners\n"},
+         "t:4: proxy_protocol = v1: udp listeners take v2 only (v1 is for streams)\n"},
         /* A bad range is named; the others around it do not hide it. */
         {LISTENER_HEAD "proxy_protocol = v1\nproxy_trusted = 10.0.0.0/8, 10.0.0.0/33\n",
          "t:5: proxy_trusted: \"10.0.0.0/33\" is not an address range (ADDRESS/PREFIX or an "

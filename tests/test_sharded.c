@@ -447,6 +447,65 @@ START_TEST(test_udp_service_answers_on_every_worker_socket)
 }
 END_TEST
 
+/* A v2 PROXY header for UDP4 from 192.0.2.1:5353 to 198.51.100.2:53 (28 bytes). */
+static const char v2_udp4[] = "\r\n\r\n\0\r\nQUIT\n\x21\x12\x00\x0c"
+                              "\xc0\x00\x02\x01\xc6\x33\x64\x02\x14\xe9\x00\x35";
+
+/* Send @p len bytes of @p msg from a new socket; what comes back within @p wait s, or -1. */
+static ssize_t udp_ask(const target_t *t, const void *msg, size_t len, char *buf, size_t cap,
+                       int wait_ms)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ck_assert_int_eq(sendto(fd, msg, len, 0, (struct sockaddr *)&t->addr, t->len), (ssize_t)len);
+    ssize_t n = recv(fd, buf, cap, 0);
+    close(fd);
+    return n;
+}
+
+static int udp_proxy_task(void *arg, void **result)
+{
+    cio_workers_t *w = arg;
+    cio_cidr_t lo, ten;
+    ck_assert_int_eq(cio_cidr_parse("127.0.0.1", &lo), 0);
+    ck_assert_int_eq(cio_cidr_parse("10.0.0.0/8", &ten), 0);
+    cio_proxy_opts_t p = {.versions = CIO_PROXY_V2, .trusted = &lo, .ntrusted = 1};
+    cio_sharded_opts_t o = {.type = SOCK_DGRAM, .proxy = &p};
+    cio_sharded_t *s = serve(w, "127.0.0.1", &o);
+    target_t t = target_of(s);
+    for (int i = 0; i < 20; i++) { /* a new source port each time: both workers */
+        char msg[64], buf[64];
+        memcpy(msg, v2_udp4, 28);
+        int len = snprintf(msg + 28, sizeof(msg) - 28, "dgram %d", i);
+        ck_assert_int_eq(udp_ask(&t, msg, 28 + (size_t)len, buf, sizeof(buf), 2000), len);
+        ck_assert(memcmp(buf, msg + 28, (size_t)len) == 0); /* the header was not echoed */
+    }
+    char buf[64];
+    ck_assert_int_eq(udp_ask(&t, "no header", 9, buf, sizeof(buf), 300), -1);
+    /* An endpoint keeps the options it was made with: other ones are refused. */
+    cio_proxy_opts_t other = {.versions = CIO_PROXY_V2, .trusted = &ten, .ntrusted = 1};
+    o.proxy = &other;
+    ck_assert_ptr_null(cio_sharded_reconfigure(s, &o));
+    o.proxy = NULL;
+    ck_assert_ptr_null(cio_sharded_reconfigure(s, &o));
+    o.proxy = &p;
+    ck_assert_int_eq(await_ok(cio_sharded_reconfigure(s, &o)), 0);
+    ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
+    cio_sharded_free(s);
+    return 0;
+}
+
+/* PROXY v2 over UDP: each worker's endpoint strips the header of every datagram. */
+START_TEST(test_udp_workers_strip_a_v2_header_from_each_datagram)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    cio_workers_t *w = cio_workers_new(&wo);
+    ck_assert_int_eq(cio_run(udp_proxy_task, w, false, NULL), 0);
+    cio_workers_free(w);
+}
+END_TEST
+
 typedef struct unix_args {
     cio_workers_t *w;
     char path[108];
@@ -771,6 +830,7 @@ static Suite *sharded_suite(void)
     suite_add_tcase(s, tc);
     tc = cio_test_case("misc");
     CIO_TEST(tc, test_udp_service_answers_on_every_worker_socket);
+    CIO_TEST(tc, test_udp_workers_strip_a_v2_header_from_each_datagram);
     CIO_TEST(tc, test_bad_arguments_are_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -272,8 +272,11 @@ static void use_sockets(cio_server_opts_t *o, int *fds, size_t n)
 static int open_dgram(shard_t *sh)
 {
     cio_sharded_t *s = sh->set;
-    cio_datagram_opts_t o = {
-        .local_host = s->host, .local_port = s->port, .family = s->o.family, .reuse_port = true};
+    cio_datagram_opts_t o = {.local_host = s->host,
+                             .local_port = s->port,
+                             .family = s->o.family,
+                             .reuse_port = true,
+                             .proxy = s->o.proxy};
     int fds[GIVEN_MAX];
     size_t n;
     int rc = given_sockets(sh, fds, &n);
@@ -601,6 +604,15 @@ static bool proxy_valid(const cio_proxy_opts_t *p)
                   p->timeout < 1e9 && (p->trusted || !p->ntrusted));
 }
 
+/* The same PROXY options (NULL: none), ranges and all. */
+static bool proxy_same(const cio_proxy_opts_t *a, const cio_proxy_opts_t *b)
+{
+    if (!a || !b)
+        return a == b;
+    return a->versions == b->versions && a->timeout == b->timeout && a->ntrusted == b->ntrusted &&
+           (!a->ntrusted || memcmp(a->trusted, b->trusted, a->ntrusted * sizeof(*a->trusted)) == 0);
+}
+
 static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
 {
     int type = o->type ? o->type : SOCK_STREAM;
@@ -612,7 +624,8 @@ static bool opts_valid(const cio_sharded_opts_t *o, const char *port)
         return false;
     if (o->path ? o->balance != CIO_BALANCE_HANDOFF : !port)
         return false;
-    if (type == SOCK_DGRAM && (o->ssl || o->proxy))
+    /* Datagrams carry no TLS, and PROXY v2 only (a header in each). */
+    if (type == SOCK_DGRAM && (o->ssl || (o->proxy && o->proxy->versions != CIO_PROXY_V2)))
         return false;
     size_t per = o->socks_per_worker ? o->socks_per_worker : 1;
     if ((o->nsocks && (!o->socks || o->adopt || o->nsocks % per)) || per > GIVEN_MAX ||
@@ -768,6 +781,8 @@ cio_future_t *cio_sharded_reconfigure(cio_sharded_t *s, const cio_sharded_opts_t
     const cio_sharded_opts_t *o = &s->o;
     if ((opts->type ? opts->type : SOCK_STREAM) != (o->type ? o->type : SOCK_STREAM) ||
         opts->family != o->family || opts->balance != o->balance || !opts->path != !s->path)
+        return NULL;
+    if (s->dgram && !proxy_same(opts->proxy, o->proxy)) /* an endpoint keeps its own */
         return NULL;
     /* Before anything changes: the one step that can fail. The workers' servers
      * copy the ranges they are given, so the old ones may go at once. */

@@ -83,7 +83,8 @@ typedef struct cio_sharded_opts {
      * nor removing a Unix socket's file.
      */
     bool socks_shared;
-    /** PROXY headers (coreio/proxy.h; stream only), as in cio_server_opts_t. Copied. */
+    /** PROXY headers (coreio/proxy.h), as in cio_server_opts_t; for SOCK_DGRAM v2 only,
+     * as in cio_datagram_opts_t. Copied. */
     const struct cio_proxy_opts *proxy;
 } cio_sharded_opts_t;
 
@@ -119,7 +120,8 @@ CIO_EXTERN size_t cio_sharded_accepted(const cio_sharded_t *s, size_t *counts, s
  * Change the backlog and what connections accepted from now on get
  * (idle_timeout, write_high, write_low, ssl and its timeouts) on every
  * worker, closing nothing.
- * Every other field of @p opts must be as the server was opened with. The
+ * Every other field of @p opts must be as the server was opened with, and for
+ * SOCK_DGRAM the proxy options too (each endpoint keeps its copy). The
  * future, on the caller's loop, is done once every worker has applied it.
  * NULL with bad arguments or outside a running loop. Loop thread only (the
  * caller's).
