@@ -163,6 +163,7 @@ typedef struct dgram_args {
     cio_datagram_opts_t opts;
     char *strings[6];       /* the copied address strings of opts */
     cio_proxy_opts_t proxy; /* a copy of *opts.proxy, which then points here */
+    int sock;               /* use_sock's until the task takes it: closed with us; or -1 */
 } dgram_args_t;
 
 static void dgram_args_free(void *arg)
@@ -171,6 +172,8 @@ static void dgram_args_free(void *arg)
     for (int i = 0; i < 6; i++)
         free(a->strings[i]);
     cio__proxy_opts_clear(&a->proxy);
+    if (a->sock >= 0) /* the task never ran: the socket was ours all the same */
+        close(a->sock);
     free(a);
 }
 
@@ -308,9 +311,13 @@ static int datagram_task(void *arg, void **result)
     socklen_t rlen = 0;
     int fd;
     if (o->use_sock) {
-        fd = cio__set_nonblocking(o->sock);
-        if (fd == 0)
-            fd = o->sock;
+        fd = a->sock;
+        a->sock = -1;
+        int rc = cio__set_nonblocking(fd);
+        if (rc < 0) {
+            close(fd);
+            fd = rc;
+        }
     } else if (o->family == AF_UNIX) {
         fd = open_unix(o, &rsa, &rlen);
     } else {
@@ -354,6 +361,7 @@ cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop, cio_protocol_f
     a->factory = factory;
     a->factory_arg = factory_arg;
     a->opts = *opts;
+    a->sock = -1;
     const char **fields[6] = {&a->opts.local_host,  &a->opts.local_port, &a->opts.remote_host,
                               &a->opts.remote_port, &a->opts.local_path, &a->opts.remote_path};
     for (int i = 0; i < 6; i++) {
@@ -368,5 +376,8 @@ cio_future_t *cio_loop_create_datagram_endpoint(cio_loop_t *loop, cio_protocol_f
         return NULL;
     }
     a->opts.proxy = opts->proxy ? &a->proxy : NULL;
-    return cio__spawn(loop, datagram_task, a, dgram_args_free);
+    cio_future_t *f = cio__spawn(loop, datagram_task, a, dgram_args_free);
+    if (f && opts->use_sock) /* the task has not run yet: from now on the socket is ours */
+        a->sock = opts->sock;
+    return f;
 }

@@ -370,6 +370,36 @@ START_TEST(test_transport_sendfile_keeps_write_order_and_moves_the_offset)
 }
 END_TEST
 
+/*
+ * A socket given with use_sock is the loop's once a future is returned: an
+ * endpoint cancelled before its task ran, or on a loop closed first, closes
+ * it rather than leaking it.
+ */
+START_TEST(test_a_given_socket_is_closed_when_its_endpoint_never_starts)
+{
+    int s[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_ge((s[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), 0);
+    cio_loop_t *loop = cio_loop_new();
+    cio_datagram_opts_t o = {.use_sock = true, .sock = s[0]};
+    cio_future_t *f = cio_loop_create_datagram_endpoint(loop, factory, NULL, &o);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(cio_future_cancel(f, NULL));
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f, NULL), -ECANCELED);
+    cio_future_unref(f);
+    o.sock = s[1];
+    f = cio_loop_create_datagram_endpoint(loop, factory, NULL, &o);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(cio_loop_free(loop), 0); /* before the task ever ran */
+    cio_future_unref(f);
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        ck_assert_int_eq(fcntl(s[i], F_GETFD), -1);
+        ck_assert_int_eq(errno, EBADF);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("datagram");
@@ -380,6 +410,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_unix_datagram_endpoints_exchange_datagrams);
     CIO_TEST(tc, test_bad_datagram_options_return_null);
     CIO_TEST(tc, test_transport_sendfile_keeps_write_order_and_moves_the_offset);
+    CIO_TEST(tc, test_a_given_socket_is_closed_when_its_endpoint_never_starts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -29,7 +29,9 @@ typedef struct cio_datagram_opts {
     int flags;            /* getaddrinfo AI_* flags */
     bool reuse_port;      /* SO_REUSEPORT */
     bool allow_broadcast; /* SO_BROADCAST */
-    bool use_sock;        /* use the datagram socket @c sock instead */
+    /* use the datagram socket @c sock instead: the loop's once a future is
+     * returned (closed if the endpoint fails or never starts) */
+    bool use_sock;
     int sock;
     /*
      * PROXY protocol v2 in every datagram (coreio/proxy.h; versions must be
