@@ -563,15 +563,27 @@ typedef struct create_args {
     cio_server_opts_t opts;
     cio_proxy_opts_t proxy; /* opts.proxy points here: the caller's may go at once */
     int *socks;             /* opts.socks, copied */
+    bool own_socks;         /* use_sock's sockets, until the task takes them: closed with us */
     char **hosts;           /* NULL entries mean every interface */
     size_t nhosts;
     char *port;
     char *unix_path;
 } create_args_t;
 
+/* The given sockets (use_sock): sock, or the nsocks of socks; into *@p n. */
+static int *given_socks(create_args_t *a, size_t *n)
+{
+    *n = a->opts.nsocks ? a->opts.nsocks : a->opts.sock >= 0;
+    return a->opts.nsocks ? a->socks : &a->opts.sock;
+}
+
 static void create_args_free(void *arg)
 {
     create_args_t *a = arg;
+    size_t n;
+    int *fds = given_socks(a, &n);
+    for (size_t i = 0; a->own_socks && i < n; i++)
+        close(fds[i]); /* the task never ran: they were ours all the same */
     for (size_t i = 0; i < a->nhosts; i++)
         free(a->hosts[i]);
     free(a->hosts);
@@ -691,9 +703,9 @@ static create_args_t *create_args_new(cio_loop_t *loop, cio_protocol_factory_t f
 static int existing_sock_task(void *arg, void **result)
 {
     create_args_t *a = arg;
-    int *fds = a->opts.nsocks ? a->socks : &a->opts.sock;
-    size_t n = a->opts.nsocks ? a->opts.nsocks : a->opts.sock >= 0;
-    int rc = 0;
+    size_t n;
+    int *fds = given_socks(a, &n), rc = 0;
+    a->own_socks = false; /* taken: make_server() consumes them, or they are closed here */
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = cio__set_nonblocking(fds[i]);
     for (size_t i = 0; rc < 0 && i < n; i++)
@@ -704,6 +716,15 @@ static int existing_sock_task(void *arg, void **result)
     return rc;
 }
 
+/* As run_create() for the given sockets, which are the loop's once the future exists. */
+static cio_future_t *run_with_socks(create_args_t *a)
+{
+    cio_future_t *f = run_create(a, existing_sock_task);
+    if (f) /* the task has not run yet */
+        a->own_socks = true;
+    return f;
+}
+
 cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t factory,
                                      void *factory_arg, const char *host, const char *port,
                                      const cio_server_opts_t *opts)
@@ -712,7 +733,7 @@ cio_future_t *cio_loop_create_server(cio_loop_t *loop, cio_protocol_factory_t fa
     if (!a)
         return NULL;
     if (a->opts.use_sock)
-        return run_create(a, existing_sock_task);
+        return run_with_socks(a);
     size_t n = opts && opts->hosts ? opts->nhosts : 1;
     a->hosts = calloc(n, sizeof(*a->hosts));
     a->nhosts = a->hosts ? n : 0; /* what create_args_free() walks */
@@ -767,7 +788,7 @@ cio_future_t *cio_loop_create_unix_server(cio_loop_t *loop, cio_protocol_factory
     if (!a)
         return NULL;
     if (a->opts.use_sock)
-        return run_create(a, existing_sock_task);
+        return run_with_socks(a);
     if (!path || !(a->unix_path = strdup(path))) {
         create_args_free(a);
         return NULL;

@@ -1557,6 +1557,36 @@ START_TEST(test_reconfigure_applies_to_later_connections_and_the_backlog)
 }
 END_TEST
 
+/*
+ * Listening sockets given with use_sock (sock, or socks) are the loop's once
+ * a future is returned: a create_server cancelled before its task ran, or
+ * on a loop closed first, closes them rather than leaking them.
+ */
+START_TEST(test_given_sockets_are_closed_when_their_server_never_starts)
+{
+    int fd[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_ge((fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)), 0);
+    cio_loop_t *loop = cio_loop_new();
+    cio_server_opts_t o = {.use_sock = true, .sock = fd[0]};
+    cio_future_t *f = cio_loop_create_server(loop, static_factory, NULL, NULL, NULL, &o);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(cio_future_cancel(f, NULL));
+    ck_assert_int_eq(cio_loop_run_until_complete(loop, f, NULL), -ECANCELED);
+    cio_future_unref(f);
+    cio_server_opts_t several = {.use_sock = true, .sock = -1, .socks = fd + 1, .nsocks = 2};
+    f = cio_loop_create_server(loop, static_factory, NULL, NULL, NULL, &several);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(cio_loop_free(loop), 0); /* before the task ever ran */
+    cio_future_unref(f);
+    for (int i = 0; i < 3; i++) {
+        errno = 0;
+        ck_assert_int_eq(fcntl(fd[i], F_GETFD), -1);
+        ck_assert_int_eq(errno, EBADF);
+    }
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1582,6 +1612,7 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_connect_accepted_socket_wraps_an_accepted_descriptor);
     CIO_TEST(tc, test_use_sock_serves_an_existing_listening_socket);
     CIO_TEST(tc, test_use_sock_serves_several_existing_sockets);
+    CIO_TEST(tc, test_given_sockets_are_closed_when_their_server_never_starts);
     CIO_TEST(tc, test_connection_to_a_closed_port_fails_with_econnrefused_naming_the_address);
     CIO_TEST(tc, test_connection_tries_each_resolved_address_in_turn);
     CIO_TEST(tc, test_happy_eyeballs_connects_when_the_first_address_is_refused);

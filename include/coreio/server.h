@@ -31,6 +31,8 @@ typedef struct cio_server_opts {
     int sock;                     /* -1: no socket, only cio_server_serve_accepted() */
     const int *socks; /* with use_sock and nsocks: these sockets instead of sock (one per */
     size_t nsocks;    /* address family, say); the array is copied, the sockets taken */
+    /* (the given sockets are the loop's once a future is returned: closed if the
+     * server fails or never starts) */
     /* coreio extensions, applied to every connection the server serves: */
     double idle_timeout; /* cio_transport_set_idle_timeout(); 0: none */
     size_t write_high;   /* write buffer water marks; 0: the transport's default */
