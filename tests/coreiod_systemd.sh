@@ -32,13 +32,6 @@ trap cleanup EXIT
 . "$(dirname "$0")/testlib.sh"
 
 # Wait up to $3 seconds for a line of file $1 matching the regex $2.
-wait_line() {
-    for _ in $(seq $(($3 * 20))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
 # Wait up to $2 seconds until process $1 is gone.
 gone_within() {
     for _ in $(seq $(($2 * 20))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done

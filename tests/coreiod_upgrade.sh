@@ -39,13 +39,6 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/testlib.sh"
 
-wait_line() {
-    for _ in $(seq $(($3 * 20))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
 gone_within() {
     for _ in $(seq $(($2 * 20))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
     return 1

@@ -44,14 +44,6 @@ export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
     exit 1
 }
 
-wait_line() {
-    for _ in $(seq $(($3 * 20))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 read -r pd pp pn pc < <("$py" "$srcdir/tests/coreiod_peer.py" ports 4)
 config() { # $1: the ranges the PROXY listener trusts
     cat <<EOF

@@ -47,14 +47,6 @@ export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
     exit 1
 }
 
-wait_line() {
-    for _ in $(seq $(($3 * 20))); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 read -r pc pn < <("$py" "$srcdir/tests/coreiod_peer.py" ports 2)
 cat >"$tmp/c.ini" <<EOF
 [global]

@@ -10,3 +10,11 @@ bad() {
 }
 # The first $2 (default 40) lines of file $1, indented.
 show() { sed -n "1,${2:-40}s/^/    | /p" "$1" 2>/dev/null || true; }
+# Wait up to $3 seconds for a line of file $1 to match the extended regex $2.
+wait_line() {
+    for _ in $(seq $(($3 * 20))); do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
