@@ -54,16 +54,17 @@ static void remove_pid_file(const char *path)
 static void notify_status(const cio_app_t *app, const char *state)
 {
     cio__sd_notifyf_at(app->notify_socket, "%sSTATUS=serving: %zu worker%s, %zu listener%s", state,
-                       app->nworkers,
-                    app->nworkers == 1 ? "" : "s", app->nls, app->nls == 1 ? "" : "s");
+                       app->nworkers, app->nworkers == 1 ? "" : "s", app->nls,
+                       app->nls == 1 ? "" : "s");
 }
 
 void cio__announce_ready(cio_app_t *app)
 {
-    if (app->upgrade_chan >= 0) {
-        cio__handover_ready(app->upgrade_chan, &app->inherit);
-        app->upgrade_chan = -1;
-    }
+    /* Answered, the old process lets go of its copies: the sockets are ours alone. */
+    if (app->upgrade_chan >= 0 && cio__handover_ready(app->upgrade_chan, &app->inherit) == 0)
+        for (size_t i = 0; i < app->nls; i++)
+            cio__listener_own(app->ls[i]);
+    app->upgrade_chan = -1;
     cio__inherit_release(&app->inherit);
     /* After an upgrade we are the unit's main process from now on (NotifyAccess=all). */
     if (app->upgraded)
@@ -86,7 +87,8 @@ void cio__announce_reloading(cio_app_t *app)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     cio__sd_notifyf_at(app->notify_socket, "RELOADING=1\nMONOTONIC_USEC=%llu",
-                    (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+                       (unsigned long long)ts.tv_sec * 1000000ull +
+                           (unsigned long long)ts.tv_nsec / 1000);
 }
 
 void cio__announce_reloaded(cio_app_t *app)

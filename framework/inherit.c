@@ -129,6 +129,7 @@ int cio__inherit_take(cio__inherit_t *in, const cio_config_listener_t *cfg, size
     for (; out->n < want && (size_t)i < in->n; i = next_match(in, cfg, (size_t)i + 1)) {
         in->v[i].taken = true;
         out->shared |= in->v[i].shared;
+        out->lent |= in->v[i].described; /* described: an old coreiod's */
         out->fds[out->n++] = in->v[i].fd;
     }
     out->n -= out->n % out->per; /* whole groups only (the last ones are the old process's) */

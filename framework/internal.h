@@ -146,6 +146,7 @@ typedef struct cio__listener {
     cio_sharded_t *sharded;
     struct ssl_ctx_st *ssl; /* TLS: the context its servers share (a reference), else NULL */
     bool shared;            /* its sockets are systemd's too: never filtered nor unlinked */
+    bool lent;              /* the old coreiod keeps its copies until our answer: as shared */
     bool reload_mark;       /* a reload's scratch: in the new list (control loop only) */
     bool replaced;          /* a listener of the same name serves in its place (for the log) */
 } cio__listener_t;
@@ -161,6 +162,10 @@ void cio__listener_cfg_clear(cio_config_listener_t *c);
 
 /* @p c's address as logs show it: [V6]:PORT, HOST:PORT, *:PORT or a path. */
 void cio__listener_address(const cio_config_listener_t *c, char *out, size_t size);
+
+/* The old coreiod has let go of the sockets @p l took from it: closing @p l drains
+ * them again (cio_sharded_owned()). Control loop. */
+void cio__listener_own(cio__listener_t *l);
 
 /* Inside a task: apply @p cfg's backlog, idle timeout, water marks and TLS
  * context @p ssl (taken over; NULL: plaintext) to the open listener @p l, for
@@ -283,6 +288,7 @@ typedef struct cio__taken {
     int *fds;      /* malloc'd (the caller frees the array); the table keeps the sockets */
     size_t n, per; /* n sockets in groups of per, one group per worker */
     bool shared;   /* one of them is kept by its giver (systemd) */
+    bool lent;     /* they came from an old coreiod, which keeps them until our answer */
 } cio__taken_t;
 
 /* The sockets @p cfg may serve, at most @p groups worker groups, now taken: 0 (none is

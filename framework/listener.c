@@ -299,6 +299,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
     int rc =
         from ? 0 : cio__inherit_take(&app->inherit, cfg, cio_workers_count(app->workers), &given);
     l->shared = from ? from->shared : given.shared;
+    l->lent = !from && given.lent && !given.shared;
     if (rc == 0)
         rc = tls_context_logged(&l->cfg, &l->ssl);
     if (rc == 0)
@@ -310,7 +311,7 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
         o.socks = given.fds;
         o.nsocks = given.n;
         o.socks_per_worker = given.per;
-        o.socks_shared = l->shared;
+        o.socks_shared = l->shared || l->lent; /* a failed start leaves the old ones as they were */
         cio_future_t *f =
             cio_workers_serve(app->workers, listener_factory, l, l->cfg.host, l->cfg.port, &o);
         void *s = NULL;
@@ -334,6 +335,13 @@ int cio__listener_open(cio_app_t *app, const cio_config_listener_t *cfg, cio__in
                        : "");
     *out = l;
     return 0;
+}
+
+void cio__listener_own(cio__listener_t *l)
+{
+    for (size_t w = 0; l->lent && w < l->app->nworkers; w++)
+        cio_sharded_owned(l->sharded, w);
+    l->lent = false;
 }
 
 int cio__listener_reconfigure(cio__listener_t *l, const cio_config_listener_t *cfg, SSL_CTX *ssl)

@@ -11,6 +11,10 @@
 #    pid file (which the old process must not remove) names the new one;
 #  - a file that no longer parses: the new process fails, the old one logs
 #    "upgrade failed" and serves on, the pid file unchanged;
+#  - a file that adds a listener on a port something else holds: the new
+#    process takes the sockets, then fails; it lets them go as they were, so
+#    a prober connecting all along never needs to send a SYN twice, and the
+#    old process serves on;
 #  - a file that moves one listener to another port and drops one: the new
 #    process takes the sockets of the others, binds the moved one anew, and
 #    the old one drains the rest;
@@ -34,6 +38,7 @@ cleanup() {
     p=$(cat "$tmp/pid" 2>/dev/null) && kill -KILL "$p" 2>/dev/null || true
     [ -n "${first:-}" ] && kill -KILL "$first" 2>/dev/null || true
     [ -n "${hung:-}" ] && kill -KILL "$hung" 2>/dev/null || true
+    [ -n "${holder:-}" ] && kill -KILL "$holder" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -175,6 +180,52 @@ else
 fi
 [ "$(cat "$tmp/pid")" = "$cur" ] && kill -0 "$cur" && all_echo &&
     pass "the old process serves on, named by the pid file" || bad "the old process is gone"
+
+# A port the new process cannot bind, after it took every socket: it fails and lets
+# them go untouched. A prober connects meanwhile; TCP_INFO's total_retrans says
+# whether a SYN had to be sent again (a socket left refusing new connections).
+read -r pbusy < <("$py" "$srcdir/tests/coreiod_peer.py" ports 1)
+"$py" -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(300)' "$pbusy" &
+holder=$!
+{ config "$pm"; printf '\n[listener busy]\nservice = echo\naddress = 127.0.0.1:%s\n' "$pbusy"; } >"$tmp/c.ini"
+"$py" - "$pr" "$tmp/stop" >"$tmp/probe.out" 2>&1 <<'EOF' &
+import os, socket, struct, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+n = resent = failed = 0
+while not os.path.exists(stop):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        resent += struct.unpack_from("I", info, 100)[0] > 0  # tcpi_total_retrans
+        s.close()
+    except OSError:
+        failed += 1
+    n += 1
+    time.sleep(0.01)
+print(n, resent, failed)
+EOF
+prober=$!
+nfail=$(grep -c "upgrade failed" "$tmp/log" || true)
+sleep 0.2
+kill -USR2 "$cur"
+for _ in $(seq 300); do
+    [ "$(grep -c "upgrade failed" "$tmp/log")" -gt "$nfail" ] && break
+    sleep 0.05
+done
+sleep 0.5
+touch "$tmp/stop"
+wait "$prober" || true
+read -r pn present pfailed <"$tmp/probe.out" || true
+grep -q "listener busy .*cannot open" "$tmp/log" && [ "$(grep -c "upgrade failed" "$tmp/log")" -gt "$nfail" ] &&
+    pass "a port taken by another program: the new process fails after taking the sockets" ||
+    { bad "no such failure"; show "$tmp/log"; }
+[ "${pn:-0}" -gt 10 ] && [ "$present" = 0 ] && [ "$pfailed" = 0 ] &&
+    pass "$pn connections meanwhile, none refused, none needing a second SYN" ||
+    { bad "prober: $(cat "$tmp/probe.out")"; }
+[ "$(cat "$tmp/pid")" = "$cur" ] && all_echo && pass "the old process serves on, on every listener" ||
+    bad "the old process no longer serves"
+kill "$holder" 2>/dev/null || true
 
 # Listener "moved" changes port, "h" goes away.
 config "$pm" | sed "s/^address = 127.0.0.1:$pm$/address = 127.0.0.1:$ph/" |

@@ -620,6 +620,7 @@ typedef struct given {
     int fds[4];
     size_t nfds, per; /* in groups of per, one a worker */
     bool shared;
+    bool owned; /* cio_sharded_owned() before closing: the giver let go of its copies */
     int before; /* a SYN filter on fds[0] before serving, as a stopped owner leaves one */
 } given_t;
 
@@ -656,6 +657,8 @@ static int given_task(void *arg, void **result)
         ck_assert_int_ge(fd, 0);
         close(fd);
     }
+    for (size_t w = 0; g->owned && w < 2; w++)
+        cio_sharded_owned(s, w);
     ck_assert_int_eq(await_ok(cio_sharded_close(s)), 0);
     ck_assert_int_eq(await_ok(cio_sharded_wait_closed(s)), 0);
     cio_sharded_free(s);
@@ -758,6 +761,20 @@ START_TEST(test_closing_leaves_a_shared_given_socket_unfiltered)
 }
 END_TEST
 
+/* A shared socket whose giver has let go (an old coreiod, once answered) is ours: our
+ * close refuses new connections as it drains. */
+START_TEST(test_closing_filters_a_shared_socket_once_owned)
+{
+    cio_workers_opts_t wo = {.count = 2};
+    given_t g = {.w = cio_workers_new(&wo), .nfds = 1, .shared = true, .owned = true};
+    g.fds[0] = listening_socket_of(AF_INET);
+    ck_assert_int_eq(cio_run(given_task, &g, false, NULL), 0);
+    ck_assert(!completes(g.fds[0]));
+    close(g.fds[0]);
+    cio_workers_free(g.w);
+}
+END_TEST
+
 START_TEST(test_a_filter_left_on_a_given_socket_is_cleared)
 {
     ck_assert(serve_given(1, true, true));
@@ -826,6 +843,7 @@ static Suite *sharded_suite(void)
     CIO_TEST(tc, test_given_sockets_come_in_groups_per_worker);
     CIO_TEST(tc, test_a_successor_takes_over_every_family_s_socket);
     CIO_TEST(tc, test_closing_leaves_a_shared_given_socket_unfiltered);
+    CIO_TEST(tc, test_closing_filters_a_shared_socket_once_owned);
     CIO_TEST(tc, test_a_filter_left_on_a_given_socket_is_cleared);
     suite_add_tcase(s, tc);
     tc = cio_test_case("misc");

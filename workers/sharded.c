@@ -902,6 +902,12 @@ void cio_sharded_handed_over(cio_sharded_t *s, size_t i)
         s->shards[i].handed_over = true;
 }
 
+void cio_sharded_owned(cio_sharded_t *s, size_t i)
+{
+    if (s && i < s->n)
+        s->shards[i].handed_over = false;
+}
+
 void cio_sharded_free(cio_sharded_t *s)
 {
     if (!s)

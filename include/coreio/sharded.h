@@ -168,6 +168,14 @@ CIO_EXTERN size_t cio_sharded_sockets(const cio_sharded_t *s, size_t worker, int
 CIO_EXTERN void cio_sharded_handed_over(cio_sharded_t *s, size_t i);
 
 /**
+ * The reverse, for sockets given with socks_shared: worker @p i's are this
+ * server's alone from now on (their giver has let go of its copies), so
+ * cio_sharded_close() refuses new connections on them and drains them again.
+ * Loop thread only (the caller's), before closing.
+ */
+CIO_EXTERN void cio_sharded_owned(cio_sharded_t *s, size_t i);
+
+/**
  * Release the service. It must be closed (cio_sharded_close() done) or never
  * have served; connections still open stay with their workers' loops.
  * Loop thread only (the caller's). NULL is ignored.
