@@ -1,15 +1,20 @@
 /*
  * bench/proxy_cost.c: what reading PROXY protocol headers (coreio/proxy.h)
- * costs, first for the parser alone, then per connection end to end.
+ * costs, first for the parser alone, then per connection and per datagram
+ * end to end.
  *
- *     proxy_cost [--scale S] [--rounds R] [--conns N] [--concurrency C]
+ *     proxy_cost [--scale S] [--rounds R] [--conns N] [--dgrams N] [--concurrency C]
  *     proxy_cost --parse-only KIND N        (N parses, for callgrind)
- *     proxy_cost --trace KIND N             (N connections, for strace and callgrind)
+ *     proxy_cost --trace KIND N             (N connections or datagrams, for strace
+ *                                            and callgrind)
  *
  * The headers (KIND): "v1", a HAProxy v1 line (TCP4, 46 bytes); "v2", a v2
  * PROXY header of the INET family without TLVs (28 bytes); "v2tlv", a v2
  * INET6 header with the ALPN, AUTHORITY and UNIQUE_ID TLVs HAProxy sends
- * (119 bytes); and, end to end only, "none" (a server without .proxy).
+ * (119 bytes); and, end to end only, "none" (a server without .proxy). The
+ * datagram kinds "dgram-v2" and "dgram-v2tlv" are the same two v2 headers
+ * with the UDP4 (0x12) and UDP6 (0x22) family byte; "dgram-none" sends the
+ * payload alone to an endpoint without .proxy.
  *
  * Parse: cio_proxy_parse() of each header in a tight loop of 500,000 calls
  * (times the scale), REPEAT rounds, the median in ns per header.
@@ -27,6 +32,15 @@
  * and its ratio to "none" the median of the per-round ratios, so that what
  * the machine does meanwhile falls on both sides of each ratio.
  *
+ * Datagrams: the same loop also has two UDP endpoints on 127.0.0.1, one
+ * plain and one with .proxy (versions V2, the same trusted range), both
+ * sending each datagram's payload back to its sender. Each client thread
+ * has a blocking UDP socket connected to one of them and sends N datagrams
+ * in all per case, one at a time: the header and a 64-byte payload in one
+ * datagram, then it waits for the echo and checks that it is the payload.
+ * After the four connection cases each round runs the three datagram cases,
+ * rotated too; the figures are as above, per datagram.
+ *
  * With --trace the loop runs on the main thread and the clients on others,
  * so `strace -c` without -f, and callgrind's first thread, see the server
  * alone (bench/proxy_run.sh takes the difference of two N to leave out
@@ -42,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,8 +69,11 @@
 #define MAX_CLIENTS 64
 #define MAX_ROUNDS  101
 #define PARSE_N     500000
-#define NKINDS      4 /* none, v1, v2, v2tlv */
+#define NKINDS      4 /* connections: none, v1, v2, v2tlv */
+#define DGRAM       4 /* the first datagram kind: dgram-none, dgram-v2, dgram-v2tlv */
+#define NALL        7
 #define MSG         "ping\n"
+#define PAYLOAD     64 /* bytes of a datagram after its header */
 
 /* ---- the headers ------------------------------------------------------------------------ */
 
@@ -67,8 +85,15 @@ static const uint8_t v2_inet[] = {
     0x00, 12,   192,  0,    2,    10,   198,  51,   100,  7,    0xdc, 0x04, 0x01, 0xbb,
 };
 
-/* A v2 INET6 header with ALPN "h2", AUTHORITY and a 41-byte UNIQUE_ID, built once. */
-static uint8_t v2_tlv[256];
+/* The same for a datagram: UDP over IPv4. */
+static const uint8_t v2_udp4[] = {
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x12,
+    0x00, 12,   192,  0,    2,    10,   198,  51,   100,  7,    0xdc, 0x04, 0x01, 0xbb,
+};
+
+/* A v2 INET6 header with ALPN "h2", AUTHORITY and a 41-byte UNIQUE_ID, built once;
+ * and its copy for a datagram, UDP over IPv6. */
+static uint8_t v2_tlv[256], v2_udp6[256];
 static size_t v2_tlv_len;
 
 static void put_tlv(uint8_t type, const char *value)
@@ -100,22 +125,26 @@ static void build_v2_tlv(void)
     size_t body = v2_tlv_len - 16;
     v2_tlv[14] = (uint8_t)(body >> 8);
     v2_tlv[15] = (uint8_t)body;
+    memcpy(v2_udp6, v2_tlv, v2_tlv_len);
+    v2_udp6[13] = 0x22; /* UDP over IPv6 */
 }
 
-static const char *const kind_names[NKINDS] = {"none", "v1", "v2", "v2tlv"};
+static const char *const kind_names[NALL] = {"none",       "v1",       "v2",         "v2tlv",
+                                             "dgram-none", "dgram-v2", "dgram-v2tlv"};
 
-/* Header @p k (0: none) into *@p p, *@p n. */
+/* Header @p k (none and dgram-none: empty) into *@p p, *@p n. */
 static void header_of(int k, const void **p, size_t *n)
 {
-    static const void *const bufs[NKINDS] = {"", v1_line, v2_inet, v2_tlv};
-    size_t lens[NKINDS] = {0, sizeof(v1_line) - 1, sizeof(v2_inet), v2_tlv_len};
+    static const void *const bufs[NALL] = {"", v1_line, v2_inet, v2_tlv, "", v2_udp4, v2_udp6};
+    size_t lens[NALL] = {0, sizeof(v1_line) - 1, sizeof(v2_inet), v2_tlv_len,
+                         0, sizeof(v2_udp4),     v2_tlv_len};
     *p = bufs[k];
     *n = lens[k];
 }
 
 static int kind_index(const char *name)
 {
-    for (int k = 0; k < NKINDS; k++)
+    for (int k = 0; k < NALL; k++)
         if (strcmp(name, kind_names[k]) == 0)
             return k;
     return -1;
@@ -145,7 +174,9 @@ static void parse_table(void)
 {
     long n = scaled(PARSE_N);
     printf("| header | bytes | ns per cio_proxy_parse() |\n|---|---:|---:|\n");
-    for (int k = 1; k < NKINDS; k++) {
+    for (int k = 1; k < NALL; k++) {
+        if (k == DGRAM)
+            continue; /* no header */
         double v[REPEAT];
         const void *p;
         size_t len;
@@ -199,17 +230,34 @@ static cio_protocol_t *factory(void *arg)
     return e ? &e->base : NULL;
 }
 
+/* A datagram endpoint's: the payload (after the header, if any) back to its sender. */
+static int dgram_received(cio_protocol_t *p, const void *data, size_t len,
+                          const struct sockaddr *addr, socklen_t addrlen)
+{
+    return cio_transport_sendto(((echo_t *)p)->t, data, len, addr, addrlen);
+}
+
+static const cio_protocol_ops_t dgram_ops = {.connection_made = made,
+                                             .datagram_received = dgram_received};
+
+/* An endpoint's protocol is the bench's own (@p arg), for the endpoint's life. */
+static cio_protocol_t *dgram_factory(void *arg)
+{
+    return arg;
+}
+
 /* ---- the clients ---------------------------------------------------------------------- */
 
 typedef struct bench {
     int rounds, concurrency;
-    long conns;   /* per case and round, all clients together */
-    int trace;    /* --trace: that case alone, once; -1: the timed rounds */
-    int ports[2]; /* plain, proxy */
+    long conns, dgrams; /* per case and round, all clients together */
+    int trace;          /* --trace: that case alone, once; -1: the timed rounds */
+    int ports[4];       /* servers plain and proxy, then endpoints plain and proxy */
+    echo_t endpoint[2]; /* the endpoints' protocols */
     pthread_t server;
     cio_loop_t *loop;
     cio_future_t *stop;
-    double cpu[NKINDS][MAX_ROUNDS], wall[NKINDS][MAX_ROUNDS]; /* ns per connection */
+    double cpu[NALL][MAX_ROUNDS], wall[NALL][MAX_ROUNDS]; /* ns per connection or datagram */
 } bench_t;
 
 typedef struct client {
@@ -247,6 +295,42 @@ static int one_connection(const struct sockaddr_in *sa, const char *out, size_t 
     return rc;
 }
 
+/*
+ * @p n datagrams, one at a time: @p out (@p hlen bytes of header, room for
+ * PAYLOAD more) with a payload that numbers it, then its echo, checked.
+ * 0 or -errno/-EPROTO; -ETIMEDOUT if an echo is 5 s late (a datagram lost).
+ */
+static int datagrams(const struct sockaddr_in *sa, uint8_t *out, size_t hlen, long n)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = {.tv_sec = 5};
+    uint8_t *payload = out + hlen, in[PAYLOAD + 1];
+    for (int i = 0; i < PAYLOAD; i++)
+        payload[i] = (uint8_t)(i * 7 + 1);
+    int rc = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+                     connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0
+                 ? -errno
+                 : 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        memcpy(payload, &i, sizeof(i)); /* a late echo of an earlier one cannot match */
+        ssize_t got = -1;
+        if (send(fd, out, hlen + PAYLOAD, 0) == (ssize_t)(hlen + PAYLOAD))
+            got = recv(fd, in, sizeof(in), 0);
+        if (got != PAYLOAD || memcmp(in, payload, PAYLOAD) != 0)
+            rc = got >= 0 ? -EPROTO : errno == EAGAIN ? -ETIMEDOUT : -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* The port that serves @p kind. */
+static int port_of(const bench_t *b, int kind)
+{
+    return kind < DGRAM ? b->ports[kind != 0] : b->ports[2 + (kind != DGRAM)];
+}
+
 static void *client_main(void *arg)
 {
     client_t *c = arg;
@@ -254,13 +338,15 @@ static void *client_main(void *arg)
     const void *h;
     size_t hlen;
     header_of(c->kind, &h, &hlen);
-    char out[512];
+    uint8_t out[512];
     memcpy(out, h, hlen);
     memcpy(out + hlen, MSG, strlen(MSG));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    sa.sin_port = htons((uint16_t)c->b->ports[c->kind != 0]);
-    for (long i = 0; i < c->n && c->err == 0; i++)
-        c->err = one_connection(&sa, out, hlen + strlen(MSG));
+    sa.sin_port = htons((uint16_t)port_of(c->b, c->kind));
+    if (c->kind >= DGRAM)
+        c->err = datagrams(&sa, out, hlen, c->n);
+    for (long i = 0; c->kind < DGRAM && i < c->n && c->err == 0; i++)
+        c->err = one_connection(&sa, (const char *)out, hlen + strlen(MSG));
     return NULL;
 }
 
@@ -274,14 +360,18 @@ static uint64_t server_cpu_ns(const bench_t *b)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* b->conns connections of @p kind by the clients at once; per connection into *cpu, *wall. */
+/*
+ * b->conns connections (b->dgrams datagrams) of @p kind by the clients at
+ * once; per connection (datagram) into *cpu, *wall.
+ */
 static void run_case(const bench_t *b, int kind, double *cpu, double *wall)
 {
     client_t cs[MAX_CLIENTS];
     pthread_t th[MAX_CLIENTS];
+    long total = kind < DGRAM ? b->conns : b->dgrams;
     uint64_t c0 = server_cpu_ns(b), t0 = now_ns();
     for (int i = 0; i < b->concurrency; i++) {
-        cs[i] = (client_t){b, kind, b->conns / b->concurrency + (i < b->conns % b->concurrency), 0};
+        cs[i] = (client_t){b, kind, total / b->concurrency + (i < total % b->concurrency), 0};
         if (pthread_create(&th[i], NULL, client_main, &cs[i]) != 0)
             fail("pthread_create", -EAGAIN);
     }
@@ -290,7 +380,7 @@ static void run_case(const bench_t *b, int kind, double *cpu, double *wall)
         if (cs[i].err)
             fail(kind_names[kind], cs[i].err);
     }
-    double n = b->conns ? (double)b->conns : 1; /* --trace KIND 0: start-up alone */
+    double n = total ? (double)total : 1; /* --trace KIND 0: start-up alone */
     *cpu = (double)(server_cpu_ns(b) - c0) / n;
     *wall = (double)(now_ns() - t0) / n;
 }
@@ -309,13 +399,18 @@ static void *driver_main(void *arg)
     if (b->trace >= 0) {
         run_case(b, b->trace, &cpu, &wall);
     } else {
-        for (int k = 0; k < NKINDS; k++) /* warm-up, unmeasured */
+        for (int k = 0; k < NALL; k++) /* warm-up, unmeasured */
             run_case(b, k, &cpu, &wall);
-        for (int r = 0; r < b->rounds; r++)
+        for (int r = 0; r < b->rounds; r++) {
             for (int j = 0; j < NKINDS; j++) {
                 int k = (j + r) % NKINDS; /* each case goes first in turn */
                 run_case(b, k, &b->cpu[k][r], &b->wall[k][r]);
             }
+            for (int j = 0; j < NALL - DGRAM; j++) {
+                int k = DGRAM + (j + r) % (NALL - DGRAM);
+                run_case(b, k, &b->cpu[k][r], &b->wall[k][r]);
+            }
+        }
     }
     if (cio_loop_call_soon_threadsafe(b->loop, stop_cb, b->stop) < 0)
         fail("cannot stop the server", 0);
@@ -343,7 +438,26 @@ static cio_server_t *listen_on(const cio_server_opts_t *o, int *port)
     return s;
 }
 
-/* The main task: both servers, the driver thread, and the wait for its end. */
+/* A UDP endpoint on 127.0.0.1 (any port) with @p e and @p proxy; its port into *@p port. */
+static cio_transport_t *endpoint_on(echo_t *e, const cio_proxy_opts_t *proxy, int *port)
+{
+    cio_datagram_opts_t o = {.local_host = "127.0.0.1", .local_port = "0", .proxy = proxy};
+    e->base.ops = &dgram_ops;
+    cio_future_t *f =
+        cio_loop_create_datagram_endpoint(cio_get_running_loop(), dgram_factory, e, &o);
+    cio_transport_t *t = NULL;
+    int rc = f ? cio_await(f, (void **)&t) : -ENOMEM;
+    cio_future_unref(f);
+    cio_extra_info_t info;
+    if (rc == 0)
+        rc = cio_transport_get_extra_info(t, "sockname", &info);
+    if (rc < 0)
+        fail("cannot bind a datagram endpoint to 127.0.0.1", rc);
+    *port = ntohs(((const struct sockaddr_in *)&info.addr)->sin_port);
+    return t;
+}
+
+/* The main task: both servers and both endpoints, the driver thread, and the wait for its end. */
 static int serve(void *arg, void **result)
 {
     bench_t *b = arg;
@@ -351,9 +465,12 @@ static int serve(void *arg, void **result)
     if (cio_cidr_parse("127.0.0.1/32", &local) < 0)
         fail("cio_cidr_parse", -EINVAL);
     cio_proxy_opts_t proxy = {.versions = CIO_PROXY_ANY, .trusted = &local, .ntrusted = 1};
+    cio_proxy_opts_t dproxy = {.versions = CIO_PROXY_V2, .trusted = &local, .ntrusted = 1};
     cio_server_opts_t plain_o = {.backlog = 1024}, proxy_o = {.backlog = 1024, .proxy = &proxy};
     cio_server_t *plain = listen_on(&plain_o, &b->ports[0]);
     cio_server_t *px = listen_on(&proxy_o, &b->ports[1]);
+    cio_transport_t *dplain = endpoint_on(&b->endpoint[0], NULL, &b->ports[2]);
+    cio_transport_t *dpx = endpoint_on(&b->endpoint[1], &dproxy, &b->ports[3]);
     b->loop = cio_get_running_loop();
     b->stop = cio_loop_create_future(b->loop);
     pthread_t driver;
@@ -364,6 +481,9 @@ static int serve(void *arg, void **result)
     cio_future_unref(b->stop);
     cio_server_free(plain);
     cio_server_free(px);
+    cio_transport_close(dplain);
+    cio_transport_close(dpx);
+    cio_sleep(0); /* their closes complete */
     return rc;
 }
 
@@ -375,19 +495,22 @@ static double median_of(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void connection_table(const bench_t *b)
+/* Kinds [@p from, @p to) per @p what, against @p from: CPU in us (or ns), wall in us. */
+static void case_table(const bench_t *b, int from, int to, const char *what, bool us)
 {
-    printf("| header | server CPU us/connection | vs none (median of per-round ratios) | "
-           "wall us/connection |\n|---|---:|---:|---:|\n");
-    for (int k = 0; k < NKINDS; k++) {
+    printf("| header | server CPU %s/%s | vs none (median of per-round ratios) | "
+           "wall us/%s |\n|---|---:|---:|---:|\n",
+           us ? "us" : "ns", what, what);
+    for (int k = from; k < to; k++) {
         double cpu[MAX_ROUNDS], wall[MAX_ROUNDS], ratio[MAX_ROUNDS];
         for (int r = 0; r < b->rounds; r++) {
             cpu[r] = b->cpu[k][r];
             wall[r] = b->wall[k][r];
-            ratio[r] = b->cpu[k][r] / b->cpu[0][r];
+            ratio[r] = b->cpu[k][r] / b->cpu[from][r];
         }
-        printf("| %s | %.2f | %.3f | %.2f |\n", kind_names[k], median_of(cpu, b->rounds) / 1e3,
-               median_of(ratio, b->rounds), median_of(wall, b->rounds) / 1e3);
+        printf("| %s | %.*f | %.3f | %.2f |\n", kind_names[k], us ? 2 : 0,
+               median_of(cpu, b->rounds) / (us ? 1e3 : 1), median_of(ratio, b->rounds),
+               median_of(wall, b->rounds) / 1e3);
     }
 }
 
@@ -411,7 +534,10 @@ static int kind_arg(char **argv, int i, int argc, long *n)
 {
     int k = i + 2 < argc ? kind_index(argv[i + 1]) : -1;
     if (k < 0) {
-        fprintf(stderr, "proxy_cost: %s needs a KIND (none, v1, v2, v2tlv) and a count\n", argv[i]);
+        fprintf(stderr,
+                "proxy_cost: %s needs a KIND (none, v1, v2, v2tlv, dgram-none, dgram-v2, "
+                "dgram-v2tlv) and a count\n",
+                argv[i]);
         exit(2);
     }
     *n = number(argv[i + 2], 0, 100000000, argv[i]);
@@ -430,7 +556,7 @@ static int run_server(bench_t *b)
 
 int main(int argc, char **argv)
 {
-    bench_t b = {.rounds = 9, .concurrency = 1, .conns = 2000, .trace = -1};
+    bench_t b = {.rounds = 9, .concurrency = 1, .conns = 2000, .dgrams = 5000, .trace = -1};
     int parse_kind = -1;
     long n = 0;
     build_v2_tlv();
@@ -442,20 +568,22 @@ int main(int argc, char **argv)
             b.rounds = (int)number(v, 1, MAX_ROUNDS, a), i++;
         else if (strcmp(a, "--conns") == 0)
             b.conns = number(v, 1, 10000000, a), i++;
+        else if (strcmp(a, "--dgrams") == 0)
+            b.dgrams = number(v, 1, 100000000, a), i++;
         else if (strcmp(a, "--concurrency") == 0)
             b.concurrency = (int)number(v, 1, MAX_CLIENTS, a), i++;
         else if (strcmp(a, "--parse-only") == 0)
             parse_kind = kind_arg(argv, i, argc, &n), i += 2;
         else if (strcmp(a, "--trace") == 0)
-            b.trace = kind_arg(argv, i, argc, &b.conns), i += 2;
+            b.trace = kind_arg(argv, i, argc, &b.conns), b.dgrams = b.conns, i += 2;
         else {
-            fprintf(stderr, "usage: proxy_cost [--scale S] [--rounds R] [--conns N] "
+            fprintf(stderr, "usage: proxy_cost [--scale S] [--rounds R] [--conns N] [--dgrams N] "
                             "[--concurrency C] | --parse-only KIND N | --trace KIND N\n");
             return 2;
         }
     }
-    if (parse_kind == 0)
-        fail("--parse-only none: there is nothing to parse", -EINVAL);
+    if (parse_kind == 0 || parse_kind == DGRAM)
+        fail("--parse-only: that kind has no header to parse", -EINVAL);
     if (parse_kind > 0) {
         parse_n(parse_kind, n);
         return 0;
@@ -463,11 +591,16 @@ int main(int argc, char **argv)
     if (b.trace >= 0)
         return run_server(&b);
     b.conns = scaled(b.conns);
+    b.dgrams = scaled(b.dgrams);
     if (b.conns < b.concurrency)
         b.conns = b.concurrency;
+    if (b.dgrams < b.concurrency)
+        b.dgrams = b.concurrency;
     parse_table();
     printf("\n");
     run_server(&b);
-    connection_table(&b);
+    case_table(&b, 0, NKINDS, "connection", true);
+    printf("\n");
+    case_table(&b, DGRAM, NALL, "datagram", false);
     return 0;
 }

@@ -6,18 +6,22 @@
 #      header and a v2 INET6 header with three TLVs; then the server thread's
 #      CPU time per connection (one loop on CPU 0, blocking clients on CPU 1,
 #      connect + header + "ping\n" in one send + echo + close) with no
-#      header and with each, in alternating rounds, and the ratio to none.
+#      header and with each, in alternating rounds, and the ratio to none;
+#      then the same per datagram (two UDP endpoints on the same loop, a
+#      v2 UDP4 or UDP6 header and a 64-byte payload out, the payload back).
 #   2. With valgrind: user-space instructions per cio_proxy_parse()
-#      (--toggle-collect, 11,000 parses minus 1,000) and per connection of
-#      the server thread (callgrind's thread 1 of `proxy_cost --trace KIND N`,
-#      N = 1,100 minus N = 100, so that start-up and shutdown cancel).
-#   3. With strace: system calls per connection of the server thread
-#      (`strace -c` without -f follows the main thread only, which runs the
-#      loop), the same difference of two runs.
+#      (--toggle-collect, 11,000 parses minus 1,000) and per connection or
+#      datagram of the server thread (callgrind's thread 1 of
+#      `proxy_cost --trace KIND N`, N = 1,100 minus N = 100, so that
+#      start-up and shutdown cancel).
+#   3. With strace: system calls per connection or datagram of the server
+#      thread (`strace -c` without -f follows the main thread only, which
+#      runs the loop), the same difference of two runs.
 #
 # Environment: PROXY_ROUNDS (default 9), PROXY_CONNS (connections per case
-# and round, default 2000), PROXY_CONCURRENCY (client threads, default 1),
-# BENCH_SCALE (scales the parse loops and PROXY_CONNS). About a minute.
+# and round, default 2000), PROXY_DGRAMS (datagrams per case and round,
+# default 5000), PROXY_CONCURRENCY (client threads, default 1), BENCH_SCALE
+# (scales the parse loops, PROXY_CONNS and PROXY_DGRAMS). About a minute.
 # The exit status is 1 if a run failed; missing valgrind or strace is not a
 # failure (those tables are skipped with a message).
 set -eu
@@ -35,13 +39,14 @@ run_real() {
     LD_LIBRARY_PATH="$b/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
 }
 kinds="none v1 v2 v2tlv"
+dkinds="dgram-none dgram-v2 dgram-v2tlv"
 n1=100
 n2=1100
 
 echo "## Issue 14: PROXY headers ($(date -u +%Y-%m-%d), $(nproc) CPUs, Linux $(uname -r))"
 echo
 "$prog" --scale "${BENCH_SCALE:-1}" --rounds "${PROXY_ROUNDS:-9}" --conns "${PROXY_CONNS:-2000}" \
-    --concurrency "${PROXY_CONCURRENCY:-1}" || status=1
+    --dgrams "${PROXY_DGRAMS:-5000}" --concurrency "${PROXY_CONCURRENCY:-1}" || status=1
 
 # Instructions in the file of callgrind's $1 (its summary line).
 cg_total() {
@@ -64,15 +69,18 @@ cg_parse() {
     cg_total "$tmp/cgp.$1.$2"
 }
 
-if command -v valgrind >/dev/null 2>&1; then
+# The instruction table of the kinds $2... per $1 (connection or datagram), against the first.
+cg_table() {
+    what=$1
+    shift
     echo
     echo "| header | instructions per cio_proxy_parse() |" \
-        "instructions per connection (server thread) | vs none |"
+        "instructions per $what (server thread) | vs none |"
     echo "|---|---:|---:|---:|"
     base=
-    for k in $kinds; do
+    for k in "$@"; do
         p=-
-        if [ "$k" != none ]; then
+        if [ "$k" != none ] && [ "$k" != dgram-none ]; then
             if a=$(cg_parse "$k" 1000) && c=$(cg_parse "$k" 11000); then
                 p=$(((c - a) / 10000))
             else
@@ -87,6 +95,11 @@ if command -v valgrind >/dev/null 2>&1; then
         [ -n "$base" ] || base=$per
         echo "| $k | $p | $per | $(awk -v a="$per" -v b="$base" 'BEGIN { printf "%.2f", a / b }') |"
     done
+}
+
+if command -v valgrind >/dev/null 2>&1; then
+    cg_table connection $kinds
+    cg_table datagram $dkinds
 else
     echo "skipped instructions: valgrind not found (Debian: valgrind)" >&2
 fi
@@ -98,9 +111,9 @@ st_trace() {
     awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print $NF, $4 }' "$tmp/st.raw" >"$tmp/st.$1.$2"
 }
 
-# "KIND SYSCALL PER-CONNECTION" lines: the long run's calls minus the short one's.
-st_per_connection() {
-    for k in $kinds; do
+# "KIND SYSCALL PER-CASE" lines of the kinds $@: the long run's calls minus the short one's.
+st_per_case() {
+    for k in "$@"; do
         [ -s "$tmp/st.$k.$n2" ] || continue
         awk -v k="$k" -v d=$((n2 - n1)) 'NR == FNR { short[$1] = $2; next }
             { printf "%s %s %.2f\n", k, $1, ($2 - short[$1]) / d }' \
@@ -108,9 +121,9 @@ st_per_connection() {
     done
 }
 
-# The table: a column for each system call made at least 0.5 times per connection by a kind.
+# The table: a column for each system call made at least 0.5 times per $1 by a kind.
 st_table() {
-    awk '
+    awk -v what="$1" '
     { v[$1, $2] = $3; tot[$1] += $3; if (!($1 in ks)) ko[nk++] = $1; ks[$1] = 1
       if ($3 >= 0.5 && !($2 in col)) { col[$2] = 1; cols[nc++] = $2 } }
     END {
@@ -118,7 +131,7 @@ st_table() {
             for (j = i; j > 0 && cols[j - 1] > cols[j]; j--) {
                 t = cols[j]; cols[j] = cols[j - 1]; cols[j - 1] = t
             }
-        printf "| header | system calls per connection (server thread) |"
+        printf "| header | system calls per %s (server thread) |", what
         for (j = 0; j < nc; j++) printf " %s |", cols[j]
         printf "\n|---|---:|"
         for (j = 0; j < nc; j++) printf "---:|"
@@ -132,13 +145,15 @@ st_table() {
 }
 
 if command -v strace >/dev/null 2>&1 && strace -o /dev/null true 2>/dev/null; then
-    for k in $kinds; do
+    for k in $kinds $dkinds; do
         if ! { st_trace "$k" $n1 && st_trace "$k" $n2; }; then
             status=1
         fi
     done
     echo
-    st_per_connection | st_table
+    st_per_case $kinds | st_table connection
+    echo
+    st_per_case $dkinds | st_table datagram
 else
     echo "skipped system calls: strace not found or not allowed to trace (Debian: strace)" >&2
 fi
