@@ -7,7 +7,7 @@
 #  - through dnsdist: client= is dig's own address and port (bound with -b,
 #    from 127.0.0.2, and from ::1 for a UDP6 header), via= is dnsdist;
 #    dnsdist's health checks pass (a header each too), and 20 queries in a
-#    row are all answered;
+#    row are all answered, from several of its sockets=8 source ports;
 #  - straight to the PROXY listener, without a header: no answer, a log line;
 #  - a listener without PROXY: client=none;
 #  - a reload that no longer trusts dnsdist drops its queries (logged), and
@@ -79,7 +79,7 @@ have_ip6=$("$py" -c 'import socket; s = socket.socket(socket.AF_INET6, socket.SO
 {
     echo "setLocal('127.0.0.1:$pn')"
     [ "$have_ip6" = 1 ] && echo "addLocal('[::1]:$pn')"
-    echo "newServer({address='127.0.0.1:$pd', useProxyProtocol=true})"
+    echo "newServer({address='127.0.0.1:$pd', useProxyProtocol=true, sockets=8})"
     echo "setSecurityPollSuffix('')" # no polling of powerdns.com
 } >"$tmp/dnsdist.conf"
 dnsdist --supervised --disable-syslog -C "$tmp/dnsdist.conf" >"$tmp/dnsdist.log" 2>&1 &
@@ -117,11 +117,14 @@ if [ "$have_ip6" = 1 ]; then
     *) bad "from ::1: '$a'" ;;
     esac
 fi
-n=0
 for k in $(seq 20); do
-    [ "$(ask "$pn" 127.0.0.1 127.0.0.2)" != "" ] && n=$((n + 1))
-done
-[ $n = 20 ] && pass "20 queries in a row, 20 answers" || bad "$n answers of 20"
+    ask "$pn" 127.0.0.1 127.0.0.2 | sed -n 's/.* via=//p'
+done >"$tmp/via"
+n=$(wc -l <"$tmp/via")
+ports=$(sort -u "$tmp/via" | wc -l)
+[ "$n" = 20 ] && [ "$ports" -gt 1 ] &&
+    pass "20 queries in a row, 20 answers, from $ports of dnsdist's 8 source ports" ||
+    bad "$n answers of 20, from $ports source ports"
 
 # Straight to the PROXY listener, no header: dropped, and logged.
 a=$(ask "$pd" 127.0.0.1 "127.0.0.1#$pc")
