@@ -60,11 +60,8 @@ static void notify_status(const cio_app_t *app, const char *state)
 
 void cio__announce_ready(cio_app_t *app)
 {
-    /* Answered, the old process lets go of its copies: the sockets are ours alone. */
-    if (app->upgrade_chan >= 0 && cio__handover_ready(app->upgrade_chan, &app->inherit) == 0)
-        for (size_t i = 0; i < app->nls; i++)
-            cio__listener_own(app->ls[i]);
-    app->upgrade_chan = -1;
+    if (app->upgrade_chan >= 0)
+        cio__handover_ready(app);
     cio__inherit_release(&app->inherit);
     /* After an upgrade we are the unit's main process from now on (NotifyAccess=all). */
     if (app->upgraded)
@@ -98,6 +95,7 @@ void cio__announce_reloaded(cio_app_t *app)
 
 void cio__announce_stopping(cio_app_t *app)
 {
+    cio__handover_forget(app); /* still lent: our stop leaves them to the old process */
     /* Handed over, the unit goes on in the new process: systemd must not hear STOPPING. */
     if (!app->handed_over)
         cio__sd_notify_at(app->notify_socket,

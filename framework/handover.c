@@ -12,12 +12,15 @@
  * (framework/inherit.c), starts, serving on those its listeners take (same
  * name, same address), and answers "R" NUL followed by the ids it took, each
  * NUL-terminated. The old one then lets go of those sockets without refusing
- * anything on them (the new process serves their queues), drains what it
- * took nothing of, and stops as on SIGTERM. No socket is closed while nobody
- * serves it, so no queued connection is lost. If the new process fails (it
- * exits, or says nothing within upgrade_timeout), the old one ends it and goes
- * on; a stop asked for meanwhile ends the wait at once, and the new process
- * with it, before the old one stops.
+ * anything on them (the new process serves their queues), says so ("A" NUL),
+ * drains what it took nothing of, and stops as on SIGTERM. Until that "A" the
+ * new process holds the sockets as lent: if it stops first (it failed, or the
+ * old one gave up on it), it closes them without refusing anything either.
+ * No socket is closed while nobody serves it, so no queued connection is
+ * lost. If the new process fails (it exits, or says nothing within
+ * upgrade_timeout), the old one ends it and goes on; a stop asked for
+ * meanwhile ends the wait at once, and the new process with it, before the
+ * old one stops.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -340,6 +343,8 @@ int cio__handover_upgrade(cio_app_t *app)
         size_t cap = 2 + u.nsent * ID_MAX;
         ssize_t n = (buf = malloc(cap)) ? await_answer(&u, buf, cap) : -ENOMEM;
         rc = n < 0 ? (int)n : apply_answer(&u, buf, (size_t)n);
+        if (rc == 0) /* lost, it leaves the new process holding them as lent: no harm */
+            send_with_fd(u.chan, "A", 2, -1);
     }
     free(buf);
     if (rc < 0 && u.pid > 0)
@@ -452,8 +457,37 @@ int cio__handover_receive(cio__inherit_t *in, int *chan)
     return 0;
 }
 
-int cio__handover_ready(int chan, const cio__inherit_t *in)
+/* The old process has let go ("A"), or the channel ended: the sockets are ours alone
+ * only in the first case. On the control loop. */
+static int on_let_go(void *arg)
 {
+    cio_app_t *app = arg;
+    char buf[8];
+    ssize_t n = recv(app->upgrade_chan, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    bool let_go = n == 2 && memcmp(buf, "A", 2) == 0;
+    cio__handover_forget(app);
+    for (size_t i = 0; let_go && i < app->nls; i++)
+        cio__listener_own(app->ls[i]);
+    if (!let_go)
+        cio__log(CIO_LOG_WARNING, "upgrade: the old process did not let go of its sockets");
+    return 0;
+}
+
+void cio__handover_forget(cio_app_t *app)
+{
+    if (app->upgrade_chan < 0)
+        return;
+    cio_loop_remove_reader(app->loop, app->upgrade_chan);
+    close(app->upgrade_chan);
+    app->upgrade_chan = -1;
+}
+
+int cio__handover_ready(cio_app_t *app)
+{
+    const cio__inherit_t *in = &app->inherit;
+    int chan = app->upgrade_chan;
     size_t cap = 2 + in->n * ID_MAX, len = 0;
     char *buf = malloc(cap);
     bool ok = buf && put(buf, cap, &len, "R");
@@ -464,8 +498,11 @@ int cio__handover_ready(int chan, const cio__inherit_t *in)
     }
     int rc = !buf ? -ENOMEM : ok ? send_with_fd(chan, buf, len, -1) : -EMSGSIZE;
     free(buf);
-    close(chan);
-    if (rc < 0)
+    if (rc == 0)
+        rc = cio_loop_add_reader(app->loop, chan, on_let_go, app);
+    if (rc < 0) {
         cio__log(CIO_LOG_ERROR, "upgrade: cannot answer the old process: %s", cio_strerror(rc));
+        cio__handover_forget(app);
+    }
     return rc;
 }

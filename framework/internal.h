@@ -321,8 +321,13 @@ int cio__handover_upgrade(struct cio_app_s *app);
  * is set, into @p in; *@p chan is the channel to answer on (-1: no upgrade). 0 or -errno. */
 int cio__handover_receive(cio__inherit_t *in, int *chan);
 
-/* Tell the old process which sockets of @p in were taken, and close @p chan. */
-int cio__handover_ready(int chan, const cio__inherit_t *in);
+/* Tell the old process which inherited sockets were taken (on app->upgrade_chan), then
+ * wait on the control loop for its "let go": only then are the sockets ours alone
+ * (cio__listener_own()). The channel is closed on failure; 0 or -errno. */
+int cio__handover_ready(struct cio_app_s *app);
+
+/* Stop waiting for the old process's "let go" (a stop), closing the channel. */
+void cio__handover_forget(struct cio_app_s *app);
 
 /* ---- announce.c: the app's state, told to systemd, the pid file, an old process -- */
 

@@ -277,4 +277,19 @@ gone_within "$nxt" 10 &&
 grep -q "upgrade: stop requested; process $hung ended" "$tmp/log" && ! kill -0 "$hung" 2>/dev/null &&
     pass "and ends the new process" || { bad "the new process was not ended"; show "$tmp/log"; }
 [ ! -e "$tmp/pid" ] && pass "and removes its pid file" || bad "the pid file is left"
+
+# The new process's side, against tests/upgrade_peer.py as the old process: sockets
+# it was lent are its own only once the old one has let go ("A"). Stopped before,
+# it leaves them accepting; after, its drain refuses new connections on them.
+read -r pe < <("$py" "$srcdir/tests/coreiod_peer.py" ports 1)
+printf '[global]\nworkers = 1\nadmin = off\ndrain_timeout = 1s\n\n[listener e]\nservice = echo\naddress = 127.0.0.1:%s\n' \
+    "$pe" >"$tmp/lent.ini"
+for ack in no yes; do
+    out=$(timeout 60 "$py" "$srcdir/tests/upgrade_peer.py" "$bin" "$tmp/lent.ini" "$pe" "$ack" 2>"$tmp/lent.$ack.log") ||
+        { bad "upgrade_peer.py $ack: $out"; show "$tmp/lent.$ack.log"; }
+    want=$([ $ack = no ] && echo yes || echo no)
+    [ "$out" = "OK answered=7 accepts=$want" ] &&
+        pass "stopped $([ $ack = no ] && echo before || echo after) the old process lets go: the socket $([ $want = yes ] && echo "still accepts" || echo "refuses new connections")" ||
+        { bad "ack=$ack: $out"; show "$tmp/lent.$ack.log"; }
+done
 exit $fail
