@@ -16,12 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pyrun.h"
 #include "testutil.h"
 
 /* loop/alloc.h's test hook, exported by the library. */
 void cio__alloc_fail_after(unsigned long n);
-
-extern char **environ;
 
 /* ---- collecting frames ----------------------------------------------------- */
 
@@ -739,7 +738,6 @@ END_TEST
 
 /* ---- a framing server and python3's asyncio, over loopback ---------------------------- */
 
-#define PYTHON   "/usr/bin/python3"
 #define MAX_CONN 8
 
 /*
@@ -886,55 +884,11 @@ static cio_server_t *serve(server_t *srv, char *port, size_t len)
     return s;
 }
 
-/*
- * Inside a task: run python3 -c @p script @p port while the loop goes on
- * serving; its standard output and error go into @p out. Returns its exit
- * status (-1 when it does not end within 15 s, and it is killed).
- */
+/* Inside a task: python3 -c @p script @p port; its exit status, -1 after 15 s (killed). */
 static int run_python(const char *script, const char *port, char *out, size_t outlen)
 {
-    int pfd[2];
-    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
     char *argv[] = {(char *)PYTHON, (char *)"-c", (char *)script, (char *)port, NULL};
-    pid_t pid;
-    ck_assert_int_eq(posix_spawn(&pid, PYTHON, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pfd[1]);
-    ck_assert_int_eq(fcntl(pfd[0], F_SETFL, O_NONBLOCK), 0);
-    size_t n = 0;
-    int status = -1;
-    double until = cio_loop_time(cio_get_running_loop()) + 15.0;
-    for (;;) {
-        ssize_t r;
-        while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
-            n += (size_t)r;
-        if (status != -1 || cio_loop_time(cio_get_running_loop()) > until)
-            break;
-        if (waitpid(pid, &status, WNOHANG) == 0) {
-            status = -1;
-            cio_sleep(0.002);
-        } /* else: read what is left, then stop */
-    }
-    out[n] = '\0';
-    close(pfd[0]);
-    if (status == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static bool have_python(void)
-{
-    if (access(PYTHON, X_OK) == 0)
-        return true;
-    printf("skipped: no %s\n", PYTHON);
-    return false;
+    return run_captured(argv, out, outlen, 15.0);
 }
 
 /*

@@ -36,11 +36,9 @@
 
 #include "coreio/proxy.h"
 #include "coreio/tls.h"
+#include "pyrun.h"
 #include "testutil.h"
 
-extern char **environ;
-
-#define PYTHON       "/usr/bin/python3"
 #define MAX_RECS     1024
 #define REQ          "hello world\n"
 #define V1_TCP4      "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n" /* as proxy_peer.py's */
@@ -317,6 +315,21 @@ static void log_cb(cio_log_level_t level, const char *message, void *arg)
         l->warnings++;
 }
 
+/* The log, captured from now on until log_release(). */
+static logbuf_t *log_capture(void)
+{
+    logbuf_t *log = calloc(1, sizeof(*log));
+    ck_assert_ptr_nonnull(log);
+    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    return log;
+}
+
+static void log_release(logbuf_t *log)
+{
+    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    free(log);
+}
+
 static int count_of(const char *text, const char *needle)
 {
     int n = 0;
@@ -334,14 +347,6 @@ static int refusals_logged(const logbuf_t *l, int err)
 }
 
 /* ---- python -------------------------------------------------------------------------- */
-
-static bool have_python(void)
-{
-    if (access(PYTHON, X_OK) == 0)
-        return true;
-    printf("skipped: no %s\n", PYTHON);
-    return false;
-}
 
 static const char *peer_script(void)
 {
@@ -367,37 +372,7 @@ static void run_peer(char *out, size_t outlen, const char *scenario, ...)
     for (int i = 3; i < 11 && (argv[i] = va_arg(ap, char *)); i++)
         ;
     va_end(ap);
-    int pfd[2];
-    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    pid_t pid;
-    ck_assert_int_eq(posix_spawn(&pid, PYTHON, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pfd[1]);
-    ck_assert_int_eq(fcntl(pfd[0], F_SETFL, O_NONBLOCK), 0);
-    size_t n = 0;
-    int status = -1;
-    double until = cio_loop_time(cio_get_running_loop()) + 60.0;
-    for (;;) {
-        ssize_t r;
-        while (n + 1 < outlen && (r = read(pfd[0], out + n, outlen - 1 - n)) > 0)
-            n += (size_t)r;
-        if (status != -1 || cio_loop_time(cio_get_running_loop()) > until)
-            break;
-        if (waitpid(pid, &status, WNOHANG) == 0) {
-            status = -1;
-            cio_sleep(0.002);
-        } /* else: read what is left, then stop */
-    }
-    out[n] = '\0';
-    close(pfd[0]);
-    if (status == -1) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
+    int status = run_captured(argv, out, outlen, 60.0);
     ck_assert_msg(status == 0 && strncmp(out, "OK", 2) == 0, "proxy_peer.py %s: status %d: %s",
                   scenario, status, out);
 }
@@ -830,8 +805,7 @@ static int refusals_fn(void *arg, void **result)
     rig_init(&nobody);
     exc_t e = {0};
     cio_loop_set_exception_handler(cio_get_running_loop(), exc_handler, &e);
-    logbuf_t *log = calloc(1, sizeof(*log));
-    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    logbuf_t *log = log_capture();
     trust_t t, t10, tv1;
     trust_init(&t, CIO_PROXY_ANY, 0.2, "127.0.0.1/32", "::1/128");
     trust_init(&t10, CIO_PROXY_ANY, 0, "10.0.0.0/8", NULL);
@@ -862,8 +836,7 @@ static int refusals_fn(void *arg, void **result)
         check_refused(&rig.recs[i + 1], refused[i].what, refused[i].err);
     check_refusal_log(log);
     ck_assert_msg(e.calls == 0, "exception handler: %s", e.message);
-    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
-    free(log);
+    log_release(log);
     cio_server_free(s);
     cio_server_free(su);
     cio_server_free(sv1);
@@ -892,8 +865,7 @@ static int burst_fn(void *arg, void **result)
 {
     rig_t rig;
     rig_init(&rig);
-    logbuf_t *log = calloc(1, sizeof(*log));
-    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    logbuf_t *log = log_capture();
     trust_t t;
     trust_init(&t, CIO_PROXY_ANY, 0, "127.0.0.1/32", NULL);
     cio_server_t *s = serve_on(&rig, "127.0.0.1", &t, NULL);
@@ -919,8 +891,7 @@ static int burst_fn(void *arg, void **result)
                   last - first, log->text);
     if (log->warnings < 31) /* some were left out, and a later line says so */
         ck_assert_msg(strstr(log->text, "(and earlier refusals not logged)"), "%s", log->text);
-    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
-    free(log);
+    log_release(log);
     cio_server_free(s);
     rig_free(&rig);
     return 0;
@@ -989,8 +960,7 @@ static int reset_fn(void *arg, void **result)
 {
     rig_t rig;
     rig_init(&rig);
-    logbuf_t *log = calloc(1, sizeof(*log));
-    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    logbuf_t *log = log_capture();
     trust_t t;
     trust_init(&t, CIO_PROXY_ANY, 0, "127.0.0.1/32", NULL);
     cio_server_opts_t so = {.proxy = &t.o};
@@ -1009,9 +979,8 @@ static int reset_fn(void *arg, void **result)
     ck_assert_int_eq(rig.lost, rig.n);
     ck_assert_int_eq(rig.n ? rig.recs[0].made : 0, 0);
     ck_assert_msg(log->warnings == 0, "logged: %s", log->text);
-    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    log_release(log);
     cio_server_free(s);
-    free(log);
     rig_free(&rig);
     return 0;
 }
@@ -1188,8 +1157,7 @@ static cio_protocol_t *dgram_factory(void *arg)
 static int udp_fn(void *arg, void **result)
 {
     cio_loop_t *loop = cio_get_running_loop();
-    logbuf_t *log = calloc(1, sizeof(*log));
-    cio_log_set_handler(log_cb, log, CIO_LOG_DEBUG);
+    logbuf_t *log = log_capture();
     trust_t t, bad;
     trust_init(&t, CIO_PROXY_V2, 0, "127.0.0.1/32", NULL);
     trust_init(&bad, CIO_PROXY_ANY, 0, "127.0.0.1/32", NULL);
@@ -1217,10 +1185,9 @@ static int udp_fn(void *arg, void **result)
     ck_assert_int_eq(count_of(log->text, needle), 1);
     snprintf(needle, sizeof(needle), "dropped: %s", cio_strerror(CIO_EPROXYUNTRUSTED));
     ck_assert_int_eq(count_of(log->text, needle), 1);
-    cio_log_set_handler(NULL, NULL, CIO_LOG_DEBUG);
+    log_release(log);
     cio_transport_close(r.t);
     cio_sleep(0.01);
-    free(log);
     return 0;
 }
 
