@@ -1,9 +1,10 @@
 /*
  * loop/datagram.c: datagram transports (asyncio's _SelectorDatagramTransport)
- * and create_datagram_endpoint. A failed send or receive is not fatal: the
- * protocol hears it through error_received and the endpoint goes on. A
- * datagram the socket cannot take now waits in the write buffer as a record
- * (lengths, address, payload) until the socket is writable again.
+ * and create_datagram_endpoint; reading is loop/dgram_read.c's. A failed send
+ * or receive is not fatal: the protocol hears it through error_received and
+ * the endpoint goes on. A datagram the socket cannot take now waits in the
+ * write buffer as a record (lengths, address, payload) until the socket is
+ * writable again.
  */
 #include <assert.h>
 #include <errno.h>
@@ -17,64 +18,6 @@
 
 #include "coreio/proxy.h"
 #include "internal.h"
-
-/* The head of one buffered datagram in the write buffer. */
-typedef struct record {
-    uint32_t len;
-    uint32_t addrlen;
-} record_t;
-
-static const cio_protocol_ops_t *ops_of(const cio_transport_t *t)
-{
-    return t->protocol->ops;
-}
-
-static void report_error(cio_transport_t *t, int err)
-{
-    if (ops_of(t)->error_received) {
-        int rc = ops_of(t)->error_received(t->protocol, err);
-        if (rc < 0)
-            cio__transport_fatal(t, rc, "protocol.error_received() call failed", true);
-    }
-}
-
-/* datagram_received(@p buf[0..@p n)), after its PROXY header if the endpoint reads them. */
-static void deliver(cio_transport_t *t, const uint8_t *buf, size_t n, const struct sockaddr *from,
-                    socklen_t fromlen)
-{
-    cio_proxy_header_t h;
-    ssize_t skip = t->dproxy ? cio__dgram_proxy_strip(t, from, fromlen, buf, n, &h) : 0;
-    if (skip < 0 || !ops_of(t)->datagram_received)
-        return;
-    if (t->dproxy)
-        cio__dgram_proxy_set_current(t, &h);
-    int rc = ops_of(t)->datagram_received(t->protocol, buf + skip, n - (size_t)skip, from, fromlen);
-    if (t->dproxy) /* the transport outlives the call, closed or not (its close is deferred) */
-        cio__dgram_proxy_set_current(t, NULL);
-    if (rc < 0)
-        cio__transport_fatal(t, rc, "protocol.datagram_received() call failed", true);
-}
-
-int cio__dgram_on_readable(void *arg)
-{
-    cio_transport_t *t = arg;
-    if (t->closing || t->paused)
-        return 0;
-    if (!t->loop->read_buf && !(t->loop->read_buf = malloc(CIO__READ_BUF_SIZE)))
-        return -ENOMEM;
-    struct sockaddr_storage from;
-    socklen_t fromlen = sizeof(from);
-    ssize_t n = recvfrom(t->fd, t->loop->read_buf, CIO__READ_BUF_SIZE, 0, (struct sockaddr *)&from,
-                         &fromlen);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            report_error(t, -errno);
-        return 0;
-    }
-    cio__transport_traffic(t, (size_t)n, 0);
-    deliver(t, t->loop->read_buf, (size_t)n, fromlen ? (struct sockaddr *)&from : NULL, fromlen);
-    return 0;
-}
 
 static ssize_t send_one(cio_transport_t *t, const void *data, size_t len,
                         const struct sockaddr *addr, socklen_t addrlen)
@@ -91,7 +34,7 @@ int cio__dgram_on_writable(void *arg)
 {
     cio_transport_t *t = arg;
     while (!t->lost && t->wlen > 0) {
-        record_t r;
+        cio__dgram_record_t r;
         uint8_t *p = t->wbuf + t->whead;
         memcpy(&r, p, sizeof(r));
         size_t size = sizeof(r) + r.addrlen + r.len;
@@ -105,7 +48,7 @@ int cio__dgram_on_writable(void *arg)
         t->wlen -= size;
         t->dgram_bytes -= r.len;
         if (n < 0)
-            report_error(t, -errno);
+            cio__dgram_report_error(t, -errno);
     }
     if (!t->lost)
         cio__transport_flushed(t);
@@ -137,11 +80,11 @@ int cio_transport_sendto(cio_transport_t *t, const void *data, size_t len,
         if (n >= 0)
             return 0;
         if (errno != EAGAIN && errno != EINTR) {
-            report_error(t, -errno);
+            cio__dgram_report_error(t, -errno);
             return 0;
         }
     }
-    record_t r = {.len = (uint32_t)len, .addrlen = addrlen};
+    cio__dgram_record_t r = {.len = (uint32_t)len, .addrlen = addrlen};
     if (cio__transport_buffer_reserve(t, sizeof(r) + addrlen + len) < 0)
         return -ENOMEM; /* nothing was queued: the datagram is not sent */
     cio__transport_buffer_put(t, &r, sizeof(r));
@@ -294,6 +237,10 @@ static int attach(dgram_args_t *a, int fd, const struct sockaddr_storage *rsa, s
         t->remote = remote;
         t->remote_len = rlen;
     }
+    struct sockaddr_storage own;
+    socklen_t own_len = sizeof(own);
+    t->is_unix = getsockname(fd, (struct sockaddr *)&own, &own_len) == 0 &&
+                 own.ss_family == AF_UNIX; /* its datagrams may not fit a batch slot */
     cio__transport_start(t, fd, CIO__DGRAM, p, NULL, waiter);
     int rc = cio_await(waiter, result);
     cio_future_unref(waiter);

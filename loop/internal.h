@@ -194,7 +194,7 @@ struct cio_transport_s {
     bool made;            /* connection_made has run: reading may start */
     bool eof;             /* write_eof() was called */
     bool protocol_paused; /* pause_writing() was called, resume_writing not yet */
-    bool is_unix;
+    bool is_unix;         /* an AF_UNIX datagram endpoint: reads one datagram at a time */
     int lost_err;
     size_t high, low;                /* write buffer water marks */
     size_t dgram_bytes;              /* datagram payload bytes waiting in wbuf */
@@ -217,6 +217,9 @@ struct cio_transport_s {
     bool proxy_pending;       /* its header is not in yet: reads go to it */
     /* A datagram endpoint's PROXY v2 (loop/proxy_dgram.c), or NULL. */
     struct cio__dgram_proxy *dproxy;
+    /* Datagrams read past a pause (loop/dgram_read.c): [stash_head, +stash_len) of stash. */
+    uint8_t *stash;
+    size_t stash_head, stash_len;
     uint8_t pipe;         /* CIO__PIPE_READ or _WRITE for a pipe transport (loop/pipe.c), else 0 */
     bool sigpipe_ignored; /* a write pipe in a process that ignores SIGPIPE */
 };
@@ -268,6 +271,7 @@ struct cio_loop_s {
     struct cio__io **io_by_fd;
     size_t io_cap;
     uint8_t *read_buf;                /* the one buffer every stream transport reads into */
+    struct cio__dgram_batch *dgram_batch; /* datagram endpoints' recvmmsg slots (dgram_read.c) */
     cio__queue_t transports;          /* every transport not freed yet */
     cio__queue_t servers;             /* every server not freed yet */
     cio_executor_t *default_executor; /* set_default_executor; NULL: the process-wide one */
@@ -413,6 +417,7 @@ typedef struct cio__io cio__io_t;
 int cio__io_start(cio_loop_t *loop, int fd, void *owner, int dir, cio_callback_t cb, void *arg);
 bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir);
 bool cio__io_owned(cio_loop_t *loop, int fd);
+void cio__io_kick(cio_loop_t *loop, int fd, void *owner, int dir);
 int cio__set_nonblocking(int fd);
 void cio__io_destroy_all(cio_loop_t *loop);
 
@@ -439,6 +444,15 @@ int cio__stream_on_readable(void *arg);
 int cio__stream_on_writable(void *arg);
 int cio__dgram_on_readable(void *arg);
 int cio__dgram_on_writable(void *arg);
+/* loop/dgram_read.c */
+typedef struct cio__dgram_batch cio__dgram_batch_t;
+/* The head of one datagram kept in a buffer, followed by its address and payload. */
+typedef struct cio__dgram_record {
+    uint32_t len;
+    uint32_t addrlen;
+} cio__dgram_record_t;
+void cio__dgram_report_error(cio_transport_t *t, int err);
+void cio__dgram_resumed(cio_transport_t *t);
 void cio__transport_fatal(cio_transport_t *t, int err, const char *message, bool protocol_failed);
 /* The transport is ready for its protocol: connection_made, reading, the waiter. */
 void cio__transport_made(cio_transport_t *t);

@@ -130,6 +130,18 @@ bool cio__io_stop(cio_loop_t *loop, int fd, void *owner, int dir)
     return true;
 }
 
+/*
+ * Treat the watched @p dir of @p fd as ready at the next poll, whether it is
+ * or not: for buffered input (a datagram stash) that no readiness would
+ * announce.
+ */
+void cio__io_kick(cio_loop_t *loop, int fd, void *owner, int dir)
+{
+    cio__io_t *io = io_find(loop, fd);
+    if (io && io->owner == owner && io->added[dir])
+        event_active(&io->ev[dir], dir == CIO__IO_WRITE ? EV_WRITE : EV_READ, 0);
+}
+
 /* Make a socket handed over by the user non-blocking, as asyncio does. */
 int cio__set_nonblocking(int fd)
 {

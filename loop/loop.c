@@ -114,6 +114,8 @@ int cio_loop_close(cio_loop_t *loop)
     cio__io_destroy_all(loop);
     free(loop->read_buf);
     loop->read_buf = NULL;
+    free(loop->dgram_batch);
+    loop->dgram_batch = NULL;
     event_free(loop->poll_timer);
     loop->poll_timer = NULL;
     event_base_free(loop->base);

@@ -57,6 +57,7 @@ static void transport_free(cio_transport_t *t)
         cio_future_unref(t->drained);
     }
     free(t->remote);
+    free(t->stash);
     free(t->wbuf);
     t->wbuf = NULL;
     if (t->pins == 0)
@@ -228,6 +229,8 @@ void cio_transport_resume_reading(cio_transport_t *t)
     int rc = cio__transport_read_start(t);
     if (rc < 0)
         cio__transport_fatal(t, rc, "cannot watch the socket", false);
+    else if (t->kind == CIO__DGRAM)
+        cio__dgram_resumed(t);
     else if (t->tls)
         cio__tls_resumed(t); /* OpenSSL may hold records the socket will not announce */
 }

@@ -3,7 +3,7 @@
  * sockets, DNS"): local and remote addresses, sendto without an address on a
  * connected endpoint, ICMP errors reaching error_received, reuse_port,
  * allow_broadcast, an existing socket, Unix datagrams; and loop.sendfile on
- * transports.
+ * transports; datagrams read in batches, and a pause among them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -400,6 +400,202 @@ START_TEST(test_a_given_socket_is_closed_when_its_endpoint_never_starts)
 }
 END_TEST
 
+/*
+ * Reading in batches. A protocol that logs the first byte of each datagram,
+ * pauses reading at the bytes in pause_at, closes at close_at, and at its
+ * first datagram schedules a callback that logs 'M'.
+ */
+typedef struct batch_proto {
+    cio_protocol_t base;
+    cio_transport_t *t;
+    char log[64];
+    size_t n;
+    size_t first_len;
+    const char *pause_at, *close_at;
+    int lost;
+    cio_future_t *got; /* settled when the log holds want bytes */
+    size_t want;
+} batch_proto_t;
+
+static void b_log(batch_proto_t *p, char c)
+{
+    ck_assert_uint_lt(p->n, sizeof(p->log) - 1);
+    p->log[p->n++] = c;
+    if (p->got && p->n >= p->want && !cio_future_done(p->got))
+        cio_future_set_result(p->got, NULL);
+}
+
+static int b_mark(void *arg)
+{
+    b_log(arg, 'M');
+    return 0;
+}
+
+static int b_made(cio_protocol_t *proto, cio_transport_t *t)
+{
+    ((batch_proto_t *)proto)->t = t;
+    return 0;
+}
+
+static int b_received(cio_protocol_t *proto, const void *data, size_t len,
+                      const struct sockaddr *addr, socklen_t addrlen)
+{
+    batch_proto_t *p = (batch_proto_t *)proto;
+    char c = len ? *(const char *)data : '0';
+    ck_assert(cio_transport_is_reading(p->t)); /* never while paused or closed */
+    if (p->n == 0) {
+        p->first_len = len;
+        ck_assert_int_eq(cio_loop_call_soon(cio_get_running_loop(), b_mark, p, NULL), 0);
+    }
+    b_log(p, c);
+    if (p->pause_at && strchr(p->pause_at, c))
+        cio_transport_pause_reading(p->t);
+    if (p->close_at && strchr(p->close_at, c))
+        cio_transport_close(p->t);
+    return 0;
+}
+
+static void b_lost(cio_protocol_t *proto, int err)
+{
+    batch_proto_t *p = (batch_proto_t *)proto;
+    ck_assert_int_eq(err, 0);
+    p->lost++;
+    b_log(p, 'L');
+}
+
+static const cio_protocol_ops_t batch_ops = {
+    .connection_made = b_made,
+    .datagram_received = b_received,
+    .connection_lost = b_lost,
+};
+
+/* Wait inside a task until @p p has logged @p n bytes in all (5 s at most). */
+static void b_wait(batch_proto_t *p, size_t n)
+{
+    p->want = n;
+    p->got = cio_loop_create_future(cio_get_running_loop());
+    if (p->n >= n)
+        cio_future_set_result(p->got, NULL);
+    cio_future_t *w = cio_wait_for(p->got, 5.0);
+    ck_assert_int_eq(cio_await(w, NULL), 0);
+    cio_future_unref(w);
+    cio_future_unref(p->got);
+    p->got = NULL;
+}
+
+/* An endpoint on 127.0.0.1 for @p p, and a plain socket connected to it. */
+static cio_transport_t *b_open(batch_proto_t *p, int *sender)
+{
+    cio_loop_t *loop = cio_get_running_loop();
+    p->base.ops = &batch_ops;
+    cio_datagram_opts_t o = {.local_host = "127.0.0.1", .local_port = "0"};
+    cio_future_t *f = cio_loop_create_datagram_endpoint(loop, factory, p, &o);
+    cio_transport_t *t = NULL;
+    ck_assert_int_eq(cio_await(f, (void **)&t), 0);
+    cio_future_unref(f);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port_of(t))};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *sender = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*sender, 0);
+    ck_assert_int_eq(connect(*sender, (struct sockaddr *)&to, sizeof(to)), 0);
+    return t;
+}
+
+/* Send one datagram per byte of @p bytes: that byte, then @p len - 1 more. */
+static void b_send(int fd, const char *bytes, size_t len)
+{
+    static char buf[65507];
+    for (const char *c = bytes; *c; c++) {
+        memset(buf, *c, len);
+        ck_assert_int_eq(send(fd, buf, len, 0), (ssize_t)len);
+    }
+}
+
+/*
+ * Datagrams waiting together are read together: all five reach the protocol
+ * before a callback the first one scheduled, the largest IPv4 payload
+ * (65,507 bytes) arrives whole, and a close in the middle of them ends the
+ * deliveries.
+ */
+static int batch_fn(void *arg, void **result)
+{
+    batch_proto_t p = {0};
+    int fd;
+    b_open(&p, &fd);
+    b_send(fd, "a", 65507);
+    b_send(fd, "bcde", 3);
+    b_wait(&p, 6);
+    ck_assert_str_eq(p.log, "abcdeM");
+    ck_assert_uint_eq(p.first_len, 65507);
+    close(fd);
+
+    batch_proto_t q = {.close_at = "b"};
+    b_open(&q, &fd);
+    b_send(fd, "abcd", 1);
+    b_wait(&q, 4);
+    ck_assert_str_eq(q.log, "abML");
+    ck_assert_int_eq(q.lost, 1); /* connection_lost ran: t is gone */
+    close(fd);
+    cio_transport_close(p.t);
+    cio_sleep(0);
+    ck_assert_int_eq(p.lost, 1);
+    return 0;
+}
+
+START_TEST(test_datagrams_waiting_together_are_read_in_one_go)
+{
+    ck_assert_int_eq(cio_run(batch_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
+/*
+ * pause_reading() in the middle of datagrams read together keeps the rest:
+ * none arrives while paused, and after resume_reading() they arrive first, in
+ * order, before anything sent later, even with nothing new on the socket; a
+ * second pause among them keeps the rest again; a close drops them.
+ */
+static int pause_fn(void *arg, void **result)
+{
+    batch_proto_t p = {.pause_at = "bd"};
+    int fd;
+    cio_transport_t *t = b_open(&p, &fd);
+    b_send(fd, "abcde", 16);
+    b_wait(&p, 3);
+    ck_assert_str_eq(p.log, "abM");
+    ck_assert(!cio_transport_is_reading(t));
+    b_send(fd, "f", 16);
+    cio_sleep(0.05);
+    ck_assert_str_eq(p.log, "abM"); /* nothing while paused */
+    b_log(&p, 'R');
+    cio_transport_resume_reading(t);
+    b_wait(&p, 6);
+    cio_sleep(0.02);
+    ck_assert_str_eq(p.log, "abMRcd");
+    b_log(&p, 'R');
+    cio_transport_resume_reading(t);
+    b_wait(&p, 9);
+    ck_assert_str_eq(p.log, "abMRcdRef");
+    close(fd);
+
+    batch_proto_t q = {.pause_at = "a"};
+    t = b_open(&q, &fd);
+    b_send(fd, "abc", 1);
+    b_wait(&q, 2);
+    cio_transport_close(t); /* b and c wait in the endpoint: dropped, not leaked */
+    cio_sleep(0);
+    ck_assert_str_eq(q.log, "aML");
+    close(fd);
+    cio_transport_close(p.t);
+    cio_sleep(0);
+    return 0;
+}
+
+START_TEST(test_a_pause_among_datagrams_read_together_keeps_the_rest_in_order)
+{
+    ck_assert_int_eq(cio_run(pause_fn, NULL, false, NULL), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("datagram");
@@ -411,6 +607,8 @@ static Suite *make_suite(void)
     CIO_TEST(tc, test_bad_datagram_options_return_null);
     CIO_TEST(tc, test_transport_sendfile_keeps_write_order_and_moves_the_offset);
     CIO_TEST(tc, test_a_given_socket_is_closed_when_its_endpoint_never_starts);
+    CIO_TEST(tc, test_datagrams_waiting_together_are_read_in_one_go);
+    CIO_TEST(tc, test_a_pause_among_datagrams_read_together_keeps_the_rest_in_order);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,15 @@
  * transport sends with cio_transport_sendto(); the protocol receives
  * datagram_received and error_received.
  *
+ * One readiness event reads every datagram waiting on a UDP endpoint, up to
+ * 16, and hands them to datagram_received in order before other callbacks
+ * run (asyncio reads one per event). A Unix endpoint reads one at a time.
+ * cio_transport_pause_reading() takes effect at once all the same: datagrams
+ * already read wait in the endpoint and come first after
+ * cio_transport_resume_reading(); a close drops them, as it drops those in the
+ * socket. Only if it cannot keep them (no memory) are they lost, and
+ * error_received hears -ENOMEM.
+ *
  * Loop thread only.
  */
 #ifndef COREIO_DATAGRAM_H
