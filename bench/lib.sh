@@ -1,5 +1,5 @@
 # bench/lib.sh: shell functions shared by the network benchmarks
-# (bench/echo_run.sh, bench/http_run.sh, bench/workers_run.sh,
+# (bench/echo_run.sh, bench/udp_run.sh, bench/http_run.sh, bench/workers_run.sh,
 # bench/callgrind_echo.sh, bench/soak.sh). Sourced, not run.
 #
 # The server protocol: a server command listens on 127.0.0.1:PORT, prints a line
@@ -20,11 +20,11 @@ quote() {
     printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
 }
 
-# A TCP port in 20000..29999 (below Linux's ephemeral range) that no socket,
-# in any state, IPv4 or IPv6, uses now. $1, if given, is a port to skip too
-# (one already chosen but not yet bound).
+# A port in 20000..29999 (below Linux's ephemeral range) that no TCP or UDP
+# socket, in any state, IPv4 or IPv6, uses now. $1, if given, is a port to
+# skip too (one already chosen but not yet bound).
 free_port() {
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v start=$((20000 + $$ % 10000)) \
+    cat /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | awk -v start=$((20000 + $$ % 10000)) \
         -v skip="${1:-0}" '
     function hex(s,    i, v) {
         for (i = 1; i <= length(s); i++)

@@ -5,7 +5,8 @@
 # coreio's (above 1: coreio is faster or smaller); then call_soon_threadsafe
 # between two pinned worker loops (coreio alone), the heap cost of an idle
 # connection, the TCP echo comparison of bench/echo_run.sh (raw epoll,
-# asyncio, uvloop, libuv, coreio, coreiod), the instructions per echo request
+# asyncio, uvloop, libuv, coreio, coreiod), the UDP echo comparison of
+# bench/udp_run.sh (asyncio, uvloop, coreio), the instructions per echo request
 # under callgrind (bench/callgrind_echo.sh: libevent, libuv, coreio; skipped
 # without valgrind), coreiod's echo with 1 and 2
 # workers (bench/workers_run.sh), coreiod's http-hello against nginx
@@ -114,6 +115,14 @@ else
 fi
 echo
 top_srcdir="$s" sh "$s/bench/echo_run.sh" "$@" || status=1
+
+if [ -x "$b/tools/coreio-bench" ]; then
+    echo
+    top_srcdir="$s" sh "$s/bench/udp_run.sh" "$b/tools/coreio-bench" \
+        coreio="$b/bench/echo_coreio --udp {PORT}" || status=1
+else
+    echo "skipped UDP echo: $b/tools/coreio-bench is not built" >&2
+fi
 
 echo
 if command -v valgrind >/dev/null 2>&1 && [ -x "$b/bench/echo_libevent" ]; then
