@@ -76,15 +76,7 @@ warn() {
 load() {
     taskset -c "$load_cpu" "$load_bin" -p "$port" -c "$1" -s 1024 -d "$2" -w 0 \
         </dev/null >"$tmp/load.json" 2>"$tmp/load.err" &
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name, $1 connections: echo_load failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-        return 1
-    fi
+    wait_load "$name, $1 connections: echo_load" || return 1
     reqs=$(json_get requests "$tmp/load.json")
 }
 

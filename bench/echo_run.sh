@@ -91,15 +91,7 @@ check_quiet() {
 load() {
     taskset -c "$load_cpu" "$load_bin" -p "$port" -c "$conns" -s "$1" -d "$2" -w 0 $busy \
         </dev/null >"$3" 2>"$tmp/load.err" &
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name, $1-byte messages: echo_load failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-    fi
-    return $status
+    wait_load "$name, $1-byte messages: echo_load"
 }
 
 # One result line: size, server, rps, p50, p99, CPU us per request ("-" if unknown).

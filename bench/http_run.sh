@@ -61,15 +61,7 @@ load() {
             127.0.0.1 "$port" </dev/null >"$2" 2>"$tmp/load.err" &
         ;;
     esac
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name, $gen: load generator failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-    fi
-    return $status
+    wait_load "$name, $gen: load generator"
 }
 
 # One result line: generator, server, rps, p50, p99, CPU us/request, server

@@ -115,6 +115,22 @@ median() {
     }'
 }
 
+# Wait for the load generator the caller has just started in the background
+# ($!), with its stderr going to $tmp/load.err; load_pid names it meanwhile,
+# for cleanup_run. If it fails, warn "$1 failed (status N)" and show its
+# stderr. Returns its status, which is also left in $status.
+wait_load() {
+    load_pid=$!
+    status=0
+    wait "$load_pid" || status=$?
+    load_pid=
+    if [ $status -ne 0 ]; then
+        warn "$1 failed (status $status)"
+        sed 's/^/  /' "$tmp/load.err" >&2
+    fi
+    return $status
+}
+
 # Send signal $1 to the server's process group (to the server alone if that fails).
 signal_server() {
     kill "-$1" "-$srv_pid" 2>/dev/null || kill "-$1" "$srv_pid" 2>/dev/null || :

@@ -129,15 +129,7 @@ load() {
             127.0.0.1 "$port" </dev/null >"$3" 2>"$tmp/load.err" &
         ;;
     esac
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name, $1, $gen: load generator failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-    fi
-    return $status
+    wait_load "$name, $1, $gen: load generator"
 }
 
 # One result line: figure, generator, server, then rate, p50, p99, CPU

@@ -48,15 +48,7 @@ hz=$(getconf CLK_TCK)
 load() {
     taskset -c "$load_cpu" "$bench" --mode udp --json -c "${1%x*}" -p "${1#*x}" -d "$2" \
         127.0.0.1 "$port" </dev/null >"$3" 2>"$tmp/load.err" &
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name, $1: coreio-bench failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-    fi
-    return $status
+    wait_load "$name, $1: coreio-bench"
 }
 
 # One result line: workload, server, datagrams/s, p50, p99, CPU us per datagram.

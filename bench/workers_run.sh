@@ -85,15 +85,7 @@ metric_diff() {
 load() {
     taskset -c "$load_cpu" "$load_bin" -p "$port" -c "$conns" -s "$size" -d "$1" -w 0 \
         </dev/null >"$2" 2>"$tmp/load.err" &
-    load_pid=$!
-    status=0
-    wait "$load_pid" || status=$?
-    load_pid=
-    if [ $status -ne 0 ]; then
-        warn "$name: echo_load failed (status $status)"
-        sed 's/^/  /' "$tmp/load.err" >&2
-    fi
-    return $status
+    wait_load "$name: echo_load"
 }
 
 # One result line: balance, workers, rps, p50, p99, CPU us/request, requests
