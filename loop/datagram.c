@@ -239,8 +239,9 @@ static int attach(dgram_args_t *a, int fd, const struct sockaddr_storage *rsa, s
     }
     struct sockaddr_storage own;
     socklen_t own_len = sizeof(own);
-    t->is_unix = getsockname(fd, (struct sockaddr *)&own, &own_len) == 0 &&
-                 own.ss_family == AF_UNIX; /* its datagrams may not fit a batch slot */
+    bool ip = getsockname(fd, (struct sockaddr *)&own, &own_len) == 0 &&
+              (own.ss_family == AF_INET || own.ss_family == AF_INET6);
+    t->dgram_one = !ip; /* a Unix (or other given) socket's datagrams may exceed 64 KiB */
     cio__transport_start(t, fd, CIO__DGRAM, p, NULL, waiter);
     int rc = cio_await(waiter, result);
     cio_future_unref(waiter);

@@ -7,8 +7,9 @@
  * same single system call as recvfrom.
  *
  * A slot of 64 KiB holds any IP datagram (at most 65,527 bytes of payload).
- * A Unix endpoint, whose datagrams can be larger, reads one at a time into
- * the loop's 256 KiB read buffer, as asyncio does.
+ * A Unix endpoint, or a given socket of another family, whose datagrams can
+ * be larger, reads one at a time into the loop's 256 KiB read buffer, as
+ * asyncio does.
  *
  * The protocol may pause reading or close in the middle of a batch. After a
  * pause, the rest of the batch is copied into the endpoint's stash and
@@ -178,7 +179,7 @@ static int read_batch(cio_transport_t *t)
     return 0;
 }
 
-/* A Unix endpoint: one datagram of up to 256 KiB. */
+/* A Unix (or other non-IP) endpoint: one datagram of up to 256 KiB. */
 static int read_one(cio_transport_t *t)
 {
     if (!t->loop->read_buf && !(t->loop->read_buf = malloc(CIO__READ_BUF_SIZE)))
@@ -204,5 +205,5 @@ int cio__dgram_on_readable(void *arg)
         return 0;
     if (!reading(t))
         return 0;
-    return t->is_unix ? read_one(t) : read_batch(t);
+    return t->dgram_one ? read_one(t) : read_batch(t);
 }

@@ -194,7 +194,7 @@ struct cio_transport_s {
     bool made;            /* connection_made has run: reading may start */
     bool eof;             /* write_eof() was called */
     bool protocol_paused; /* pause_writing() was called, resume_writing not yet */
-    bool is_unix;         /* an AF_UNIX datagram endpoint: reads one datagram at a time */
+    bool dgram_one;       /* not IP: its datagrams may not fit a batch slot; read one at a time */
     int lost_err;
     size_t high, low;                /* write buffer water marks */
     size_t dgram_bytes;              /* datagram payload bytes waiting in wbuf */

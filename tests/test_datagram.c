@@ -3,7 +3,8 @@
  * sockets, DNS"): local and remote addresses, sendto without an address on a
  * connected endpoint, ICMP errors reaching error_received, reuse_port,
  * allow_broadcast, an existing socket, Unix datagrams; and loop.sendfile on
- * transports; datagrams read in batches, and a pause among them.
+ * transports; datagrams read in batches (a Unix one larger than a batch
+ * slot arrives whole), and a pause among them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +23,7 @@ typedef struct dproto {
     cio_transport_t *t;
     char last[256];
     size_t last_len;
+    size_t full_len; /* the last datagram's whole length */
     struct sockaddr_storage from;
     socklen_t fromlen;
     int received;
@@ -48,6 +50,7 @@ static int d_received(cio_protocol_t *proto, const void *data, size_t len,
 {
     dproto_t *p = (dproto_t *)proto;
     p->last_len = len < sizeof(p->last) ? len : sizeof(p->last);
+    p->full_len = len;
     memcpy(p->last, data, p->last_len);
     if (addr && addrlen <= sizeof(p->from))
         memcpy(&p->from, addr, addrlen);
@@ -252,6 +255,12 @@ static int unix_fn(void *arg, void **result)
     wait_for_datagram(&server);
     ck_assert_int_eq(memcmp(server.last, "unix datagram", 13), 0);
     ck_assert_str_eq(((struct sockaddr_un *)&server.from)->sun_path, client_path);
+    /* Larger than an IP datagram, so larger than a batch slot: it arrives whole. */
+    static char big[100000];
+    memset(big, 'u', sizeof(big));
+    ck_assert_int_eq(cio_transport_sendto(tc, big, sizeof(big), NULL, 0), 0);
+    wait_for_datagram(&server);
+    ck_assert_uint_eq(server.full_len, sizeof(big));
     cio_transport_close(ts);
     cio_transport_close(tc);
     cio_sleep(0);

@@ -6,7 +6,8 @@
  *
  * One readiness event reads every datagram waiting on a UDP endpoint, up to
  * 16, and hands them to datagram_received in order before other callbacks
- * run (asyncio reads one per event). A Unix endpoint reads one at a time.
+ * run (asyncio reads one per event). A Unix endpoint (or a given socket of
+ * another family) reads one at a time, up to 256 KiB each.
  * cio_transport_pause_reading() takes effect at once all the same: datagrams
  * already read wait in the endpoint and come first after
  * cio_transport_resume_reading(); a close drops them, as it drops those in the
