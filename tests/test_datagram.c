@@ -409,10 +409,16 @@ START_TEST(test_a_given_socket_is_closed_when_its_endpoint_never_starts)
 }
 END_TEST
 
+/* The library's allocation hook (loop/alloc.h), as tests/test_alloc.c uses it. */
+void cio__alloc_fail_after(unsigned long n);
+unsigned long cio__alloc_failures(void);
+
 /*
  * Reading in batches. A protocol that logs the first byte of each datagram,
- * pauses reading at the bytes in pause_at, closes at close_at, and at its
- * first datagram schedules a callback that logs 'M'.
+ * pauses reading at the bytes in pause_at (making the library's next
+ * allocation fail first at those in starve_at), closes at close_at, logs 'E'
+ * for error_received, and at its first datagram schedules a callback that
+ * logs 'M'.
  */
 typedef struct batch_proto {
     cio_protocol_t base;
@@ -420,8 +426,9 @@ typedef struct batch_proto {
     char log[64];
     size_t n;
     size_t first_len;
-    const char *pause_at, *close_at;
+    const char *pause_at, *close_at, *starve_at;
     int lost;
+    int last_error;
     cio_future_t *got; /* settled when the log holds want bytes */
     size_t want;
 } batch_proto_t;
@@ -457,6 +464,8 @@ static int b_received(cio_protocol_t *proto, const void *data, size_t len,
         ck_assert_int_eq(cio_loop_call_soon(cio_get_running_loop(), b_mark, p, NULL), 0);
     }
     b_log(p, c);
+    if (p->starve_at && strchr(p->starve_at, c))
+        cio__alloc_fail_after(1);
     if (p->pause_at && strchr(p->pause_at, c))
         cio_transport_pause_reading(p->t);
     if (p->close_at && strchr(p->close_at, c))
@@ -472,9 +481,18 @@ static void b_lost(cio_protocol_t *proto, int err)
     b_log(p, 'L');
 }
 
+static int b_error(cio_protocol_t *proto, int err)
+{
+    batch_proto_t *p = (batch_proto_t *)proto;
+    p->last_error = err;
+    b_log(p, 'E');
+    return 0;
+}
+
 static const cio_protocol_ops_t batch_ops = {
     .connection_made = b_made,
     .datagram_received = b_received,
+    .error_received = b_error,
     .connection_lost = b_lost,
 };
 
@@ -561,7 +579,8 @@ END_TEST
  * pause_reading() in the middle of datagrams read together keeps the rest:
  * none arrives while paused, and after resume_reading() they arrive first, in
  * order, before anything sent later, even with nothing new on the socket; a
- * second pause among them keeps the rest again; a close drops them.
+ * second pause among them keeps the rest again; a close drops them; without
+ * the memory to keep them they are lost and error_received hears -ENOMEM.
  */
 static int pause_fn(void *arg, void **result)
 {
@@ -593,6 +612,21 @@ static int pause_fn(void *arg, void **result)
     cio_transport_close(t); /* b and c wait in the endpoint: dropped, not leaked */
     cio_sleep(0);
     ck_assert_str_eq(q.log, "aML");
+    close(fd);
+
+    /* No memory to keep them: b and c are lost, and error_received says so. */
+    batch_proto_t r = {.pause_at = "a", .starve_at = "a"};
+    t = b_open(&r, &fd);
+    b_send(fd, "abc", 1);
+    b_wait(&r, 3);
+    ck_assert_str_eq(r.log, "aEM");
+    ck_assert_int_eq(r.last_error, -ENOMEM);
+    ck_assert_uint_eq(cio__alloc_failures(), 1);
+    cio_transport_resume_reading(t);
+    b_send(fd, "d", 1);
+    b_wait(&r, 4);
+    ck_assert_str_eq(r.log, "aEMd");
+    cio_transport_close(t);
     close(fd);
     cio_transport_close(p.t);
     cio_sleep(0);
