@@ -31,6 +31,7 @@
 
 /* The loop's slots for one recvmmsg: lent to one endpoint's read at a time. */
 struct cio__dgram_batch {
+    int used; /* messages the last recvmmsg filled: their msg_namelen must be reset */
     struct mmsghdr msg[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_storage from[BATCH];
@@ -145,9 +146,12 @@ static cio__dgram_batch_t *batch_of(cio_loop_t *loop)
         return NULL;
     for (int i = 0; i < BATCH; i++) {
         b->iov[i] = (struct iovec){.iov_base = b->buf[i], .iov_len = SLOT};
-        b->msg[i].msg_hdr = (struct msghdr){
-            .msg_name = &b->from[i], .msg_iov = &b->iov[i], .msg_iovlen = 1};
+        b->msg[i].msg_hdr = (struct msghdr){.msg_name = &b->from[i],
+                                            .msg_namelen = sizeof(b->from[i]),
+                                            .msg_iov = &b->iov[i],
+                                            .msg_iovlen = 1};
     }
+    b->used = 0;
     return loop->dgram_batch = b;
 }
 
@@ -157,16 +161,20 @@ static int read_batch(cio_transport_t *t)
     cio__dgram_batch_t *b = batch_of(t->loop);
     if (!b)
         return -ENOMEM;
-    for (int i = 0; i < BATCH; i++)
-        b->msg[i].msg_hdr.msg_namelen = sizeof(b->from[i]); /* each call sets it */
+    /* The kernel sets msg_namelen of the messages it fills, and only theirs. */
+    for (int i = 0; i < b->used; i++)
+        b->msg[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
     int n = recvmmsg(t->fd, b->msg, BATCH, 0, NULL);
+    b->used = n > 0 ? n : 0;
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             cio__dgram_report_error(t, -errno);
         return 0;
     }
+    size_t in = 0;
     for (int i = 0; i < n; i++)
-        cio__transport_traffic(t, b->msg[i].msg_len, 0);
+        in += b->msg[i].msg_len;
+    cio__transport_traffic(t, in, 0);
     for (int i = 0; i < n && !t->closing; i++) {
         if (t->paused) {
             stash_rest(t, b, i, n);
