@@ -6,7 +6,8 @@
 # between two pinned worker loops (coreio alone), the heap cost of an idle
 # connection, the TCP echo comparison of bench/echo_run.sh (raw epoll,
 # asyncio, uvloop, libuv, coreio, coreiod), the UDP echo comparison of
-# bench/udp_run.sh (asyncio, uvloop, coreio), the instructions per echo request
+# bench/udp_run.sh (asyncio, uvloop, coreio) and coreio's instructions per
+# datagram (bench/callgrind_udp.sh), the instructions per echo request
 # under callgrind (bench/callgrind_echo.sh: libevent, libuv, coreio; skipped
 # without valgrind), coreiod's echo with 1 and 2
 # workers (bench/workers_run.sh), coreiod's http-hello against nginx
@@ -120,6 +121,12 @@ if [ -x "$b/tools/coreio-bench" ]; then
     echo
     top_srcdir="$s" sh "$s/bench/udp_run.sh" "$b/tools/coreio-bench" \
         coreio="$b/bench/echo_coreio --udp {PORT}" || status=1
+    if command -v valgrind >/dev/null 2>&1; then
+        echo
+        sh "$s/bench/callgrind_udp.sh" "$b" || status=1
+    else
+        echo "skipped UDP instructions per datagram: needs valgrind" >&2
+    fi
 else
     echo "skipped UDP echo: $b/tools/coreio-bench is not built" >&2
 fi
