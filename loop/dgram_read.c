@@ -53,8 +53,8 @@ void cio__dgram_report_error(cio_transport_t *t, int err)
 }
 
 /* datagram_received(@p buf[0..@p n)), after its PROXY header if the endpoint reads them. */
-static void deliver(cio_transport_t *t, const uint8_t *buf, size_t n, const struct sockaddr *from,
-                    socklen_t fromlen)
+static inline void deliver(cio_transport_t *t, const uint8_t *buf, size_t n,
+                           const struct sockaddr *from, socklen_t fromlen)
 {
     cio_proxy_header_t h;
     ssize_t skip = t->dproxy ? cio__dgram_proxy_strip(t, from, fromlen, buf, n, &h) : 0;
