@@ -67,7 +67,10 @@ CIO_EXTERN cio_future_t *cio_workers_submit(cio_workers_t *w, size_t i, cio_task
 /**
  * cio_workers_submit() to every worker: the future is their cio_gather(), its
  * result a cio_outcome_t per worker, in worker order (or the first error).
- * Loop thread only (the caller's).
+ * If the calling loop closes while jobs are away, their futures end
+ * cancelled but the gather stays pending (a closed loop runs no callback):
+ * only unref it then. NULL if a submit fails (out of memory); the workers
+ * already given the job still run it. Loop thread only (the caller's).
  */
 CIO_EXTERN cio_future_t *cio_workers_broadcast(cio_workers_t *w, cio_task_fn fn, void *arg);
 
