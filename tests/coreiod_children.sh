@@ -37,12 +37,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/testlib.sh"
 
-export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
-"$cc" -std=gnu11 -shared -fPIC -o "$tmp/brood.so" "$srcdir/tests/brood_module.c" \
-    $(pkg-config --cflags --libs coreio) || {
-    echo "FAIL: tests/brood_module.c does not build"
-    exit 1
-}
+build_module brood_module.c brood.so
 
 # The pids of the children service $1 logged as started, one a line.
 pids_of() { sed -n "s/.*\] $1: child process \([0-9]*\) started$/\1/p" "$log"; }

@@ -37,12 +37,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/testlib.sh"
 
-export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
-"$cc" -std=gnu11 -shared -fPIC -o "$tmp/dns_whoami.so" "$srcdir/tests/dns_whoami_module.c" \
-    $(pkg-config --cflags --libs coreio) || {
-    echo "FAIL: tests/dns_whoami_module.c does not build"
-    exit 1
-}
+build_module dns_whoami_module.c dns_whoami.so
 
 read -r pd pp pn pc < <("$py" "$srcdir/tests/coreiod_peer.py" ports 4)
 config() { # $1: the ranges the PROXY listener trusts

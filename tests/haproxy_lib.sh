@@ -47,13 +47,7 @@ hx_cleanup() {
 trap hx_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
-"$cc" -std=gnu11 -Wall -Werror -shared -fPIC -o "$tmp/whoami.so" \
-    "$srcdir/tests/whoami_module.c" $(pkg-config --cflags --libs coreio) 2>"$tmp/cc.log" || {
-    echo "FAIL: tests/whoami_module.c does not build:"
-    show "$tmp/cc.log"
-    exit 1
-}
+build_module whoami_module.c whoami.so
 
 # N ports free now on 127.0.0.1, one a word.
 free_ports() { "$py" "$srcdir/tests/coreiod_peer.py" ports "$1"; }

@@ -40,12 +40,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/testlib.sh"
 
-export PKG_CONFIG_PATH=$(cd "$builddir" && pwd)
-"$cc" -std=gnu11 -shared -fPIC -o "$tmp/whoami.so" "$srcdir/tests/whoami_module.c" \
-    $(pkg-config --cflags --libs coreio) || {
-    echo "FAIL: tests/whoami_module.c does not build"
-    exit 1
-}
+build_module whoami_module.c whoami.so
 
 read -r pc pn < <("$py" "$srcdir/tests/coreiod_peer.py" ports 2)
 cat >"$tmp/c.ini" <<EOF

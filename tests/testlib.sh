@@ -18,3 +18,17 @@ wait_line() {
     done
     return 1
 }
+# Build the test module tests/$1 into $tmp/$2 against the build tree's
+# libcoreio (its coreio-uninstalled.pc); exit 1 with the compiler's words if
+# it does not build. Needs $builddir, $srcdir, $cc and $tmp.
+build_module() {
+    local flags
+    flags=$(PKG_CONFIG_PATH=$(cd "$builddir" && pwd) pkg-config --cflags --libs coreio)
+    # shellcheck disable=SC2086 # flags is a list of words
+    "$cc" -std=gnu11 -Wall -Werror -shared -fPIC -o "$tmp/$2" "$srcdir/tests/$1" $flags \
+        2>"$tmp/cc.log" || {
+        echo "FAIL: tests/$1 does not build:"
+        show "$tmp/cc.log"
+        exit 1
+    }
+}
